@@ -1,0 +1,276 @@
+//! The command line: every subcommand and flag, declared once with clap.
+//! Flags fall back to environment variables, then to defaults.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// hulykvs: the Huly key-value service and its command-line client.
+#[derive(Debug, Parser)]
+#[command(name = "hulykvs", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP service (applies pending migrations first).
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate(MigrateArgs),
+    /// Store a value.
+    Put(PutArgs),
+    /// Print a value's raw bytes.
+    Get(GetArgs),
+    /// Delete a value.
+    Delete(DeleteArgs),
+    /// List the keys of a namespace, one a line.
+    List(ListArgs),
+    /// Print a signed HS256 token for the service.
+    Token(TokenArgs),
+    /// Print a shell completion script.
+    Completions(CompletionsArgs),
+}
+
+/// Where the data lives; shared by `serve` and `migrate`.
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    /// Database: postgresql://… (PostgreSQL or CockroachDB) or sqlite:PATH [default: sqlite:hulykvs.db]
+    #[arg(long, env = "HULY_DB_CONNECTION", hide_env_values = true)]
+    pub db_connection: Option<String>,
+
+    /// Schema holding the tables (PostgreSQL and CockroachDB).
+    #[arg(long, env = "HULY_DB_SCHEME", default_value = "hulykvs")]
+    pub db_scheme: String,
+
+    /// Time allowed to open a database connection.
+    #[arg(long, env = "HULY_DB_CONNECT_TIMEOUT", default_value = "5s")]
+    pub db_connect_timeout: String,
+
+    /// Database connections in the pool (PostgreSQL), or reader connections (SQLite).
+    #[arg(long, env = "HULY_DB_POOL_SIZE", default_value_t = 8)]
+    pub db_pool_size: usize,
+
+    /// Longest wait for a free pooled connection before answering 503.
+    #[arg(long, env = "HULY_DB_POOL_TIMEOUT", default_value = "5s")]
+    pub db_pool_timeout: String,
+
+    /// Longest wait for one database statement before answering 503.
+    #[arg(long, env = "HULY_DB_STATEMENT_TIMEOUT", default_value = "10s")]
+    pub db_statement_timeout: String,
+}
+
+/// Settings of `serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+
+    /// HS256 secret that tokens are signed with.
+    #[arg(
+        long,
+        env = "HULY_TOKEN_SECRET",
+        default_value = "secret",
+        hide_env_values = true,
+        hide_default_value = true
+    )]
+    pub token_secret: String,
+
+    /// Refuse to start with the default secret "secret".
+    #[arg(long, env = "HULY_REQUIRE_SECRET")]
+    pub require_secret: bool,
+
+    /// Address to listen on.
+    #[arg(long, env = "HULY_BIND_HOST", default_value = "0.0.0.0")]
+    pub bind_host: String,
+
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, env = "HULY_BIND_PORT", default_value_t = 8094)]
+    pub bind_port: u16,
+
+    /// Largest value accepted: bytes, or kb/mb/gb (powers of 1000), kib/mib/gib (of 1024).
+    #[arg(long, env = "HULY_PAYLOAD_SIZE_LIMIT", default_value = "2mb")]
+    pub payload_size_limit: String,
+
+    /// Workspace of the legacy /api routes.
+    #[arg(
+        long,
+        env = "HULY_DEFAULT_WORKSPACE_UUID",
+        default_value = "11111111-2222-3333-4444-555555555555"
+    )]
+    pub default_workspace: String,
+
+    /// Time a client has to send a request's headers.
+    #[arg(long, env = "HULY_HEADER_TIMEOUT", default_value = "10s")]
+    pub header_timeout: String,
+
+    /// Time a client has to send a request's body.
+    #[arg(long, env = "HULY_BODY_TIMEOUT", default_value = "30s")]
+    pub body_timeout: String,
+
+    /// An idle keep-alive connection is closed after this long.
+    #[arg(long, env = "HULY_IDLE_TIMEOUT", default_value = "60s")]
+    pub idle_timeout: String,
+
+    /// Most client connections served at once; more wait to be accepted.
+    #[arg(long, env = "HULY_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// On SIGTERM or Ctrl-C, how long in-flight requests get to finish.
+    #[arg(long, env = "HULY_SHUTDOWN_TIMEOUT", default_value = "30s")]
+    pub shutdown_timeout: String,
+}
+
+/// Settings of `migrate`.
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+
+    /// List applied and pending migrations instead of applying them.
+    #[arg(long)]
+    pub status: bool,
+}
+
+/// How a client subcommand reaches the service.
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// Base URL of the service.
+    #[arg(long, env = "HULY_KVS_URL", default_value = "http://localhost:8094")]
+    pub url: String,
+
+    /// Bearer token; without one, a system token is minted from HULY_TOKEN_SECRET.
+    #[arg(long, env = "HULY_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// Workspace UUID (API v2); without it, the legacy API and its default workspace.
+    #[arg(short = 'w', long)]
+    pub workspace: Option<String>,
+
+    /// How long to wait for the service, such as 30s or 2m.
+    #[arg(long, default_value = "30s")]
+    pub timeout: String,
+}
+
+/// `put`: store a value.
+#[derive(Debug, Clone, Args)]
+pub struct PutArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Namespace.
+    pub namespace: String,
+    /// Key.
+    pub key: String,
+    /// The value; `-` (or nothing, with no --file) reads stdin.
+    pub value: Option<String>,
+    /// Read the value from this file.
+    #[arg(long, conflicts_with = "value")]
+    pub file: Option<PathBuf>,
+    /// Content type stored with the value.
+    #[arg(long)]
+    pub content_type: Option<String>,
+    /// Write only if the current value has this ETag.
+    #[arg(long, group = "precondition")]
+    pub if_match: Option<String>,
+    /// Write only if a value is already stored.
+    #[arg(long, group = "precondition")]
+    pub if_exists: bool,
+    /// Write only if no value is stored yet.
+    #[arg(long, group = "precondition")]
+    pub if_absent: bool,
+}
+
+/// `get`: print a value.
+#[derive(Debug, Clone, Args)]
+pub struct GetArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Namespace.
+    pub namespace: String,
+    /// Key.
+    pub key: String,
+    /// Write the value to this file instead of stdout.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// Print the value's ETag to stderr.
+    #[arg(long)]
+    pub etag: bool,
+}
+
+/// `delete`: remove a value.
+#[derive(Debug, Clone, Args)]
+pub struct DeleteArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Namespace.
+    pub namespace: String,
+    /// Key.
+    pub key: String,
+    /// Delete only if the current value has this ETag.
+    #[arg(long)]
+    pub if_match: Option<String>,
+}
+
+/// `list`: print the keys of a namespace.
+#[derive(Debug, Clone, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Namespace.
+    pub namespace: String,
+    /// Only keys that start with this literal prefix.
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Print the service's JSON instead of one key a line.
+    #[arg(long)]
+    pub json: bool,
+    /// Keys fetched per request.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub page_size: u32,
+}
+
+/// `token`: mint a JWT.
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    /// Sign for the system account, which may use every workspace.
+    #[arg(long, conflicts_with = "account")]
+    pub system: bool,
+    /// Account UUID the token speaks for.
+    #[arg(long, required_unless_present = "system")]
+    pub account: Option<String>,
+    /// Workspace UUID the token grants.
+    #[arg(long)]
+    pub workspace: Option<String>,
+    /// Service name, stored as extra.service.
+    #[arg(long)]
+    pub service: Option<String>,
+    /// Extra claim K=V (repeatable).
+    #[arg(long = "extra", value_name = "K=V")]
+    pub extra: Vec<String>,
+    /// Lifetime, such as 90s, 1h or 7d; without it the token does not expire.
+    #[arg(long)]
+    pub expires: Option<String>,
+    /// HS256 secret.
+    #[arg(long, env = "HULY_TOKEN_SECRET", hide_env_values = true)]
+    pub secret: String,
+}
+
+/// `completions`: print a completion script.
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// Shell to complete for.
+    pub shell: clap_complete::Shell,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,410 @@
+//! Validated settings: sizes, durations, the database URL, and the whole
+//! configuration of `serve`, checked before any I/O.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use crate::cli::{DbArgs, ServeArgs};
+
+/// The secret the previous service shipped with; accepted, but never quietly.
+pub const DEFAULT_SECRET: &str = "secret";
+
+/// A setting that cannot be used, named by its environment variable.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid {name}: {why}")]
+pub struct BadSetting {
+    pub name: &'static str,
+    pub why: String,
+}
+
+fn bad(name: &'static str, why: impl Into<String>) -> BadSetting {
+    BadSetting {
+        name,
+        why: why.into(),
+    }
+}
+
+/// Which engine holds the data.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DbTarget {
+    /// A `postgres://` or `postgresql://` URL: PostgreSQL or CockroachDB.
+    Postgres(String),
+    /// The embedded store at this path.
+    Sqlite(PathBuf),
+}
+
+impl DbTarget {
+    /// Parses `HULY_DB_CONNECTION`; unset means the embedded store `sqlite:hulykvs.db`.
+    pub fn parse(text: Option<&str>) -> Result<Self, BadSetting> {
+        const NAME: &str = "HULY_DB_CONNECTION";
+        let text = match text.map(str::trim) {
+            None | Some("") => return Ok(DbTarget::Sqlite(PathBuf::from("hulykvs.db"))),
+            Some(t) => t,
+        };
+        if let Some(path) = text.strip_prefix("sqlite:") {
+            let path = path.strip_prefix("//").unwrap_or(path);
+            if path.is_empty() {
+                return Err(bad(
+                    NAME,
+                    "sqlite: needs a file path, as in sqlite:hulykvs.db",
+                ));
+            }
+            return Ok(DbTarget::Sqlite(PathBuf::from(path)));
+        }
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            text.parse::<tokio_postgres::Config>()
+                .map_err(|e| bad(NAME, format!("not a usable PostgreSQL URL: {e}")))?;
+            return Ok(DbTarget::Postgres(text.to_owned()));
+        }
+        Err(bad(
+            NAME,
+            "expected postgresql://…, postgres://… or sqlite:PATH",
+        ))
+    }
+
+    /// A description safe for logs: the password never appears.
+    pub fn redacted(&self) -> String {
+        match self {
+            DbTarget::Sqlite(path) => format!("sqlite:{}", path.display()),
+            DbTarget::Postgres(url) => redact_url(url),
+        }
+    }
+}
+
+impl std::fmt::Debug for DbTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// Replaces the password of a URL (`user:password@`) and any `password=` query value.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some(parts) => parts,
+        None => return "<unparsable url>".to_owned(),
+    };
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
+/// Parses a size: bytes, or a number with `kb`/`mb`/`gb` (powers of 1000) or
+/// `kib`/`mib`/`gib` (powers of 1024), any case, with optional space; `b` is bytes.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim().to_ascii_lowercase();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let multiplier: u64 = match unit.trim() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "m" | "mb" => 1_000_000,
+        "g" | "gb" => 1_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        other => return Err(format!("unknown size unit {other:?} in {text:?}")),
+    };
+    if number.is_empty() {
+        return Err(format!("no number in {text:?}"));
+    }
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("not a number: {number:?}"))?;
+    let bytes = value * multiplier as f64;
+    if !bytes.is_finite() || bytes > u64::MAX as f64 / 2.0 {
+        return Err(format!("{text:?} is too large"));
+    }
+    Ok(bytes.round() as u64)
+}
+
+/// Parses a duration such as `90s`, `1h`, `7d`, `250ms` or `1h30m`; a bare number is seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err("empty duration".to_owned());
+    }
+    if let Ok(secs) = t.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = t;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(format!("expected a number in {text:?}"));
+        }
+        let number: u64 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("number too large in {text:?}"))?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = &rest[..unit_len];
+        rest = &rest[unit_len..];
+        let part = match unit {
+            "ms" => Duration::from_millis(number),
+            "s" | "sec" => Duration::from_secs(number),
+            "m" | "min" => Duration::from_secs(number.saturating_mul(60)),
+            "h" => Duration::from_secs(number.saturating_mul(3600)),
+            "d" => Duration::from_secs(number.saturating_mul(86_400)),
+            "w" => Duration::from_secs(number.saturating_mul(604_800)),
+            _ => {
+                return Err(format!(
+                    "unknown unit {unit:?} in {text:?} (use ms, s, m, h, d, w)"
+                ))
+            }
+        };
+        total = total
+            .checked_add(part)
+            .ok_or_else(|| format!("{text:?} is too long"))?;
+    }
+    Ok(total)
+}
+
+/// Everything `serve` needs, validated.
+#[derive(Clone)]
+pub struct ServeConfig {
+    pub db: DbOptions,
+    pub token_secret: String,
+    pub bind: SocketAddr,
+    pub payload_limit: u64,
+    pub default_workspace: Uuid,
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+    pub shutdown_timeout: Duration,
+}
+
+impl std::fmt::Debug for ServeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeConfig")
+            .field("db", &self.db)
+            .field("token_secret", &"***")
+            .field("bind", &self.bind)
+            .field("payload_limit", &self.payload_limit)
+            .field("default_workspace", &self.default_workspace)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Parses a duration setting that must be longer than zero.
+fn positive_duration(name: &'static str, text: &str) -> Result<Duration, BadSetting> {
+    let d = parse_duration(text).map_err(|why| bad(name, why))?;
+    if d.is_zero() {
+        return Err(bad(name, "must be longer than zero"));
+    }
+    Ok(d)
+}
+
+/// Checks a schema name: a plain identifier, so it can be quoted into SQL safely.
+pub fn check_schema(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') || name.len() > 63 {
+        return Err(format!(
+            "{name:?} is not a plain identifier (letters, digits, _; at most 63)"
+        ));
+    }
+    Ok(())
+}
+
+impl ServeConfig {
+    /// Validates the command line and environment into a configuration.
+    pub fn from_args(args: &ServeArgs) -> Result<Self, BadSetting> {
+        let db = DbOptions::from_args(&args.db)?;
+        if args.token_secret.is_empty() {
+            return Err(bad("HULY_TOKEN_SECRET", "must not be empty"));
+        }
+        if args.require_secret && args.token_secret == DEFAULT_SECRET {
+            return Err(bad(
+                "HULY_TOKEN_SECRET",
+                "is the default \"secret\" and HULY_REQUIRE_SECRET is set; set a real secret",
+            ));
+        }
+        let host: IpAddr = args
+            .bind_host
+            .trim()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .map_err(|_| {
+                bad(
+                    "HULY_BIND_HOST",
+                    format!("{:?} is not an IP address", args.bind_host),
+                )
+            })?;
+        let payload_limit = parse_size(&args.payload_size_limit)
+            .map_err(|why| bad("HULY_PAYLOAD_SIZE_LIMIT", why))?;
+        let default_workspace = Uuid::parse_str(args.default_workspace.trim()).map_err(|e| {
+            bad(
+                "HULY_DEFAULT_WORKSPACE_UUID",
+                format!("{:?} is not a UUID: {e}", args.default_workspace),
+            )
+        })?;
+        if args.max_connections == 0 {
+            return Err(bad("HULY_MAX_CONNECTIONS", "must be at least 1"));
+        }
+        Ok(ServeConfig {
+            db,
+            token_secret: args.token_secret.clone(),
+            bind: SocketAddr::new(host, args.bind_port),
+            payload_limit,
+            default_workspace,
+            header_timeout: positive_duration("HULY_HEADER_TIMEOUT", &args.header_timeout)?,
+            body_timeout: positive_duration("HULY_BODY_TIMEOUT", &args.body_timeout)?,
+            idle_timeout: positive_duration("HULY_IDLE_TIMEOUT", &args.idle_timeout)?,
+            max_connections: args.max_connections,
+            shutdown_timeout: positive_duration("HULY_SHUTDOWN_TIMEOUT", &args.shutdown_timeout)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("2mb"), Ok(2_000_000));
+        assert_eq!(parse_size("2MB"), Ok(2_000_000));
+        assert_eq!(parse_size("2 MiB"), Ok(2 * 1024 * 1024));
+        assert_eq!(parse_size("1kib"), Ok(1024));
+        assert_eq!(parse_size("1.5kb"), Ok(1500));
+        assert_eq!(parse_size("3gb"), Ok(3_000_000_000));
+        assert_eq!(parse_size("1gib"), Ok(1 << 30));
+        assert_eq!(parse_size("100"), Ok(100));
+        assert_eq!(parse_size("100b"), Ok(100));
+        for bad in ["", "mb", "2xb", "-1mb", "1e400gb", "two"] {
+            assert!(parse_size(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("15"), Ok(Duration::from_secs(15)));
+        for bad in ["", "s", "1x", "h1", "1.5h", "99999999999999999999s"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn db_targets() {
+        assert_eq!(
+            DbTarget::parse(None).unwrap(),
+            DbTarget::Sqlite("hulykvs.db".into())
+        );
+        assert_eq!(
+            DbTarget::parse(Some("sqlite:/tmp/x.db")).unwrap(),
+            DbTarget::Sqlite("/tmp/x.db".into())
+        );
+        assert!(matches!(
+            DbTarget::parse(Some(
+                "postgresql://root@huly.local:26257/defaultdb?sslmode=disable"
+            )),
+            Ok(DbTarget::Postgres(_))
+        ));
+        assert!(DbTarget::parse(Some("mysql://x")).is_err());
+        assert!(DbTarget::parse(Some("sqlite:")).is_err());
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://u:hunter2@db:5432/x?sslmode=require"),
+            "postgres://u:***@db:5432/x?sslmode=require"
+        );
+        assert_eq!(
+            redact_url("postgres://db/x?user=u&password=hunter2"),
+            "postgres://db/x?user=u&password=***"
+        );
+        assert_eq!(
+            redact_url("postgres://root@db:26257"),
+            "postgres://root@db:26257"
+        );
+    }
+
+    #[test]
+    fn schema_names() {
+        assert!(check_schema("hulykvs").is_ok());
+        assert!(check_schema("_a1").is_ok());
+        for bad in ["", "1a", "a-b", "a\"b", "a b"] {
+            assert!(check_schema(bad).is_err(), "{bad:?}");
+        }
+    }
+}
+
+/// How to reach the database; shared by `serve` and `migrate`.
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    pub target: DbTarget,
+    /// Schema for the PostgreSQL tables, checked by [`check_schema`].
+    pub schema: String,
+    /// Pooled connections (PostgreSQL) or reader connections (SQLite).
+    pub pool_size: usize,
+    pub connect_timeout: Duration,
+    pub pool_timeout: Duration,
+    pub statement_timeout: Duration,
+}
+
+impl DbOptions {
+    /// Validates the database flags.
+    pub fn from_args(args: &DbArgs) -> Result<Self, BadSetting> {
+        let target = DbTarget::parse(args.db_connection.as_deref())?;
+        check_schema(&args.db_scheme).map_err(|why| bad("HULY_DB_SCHEME", why))?;
+        if args.db_pool_size == 0 {
+            return Err(bad("HULY_DB_POOL_SIZE", "must be at least 1"));
+        }
+        Ok(DbOptions {
+            target,
+            schema: args.db_scheme.clone(),
+            pool_size: args.db_pool_size,
+            connect_timeout: positive_duration(
+                "HULY_DB_CONNECT_TIMEOUT",
+                &args.db_connect_timeout,
+            )?,
+            pool_timeout: positive_duration("HULY_DB_POOL_TIMEOUT", &args.db_pool_timeout)?,
+            statement_timeout: positive_duration(
+                "HULY_DB_STATEMENT_TIMEOUT",
+                &args.db_statement_timeout,
+            )?,
+        })
+    }
+}

@@ -1,0 +1,108 @@
+//! The one error type of the HTTP API, turned into a status and a JSON body in
+//! one place ([`ApiError::status`], [`ApiError::code`]).
+
+use hyper::StatusCode;
+
+use crate::auth::AuthError;
+use crate::store::StoreError;
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Unauthorized(#[from] AuthError),
+    #[error("token does not grant workspace {0}")]
+    Forbidden(String),
+    #[error("not found")]
+    NotFound,
+    #[error("no such route")]
+    NoRoute,
+    #[error("method not allowed")]
+    MethodNotAllowed { allow: &'static str },
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    #[error("precondition failed")]
+    PreconditionFailed,
+    #[error("value is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: u64 },
+    #[error("the request body ended early or could not be read")]
+    BodyIncomplete,
+    #[error("timed out reading the request body")]
+    BodyTimeout,
+    #[error("service unavailable: the database did not answer in time")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A `400` with a stable code.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The status code.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound | ApiError::NoRoute => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::BadRequest { .. } | ApiError::BodyIncomplete => StatusCode::BAD_REQUEST,
+            ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable snake_case code of the JSON body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound => "not_found",
+            ApiError::NoRoute => "no_route",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::BadRequest { code, .. } => code,
+            ApiError::PreconditionFailed => "precondition_failed",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::BodyIncomplete => "body_incomplete",
+            ApiError::BodyTimeout => "body_timeout",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    /// The message shown to the client; details of a `5xx` stay in the log.
+    pub fn public_message(&self) -> String {
+        match self {
+            ApiError::Unavailable(_) => {
+                "service unavailable: the database did not answer in time".to_owned()
+            }
+            ApiError::Internal(_) => "internal error".to_owned(),
+            other => other.to_string(),
+        }
+    }
+
+    /// Text for the log (may hold database details; never a value).
+    pub fn log_detail(&self) -> Option<&str> {
+        match self {
+            ApiError::Unavailable(d) | ApiError::Internal(d) => Some(d),
+            _ => None,
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(d) => ApiError::Unavailable(d),
+            StoreError::Internal(d) => ApiError::Internal(d),
+        }
+    }
+}

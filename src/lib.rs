@@ -1,0 +1,20 @@
+//! # Layout
+//! - `cli`: the command line, every subcommand and flag (clap).
+//! - `config`: validated settings of `serve` and `migrate`; sizes, durations, database URLs.
+//! - `wire`: what crosses HTTP for server and client alike: entity tags, percent-encoding, cursors, JSON bodies.
+//! - `auth`: token claims, HS256 verification and minting.
+//! - `error`: the API's one error type and its mapping to status and JSON.
+//! - `routes`: the router and the handlers of every route.
+//! - `server`: the hyper server: accept loop, connection limits, timeouts, graceful shutdown.
+//! - `store`: the storage trait and its engines, `store::postgres` and `store::sqlite`.
+//! - `migrate`: the embedded migrations of `sql/` and their status.
+//! - `client`: the `put`, `get`, `delete` and `list` subcommands over HTTP.
+//! - `token`: the `token` subcommand.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod migrate;
+pub mod store;
+pub mod wire;

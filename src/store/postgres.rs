@@ -1,0 +1,2 @@
+//! PostgreSQL and CockroachDB through tokio-postgres and a deadpool pool.
+pub struct PgStore;

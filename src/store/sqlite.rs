@@ -1,0 +1,2 @@
+//! The embedded store: SQLite through rusqlite.
+pub struct SqliteStore;
