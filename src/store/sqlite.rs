@@ -191,7 +191,7 @@ impl SqliteStore {
             .exclusive(move |conn| apply_migrations(conn, MIGRATIONS, waits))
             .await?;
         for name in &applied {
-            tracing::info!(migration = %name, path = %self.path.display(), "applied migration");
+            tracing::debug!(migration = %name, path = %self.path.display(), "applied migration");
         }
         Ok(applied)
     }
