@@ -1,4 +1,5 @@
 //! # Layout
+//! - `app`: `serve` and `migrate` end to end: open the store, migrate, bind, run until a signal.
 //! - `cli`: the command line, every subcommand and flag (clap).
 //! - `config`: validated settings of `serve` and `migrate`; sizes, durations, database URLs.
 //! - `wire`: what crosses HTTP for server and client alike: entity tags, percent-encoding, cursors, JSON bodies.
@@ -10,11 +11,18 @@
 //! - `migrate`: the embedded migrations of `sql/` and their status.
 //! - `client`: the `put`, `get`, `delete` and `list` subcommands over HTTP.
 //! - `token`: the `token` subcommand.
+//! - `exit`: the exit codes of the command line and the failure a subcommand returns.
 
+pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod error;
+pub mod exit;
 pub mod migrate;
+pub mod routes;
+pub mod server;
 pub mod store;
+pub mod token;
 pub mod wire;

@@ -1,1 +1,96 @@
-fn main() {}
+//! `hulykvs`: parse the command line, set up logging, run the subcommand, map
+//! the result to an exit code in one place.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+use hulykvs::cli::{Cli, Command};
+use hulykvs::config::{DbOptions, ServeConfig};
+use hulykvs::exit::{Exit, Failure};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(&args),
+        Command::Migrate(args) => migrate(&args.db, args.status),
+        Command::Put(args) => on_runtime(hulykvs::client::put(&args)),
+        Command::Get(args) => on_runtime(hulykvs::client::get(&args)),
+        Command::Delete(args) => on_runtime(hulykvs::client::delete(&args)),
+        Command::List(args) => on_runtime(hulykvs::client::list(&args)),
+        Command::Token(args) => hulykvs::token::run(&args).and_then(|token| print_line(&token)),
+        Command::Completions(args) => {
+            hulykvs::cli::write_completions(args.shell, &mut std::io::stdout().lock())
+                .or_else(ignore_broken_pipe)
+                .map_err(|e| Failure::error(format!("cannot write completions: {e}")))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("hulykvs: {}", failure.message);
+            failure.exit.into()
+        }
+    }
+}
+
+fn serve(args: &hulykvs::cli::ServeArgs) -> Result<(), Failure> {
+    init_logging();
+    let config = ServeConfig::from_args(args).map_err(|e| Failure::usage(e.to_string()))?;
+    on_runtime(async move {
+        hulykvs::app::serve(config)
+            .await
+            .map_err(|e| Failure::error(format!("{e:#}")))
+    })
+}
+
+fn migrate(args: &hulykvs::cli::DbArgs, status: bool) -> Result<(), Failure> {
+    init_logging();
+    let db = DbOptions::from_args(args).map_err(|e| Failure::usage(e.to_string()))?;
+    let lines = on_runtime(async move {
+        hulykvs::app::migrate(db, status)
+            .await
+            .map_err(|e| Failure::error(format!("migrate: {e:#}")))
+    })?;
+    for line in lines {
+        print_line(&line)?;
+    }
+    Ok(())
+}
+
+/// Runs `work` on a multi-threaded tokio runtime.
+fn on_runtime<T>(
+    work: impl std::future::Future<Output = Result<T, Failure>>,
+) -> Result<T, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::error(format!("cannot start the async runtime: {e}")))?
+        .block_on(work)
+}
+
+/// Prints one line to stdout; a closed stdout is not an error.
+fn print_line(line: &str) -> Result<(), Failure> {
+    writeln!(std::io::stdout().lock(), "{line}")
+        .or_else(ignore_broken_pipe)
+        .map_err(|e| Failure::new(Exit::Error, format!("cannot write to stdout: {e}")))
+}
+
+fn ignore_broken_pipe(e: std::io::Error) -> std::io::Result<()> {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        Ok(())
+    } else {
+        Err(e)
+    }
+}
+
+/// Logs to stderr; `RUST_LOG` filters (default `info`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}

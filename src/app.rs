@@ -1,0 +1,188 @@
+//! `hulykvs serve` and `hulykvs migrate` end to end: open the store, migrate,
+//! bind, serve until SIGTERM or Ctrl-C.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+
+use crate::config::{DbOptions, DbTarget, ServeConfig, DEFAULT_SECRET};
+use crate::migrate::MigrationState;
+use crate::routes::AppState;
+use crate::server::{self, ServerLimits, Stopped};
+use crate::store::{PgStore, SqliteStore, Store, StoreError};
+
+/// Runs the service with `config` until a shutdown signal; `Err` for anything
+/// that stops it from starting.
+pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    if config.token_secret == DEFAULT_SECRET {
+        tracing::warn!(
+            "HULY_TOKEN_SECRET is the default \"secret\": anyone can mint tokens; set a real secret (HULY_REQUIRE_SECRET=true makes this fatal)"
+        );
+    }
+    match &config.db.target {
+        DbTarget::Postgres(url) => {
+            let store = PgStore::open(url, &config.db)?;
+            serve_store(store, config).await
+        }
+        DbTarget::Sqlite(path) => {
+            let store = SqliteStore::open(path, &config.db)?;
+            serve_store(store, config).await
+        }
+    }
+}
+
+/// The store-independent part of `serve`.
+async fn serve_store<S: Store + Migrator>(store: S, config: ServeConfig) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(config.bind)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.bind))?;
+    let state = Arc::new(AppState::new(store, &config));
+    migrate_at_start(&state).await?;
+    let addr = listener
+        .local_addr()
+        .context("cannot read the bound address")?;
+    tracing::info!(
+        version = %env!("CARGO_PKG_VERSION"),
+        %addr,
+        backend = %state.store.backend(),
+        db = %config.db.target.redacted(),
+        "listening"
+    );
+    let limits = ServerLimits {
+        header_timeout: config.header_timeout,
+        idle_timeout: config.idle_timeout,
+        max_connections: config.max_connections,
+        shutdown_timeout: config.shutdown_timeout,
+    };
+    match server::serve(listener, state, limits, shutdown_signal()).await {
+        Stopped::Drained => tracing::info!("stopped"),
+        Stopped::TimedOut(open) => {
+            tracing::warn!(
+                open,
+                "stopped with connections still open after the drain limit"
+            )
+        }
+    }
+    Ok(())
+}
+
+/// Applies migrations before serving. A database that cannot be reached yet is
+/// not fatal: the service starts unready (`/readyz` 503, data routes 503) and
+/// keeps trying in the background.
+async fn migrate_at_start<S: Store + Migrator>(state: &Arc<AppState<S>>) -> anyhow::Result<()> {
+    match state.store.apply_migrations().await {
+        Ok(applied) => {
+            log_applied(&applied);
+            state.migrated.store(true, Ordering::Release);
+            Ok(())
+        }
+        Err(StoreError::Unavailable(why)) => {
+            tracing::warn!(%why, "database unavailable; serving 503 and retrying migrations");
+            let state = Arc::clone(state);
+            tokio::spawn(async move {
+                let mut delay = Duration::from_millis(500);
+                loop {
+                    tokio::time::sleep(delay).await;
+                    match state.store.apply_migrations().await {
+                        Ok(applied) => {
+                            log_applied(&applied);
+                            state.migrated.store(true, Ordering::Release);
+                            tracing::info!("database reachable; ready");
+                            return;
+                        }
+                        Err(e) => tracing::warn!(error = %e, "migrations still pending"),
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                }
+            });
+            Ok(())
+        }
+        Err(e) => Err(anyhow::Error::new(e).context("cannot apply migrations")),
+    }
+}
+
+fn log_applied(applied: &[String]) {
+    for name in applied {
+        tracing::info!(migration = %name, "migration applied");
+    }
+}
+
+/// `hulykvs migrate`: applies pending migrations, or with `status` lists them.
+/// Returns the lines to print.
+pub async fn migrate(db: DbOptions, status: bool) -> anyhow::Result<Vec<String>> {
+    match &db.target {
+        DbTarget::Postgres(url) => migrate_store(PgStore::open(url, &db)?, status).await,
+        DbTarget::Sqlite(path) => migrate_store(SqliteStore::open(path, &db)?, status).await,
+    }
+}
+
+async fn migrate_store<S: Migrator>(store: S, status: bool) -> anyhow::Result<Vec<String>> {
+    if status {
+        let states = store.migration_states().await?;
+        return Ok(states.iter().map(ToString::to_string).collect());
+    }
+    let applied = store.apply_migrations().await?;
+    if applied.is_empty() {
+        return Ok(vec!["up to date".to_owned()]);
+    }
+    Ok(applied
+        .into_iter()
+        .map(|n| format!("applied  {n}"))
+        .collect())
+}
+
+/// What `serve` and `migrate` need of an engine beyond [`Store`].
+pub trait Migrator: Send + Sync + 'static {
+    fn apply_migrations(
+        &self,
+    ) -> impl std::future::Future<Output = Result<Vec<String>, StoreError>> + Send;
+    fn migration_states(
+        &self,
+    ) -> impl std::future::Future<Output = Result<Vec<MigrationState>, StoreError>> + Send;
+}
+
+impl Migrator for PgStore {
+    async fn apply_migrations(&self) -> Result<Vec<String>, StoreError> {
+        self.migrate().await
+    }
+    async fn migration_states(&self) -> Result<Vec<MigrationState>, StoreError> {
+        self.migration_status().await
+    }
+}
+
+impl Migrator for SqliteStore {
+    async fn apply_migrations(&self) -> Result<Vec<String>, StoreError> {
+        self.migrate().await
+    }
+    async fn migration_states(&self) -> Result<Vec<MigrationState>, StoreError> {
+        self.migration_status().await
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C (SIGINT).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: no new connections, draining in-flight requests");
+}

@@ -1,0 +1,165 @@
+//! The real binary as a child process: `hulykvs serve` on port 0, its address
+//! read from the start line, its stderr kept for assertions.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Every variable `serve` reads, cleared so the caller's environment cannot leak in.
+const SERVE_VARS: &[&str] = &[
+    "HULY_DB_CONNECTION",
+    "HULY_DB_SCHEME",
+    "HULY_TOKEN_SECRET",
+    "HULY_REQUIRE_SECRET",
+    "HULY_BIND_HOST",
+    "HULY_BIND_PORT",
+    "HULY_PAYLOAD_SIZE_LIMIT",
+    "HULY_DEFAULT_WORKSPACE_UUID",
+    "HULY_DB_POOL_SIZE",
+    "HULY_DB_CONNECT_TIMEOUT",
+    "HULY_DB_POOL_TIMEOUT",
+    "HULY_DB_STATEMENT_TIMEOUT",
+    "HULY_HEADER_TIMEOUT",
+    "HULY_BODY_TIMEOUT",
+    "HULY_IDLE_TIMEOUT",
+    "HULY_MAX_CONNECTIONS",
+    "HULY_SHUTDOWN_TIMEOUT",
+    "HULY_KVS_URL",
+    "HULY_TOKEN",
+    "RUST_LOG",
+];
+
+/// `hulykvs` with a clean environment.
+pub fn hulykvs() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hulykvs"));
+    for var in SERVE_VARS {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// A running `hulykvs serve`; killed when dropped.
+pub struct ServerProcess {
+    pub addr: SocketAddr,
+    pub child: Child,
+    /// Every line the process wrote to stderr so far.
+    pub stderr: Arc<Mutex<Vec<String>>>,
+}
+
+/// Starts `hulykvs serve` on 127.0.0.1:0 with `envs`, in `dir` when given.
+pub fn spawn_server_in(dir: Option<&Path>, envs: &[(&str, &str)]) -> ServerProcess {
+    let mut cmd = hulykvs();
+    cmd.arg("serve")
+        .env("HULY_BIND_HOST", "127.0.0.1")
+        .env("HULY_BIND_PORT", "0")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    if let Some(dir) = dir {
+        cmd.current_dir(dir);
+    }
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn hulykvs serve");
+    let stderr = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let pipe = child.stderr.take().expect("stderr pipe");
+    let lines = Arc::clone(&stderr);
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            let addr = line
+                .contains("listening")
+                .then(|| field(&line, "addr"))
+                .flatten();
+            lines.lock().unwrap().push(line);
+            if let Some(addr) = addr {
+                let _ = tx.send(addr);
+            }
+        }
+    });
+    let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(addr) => addr.parse().expect("addr field"),
+        Err(_) => {
+            let _ = child.kill();
+            panic!(
+                "hulykvs serve did not start; stderr:\n{}",
+                stderr.lock().unwrap().join("\n")
+            );
+        }
+    };
+    ServerProcess {
+        addr,
+        child,
+        stderr,
+    }
+}
+
+/// Starts `hulykvs serve` with `envs`.
+pub fn spawn_server(envs: &[(&str, &str)]) -> ServerProcess {
+    spawn_server_in(None, envs)
+}
+
+/// The value of `name=value` in a log line (quotes removed).
+pub fn field(line: &str, name: &str) -> Option<String> {
+    let start = line.find(&format!(" {name}="))? + name.len() + 2;
+    let rest = &line[start..];
+    let value = rest.split(' ').next()?;
+    Some(value.trim_matches('"').to_owned())
+}
+
+impl ServerProcess {
+    /// `http://127.0.0.1:PORT` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        signal(self.child.id(), "TERM");
+    }
+
+    /// Sends SIGKILL and reaps the process.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits up to `limit` for the process to exit.
+    pub fn wait_for_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Everything written to stderr so far.
+    pub fn stderr_text(&self) -> String {
+        self.stderr.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends a signal by name (`TERM`, `KILL`, `HUP`) to `pid`.
+pub fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{name} {pid}");
+}

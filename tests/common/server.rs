@@ -1,0 +1,211 @@
+//! The real server, in process, on `127.0.0.1:0`, over a real store made for
+//! one test: a fresh PostgreSQL database or a fresh SQLite file.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use clap::Parser;
+use hulykvs::auth::{self, Claims, SYSTEM_ACCOUNT};
+use hulykvs::cli::{Cli, Command};
+use hulykvs::config::{DbTarget, ServeConfig};
+use hulykvs::routes::AppState;
+use hulykvs::server::{self, ServerLimits, Stopped};
+use hulykvs::store::{PgStore, SqliteStore, Store};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use super::pg;
+
+/// The secret every test server verifies tokens with.
+pub const SECRET: &str = "test-secret";
+/// The legacy API's workspace (the service's default).
+pub const DEFAULT_WS: &str = "11111111-2222-3333-4444-555555555555";
+
+/// Which engine a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Postgres,
+    Sqlite,
+}
+
+/// Keeps the test's database alive as long as the server.
+enum DbGuard {
+    Pg(pg::TestDb),
+    Sqlite(tempfile::TempDir),
+    None,
+}
+
+/// A running server; stopped (and its database dropped) when dropped.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub kind: Kind,
+    /// The `HULY_DB_CONNECTION` the server uses.
+    pub db_url: String,
+    pub client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Stopped>>,
+    _db: DbGuard,
+}
+
+/// A fresh database of `kind`: its URL and what keeps it alive.
+async fn fresh_db(kind: Kind) -> (String, DbGuard) {
+    match kind {
+        Kind::Postgres => {
+            let db = pg::fresh_database().await;
+            (db.url.clone(), DbGuard::Pg(db))
+        }
+        Kind::Sqlite => {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let url = format!("sqlite:{}", dir.path().join("kvs.db").display());
+            (url, DbGuard::Sqlite(dir))
+        }
+    }
+}
+
+/// Starts a server on a fresh database of `kind` with default settings.
+pub async fn start(kind: Kind) -> TestServer {
+    start_with(kind, &[]).await
+}
+
+/// Starts a server on a fresh database with extra `serve` flags.
+pub async fn start_with(kind: Kind, flags: &[&str]) -> TestServer {
+    let (url, guard) = fresh_db(kind).await;
+    let mut server = start_on(kind, &url, flags).await;
+    server._db = guard;
+    server
+}
+
+/// Starts a server on the database at `db_url` (migrating it first).
+pub async fn start_on(kind: Kind, db_url: &str, flags: &[&str]) -> TestServer {
+    let config = config(db_url, flags);
+    let listener = TcpListener::bind(config.bind).await.expect("bind");
+    let addr = listener.local_addr().expect("local addr");
+    let limits = ServerLimits {
+        header_timeout: config.header_timeout,
+        idle_timeout: config.idle_timeout,
+        max_connections: config.max_connections,
+        shutdown_timeout: config.shutdown_timeout,
+    };
+    let (stop, stopped) = oneshot::channel::<()>();
+    let shutdown = async move {
+        let _ = stopped.await;
+    };
+    let task = match &config.db.target {
+        DbTarget::Postgres(url) => {
+            let store = PgStore::open(url, &config.db).expect("open PostgreSQL store");
+            store.migrate().await.expect("migrate PostgreSQL");
+            spawn(store, &config, listener, limits, shutdown)
+        }
+        DbTarget::Sqlite(path) => {
+            let store = SqliteStore::open(path, &config.db).expect("open SQLite store");
+            store.migrate().await.expect("migrate SQLite");
+            spawn(store, &config, listener, limits, shutdown)
+        }
+    };
+    TestServer {
+        addr,
+        kind,
+        db_url: db_url.to_owned(),
+        client: reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .build()
+            .expect("client"),
+        stop: Some(stop),
+        task: Some(task),
+        _db: DbGuard::None,
+    }
+}
+
+fn spawn<S: Store>(
+    store: S,
+    config: &ServeConfig,
+    listener: TcpListener,
+    limits: ServerLimits,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> JoinHandle<Stopped> {
+    let state = Arc::new(AppState::new(store, config));
+    state.migrated.store(true, Ordering::Release);
+    tokio::spawn(server::serve(listener, state, limits, shutdown))
+}
+
+/// A validated configuration, built through the real command line.
+pub fn config(db_url: &str, flags: &[&str]) -> ServeConfig {
+    let mut argv = vec![
+        "hulykvs",
+        "serve",
+        "--bind-host",
+        "127.0.0.1",
+        "--bind-port",
+        "0",
+        "--token-secret",
+        SECRET,
+        "--db-connection",
+        db_url,
+    ];
+    argv.extend_from_slice(flags);
+    let Command::Serve(args) = Cli::try_parse_from(argv).expect("serve flags").command else {
+        unreachable!("parsed a serve command line")
+    };
+    ServeConfig::from_args(&args).expect("valid config")
+}
+
+impl TestServer {
+    /// `http://127.0.0.1:PORT` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// A request with a system token.
+    pub fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(system_token())
+    }
+
+    /// Stops accepting and drains; returns how the server stopped.
+    pub async fn stop(mut self) -> Stopped {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await.expect("server task"),
+            None => Stopped::Drained,
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// A token for `account`, optionally granting `workspace`, signed with [`SECRET`].
+pub fn token(account: Uuid, workspace: Option<Uuid>) -> String {
+    token_with(Claims {
+        account,
+        workspace,
+        extra: BTreeMap::new(),
+        exp: None,
+        nbf: None,
+    })
+}
+
+/// Signs arbitrary claims with [`SECRET`].
+pub fn token_with(claims: Claims) -> String {
+    auth::mint(&claims, SECRET).expect("mint")
+}
+
+/// A token of the system account, which may use every workspace.
+pub fn system_token() -> String {
+    token(SYSTEM_ACCOUNT, None)
+}

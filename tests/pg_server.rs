@@ -1,0 +1,214 @@
+//! The server on PostgreSQL only: adopting the previous service's database,
+//! and a database that goes away and comes back.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::pg;
+use common::proxy::{upstream_of, Mode, Proxy};
+use common::server::{start_on, Kind, DEFAULT_WS};
+use reqwest::Method;
+
+/// A database as the previous service (v0.3.2) leaves it: schema `hulykvs`,
+/// table `kvs` without a content type, its history `migrations_pg` at version 5.
+async fn prepare_legacy_database(url: &str) -> Vec<(String, String, Vec<u8>)> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .batch_execute(
+            "CREATE SCHEMA hulykvs;
+             CREATE TABLE hulykvs.kvs (
+                 workspace UUID NOT NULL, namespace TEXT NOT NULL, key TEXT NOT NULL,
+                 md5 BYTEA NOT NULL, value BYTEA NOT NULL,
+                 PRIMARY KEY (workspace, namespace, key));
+             CREATE TABLE hulykvs.migrations_pg (version INT PRIMARY KEY, applied TIMESTAMPTZ NOT NULL DEFAULT now());
+             INSERT INTO hulykvs.migrations_pg (version) VALUES (1), (2), (3), (4), (5);",
+        )
+        .await
+        .unwrap();
+    let all_bytes: Vec<u8> = (0..=255u8).collect();
+    let rows = vec![
+        (
+            "calendar".to_owned(),
+            "sync/user@example.com".to_owned(),
+            b"{\"cursor\":42}".to_vec(),
+        ),
+        ("mail".to_owned(), "100% done + more".to_owned(), all_bytes),
+        ("telegram".to_owned(), "сессия:1".to_owned(), Vec::new()),
+        (
+            "telegram".to_owned(),
+            "a_b\\c".to_owned(),
+            vec![0u8; 10_000],
+        ),
+    ];
+    let ws: uuid::Uuid = DEFAULT_WS.parse().unwrap();
+    for (ns, key, value) in &rows {
+        let md5 = md5::compute(value).0.to_vec();
+        client
+            .execute(
+                "INSERT INTO hulykvs.kvs (workspace, namespace, key, md5, value) VALUES ($1, $2, $3, $4, $5)",
+                &[&ws, ns, key, &md5, value],
+            )
+            .await
+            .unwrap();
+    }
+    rows
+}
+
+async fn history(url: &str) -> Vec<String> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .query("SELECT version::text || ' ' || applied::text FROM hulykvs.migrations_pg ORDER BY version", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adopts_the_previous_services_database() {
+    let db = pg::fresh_database().await;
+    let rows = prepare_legacy_database(&db.url).await;
+    let before = history(&db.url).await;
+    let s = start_on(Kind::Postgres, &db.url, &[]).await;
+    for (ns, key, value) in &rows {
+        let path = format!(
+            "/api/{}/{}",
+            hulykvs::wire::percent_encode(ns),
+            hulykvs::wire::percent_encode(key)
+        );
+        let resp = s.req(Method::GET, &path).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{ns}/{key}");
+        assert_eq!(
+            resp.headers()["etag"],
+            format!("\"{:x}\"", md5::compute(value)).as_str()
+        );
+        assert_eq!(resp.headers()["content-type"], "application/octet-stream");
+        assert_eq!(
+            resp.bytes().await.unwrap().as_ref(),
+            value.as_slice(),
+            "{ns}/{key} byte for byte"
+        );
+    }
+    let list: serde_json::Value = s
+        .req(Method::GET, "/api/telegram")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        list,
+        serde_json::json!({"namespace": "telegram", "count": 2, "keys": ["a_b\\c", "сессия:1"]})
+    );
+    assert_eq!(
+        history(&db.url).await,
+        before,
+        "the old history table is untouched"
+    );
+    // A second start finds nothing to do and still serves the data.
+    drop(s);
+    let s = start_on(Kind::Postgres, &db.url, &[]).await;
+    let resp = s
+        .req(Method::GET, "/api/calendar/sync%2Fuser%40example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), b"{\"cursor\":42}");
+    assert_eq!(history(&db.url).await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_outage_answers_503_and_recovers() {
+    let db = pg::fresh_database().await;
+    let proxy = Proxy::start(upstream_of(&db.url)).await;
+    let flags = [
+        "--db-connect-timeout",
+        "1s",
+        "--db-pool-timeout",
+        "1s",
+        "--db-statement-timeout",
+        "2s",
+    ];
+    let s = start_on(Kind::Postgres, &proxy.url_for(&db.url), &flags).await;
+    let path = "/api2/0b0b0b0b-1111-4222-8333-444444444444/ns/key";
+    let resp = s
+        .req(Method::PUT, path)
+        .body("before")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(
+        s.client
+            .get(s.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    for mode in [Mode::Refuse, Mode::Blackhole] {
+        proxy.set(mode);
+        for method in [Method::GET, Method::PUT] {
+            let started = Instant::now();
+            let resp = s
+                .req(method.clone(), path)
+                .body("during")
+                .send()
+                .await
+                .unwrap();
+            let took = started.elapsed();
+            assert_eq!(resp.status(), 503, "{mode:?} {method}");
+            assert_eq!(resp.headers()["content-type"], "application/json");
+            let body: serde_json::Value = resp.json().await.unwrap();
+            assert_eq!(body["code"], "unavailable");
+            assert!(
+                took < Duration::from_secs(8),
+                "{mode:?} {method}: answered in {took:?}"
+            );
+        }
+        let resp = s.client.get(s.url("/readyz")).send().await.unwrap();
+        assert_eq!(resp.status(), 503, "{mode:?}: not ready");
+        let resp = s.client.get(s.url("/livez")).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{mode:?}: still alive");
+    }
+
+    proxy.set(Mode::Up);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ready = s
+            .client
+            .get(s.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        if ready == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not ready 20 s after the database returned"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let resp = s.req(Method::GET, path).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.bytes().await.unwrap().as_ref(),
+        b"before",
+        "the acknowledged write survived"
+    );
+    let resp = s.req(Method::PUT, path).body("after").send().await.unwrap();
+    assert_eq!(resp.status(), 204);
+}
