@@ -1,9 +1,10 @@
 //! The command line: every subcommand and flag, declared once with clap.
 //! Flags fall back to environment variables, then to defaults.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 /// hulykvs: the Huly key-value service and its command-line client.
 #[derive(Debug, Parser)]
@@ -134,6 +135,29 @@ pub struct MigrateArgs {
     pub status: bool,
 }
 
+/// A secret from the command line or the environment; `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself, for signing or for an `Authorization` header.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for Secret {
+    fn from(text: String) -> Self {
+        Secret(text)
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
 /// How a client subcommand reaches the service.
 #[derive(Debug, Clone, Args)]
 pub struct ClientArgs {
@@ -143,7 +167,11 @@ pub struct ClientArgs {
 
     /// Bearer token; without one, a system token is minted from HULY_TOKEN_SECRET.
     #[arg(long, env = "HULY_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    pub token: Option<Secret>,
+
+    /// HS256 secret to mint a system token with when no --token is given.
+    #[arg(long, env = "HULY_TOKEN_SECRET", hide_env_values = true)]
+    pub token_secret: Option<Secret>,
 
     /// Workspace UUID (API v2); without it, the legacy API and its default workspace.
     #[arg(short = 'w', long)]
@@ -161,25 +189,28 @@ pub struct PutArgs {
     pub client: ClientArgs,
     /// Namespace.
     pub namespace: String,
-    /// Key.
+    /// Key; `/` is part of the key.
     pub key: String,
-    /// The value; `-` (or nothing, with no --file) reads stdin.
-    pub value: Option<String>,
-    /// Read the value from this file.
+    /// The value; `-` (or nothing, with no --file) reads stdin to its end.
+    pub value: Option<OsString>,
+    /// Read the value from this file (`-`: stdin).
     #[arg(long, conflicts_with = "value")]
     pub file: Option<PathBuf>,
-    /// Content type stored with the value.
+    /// Content type stored with the value [default: application/octet-stream].
     #[arg(long)]
     pub content_type: Option<String>,
-    /// Write only if the current value has this ETag.
-    #[arg(long, group = "precondition")]
+    /// Write only if the current value has this ETag, quoted or bare (needs -w).
+    #[arg(long, value_name = "ETAG", group = "precondition")]
     pub if_match: Option<String>,
-    /// Write only if a value is already stored.
+    /// Write only if a value is already stored (needs -w).
     #[arg(long, group = "precondition")]
     pub if_exists: bool,
-    /// Write only if no value is stored yet.
+    /// Write only if no value is stored yet (needs -w).
     #[arg(long, group = "precondition")]
     pub if_absent: bool,
+    /// Print the new value's ETag to stderr.
+    #[arg(long)]
+    pub etag: bool,
 }
 
 /// `get`: print a value.
@@ -189,9 +220,9 @@ pub struct GetArgs {
     pub client: ClientArgs,
     /// Namespace.
     pub namespace: String,
-    /// Key.
+    /// Key; `/` is part of the key.
     pub key: String,
-    /// Write the value to this file instead of stdout.
+    /// Write the value to this file instead of stdout (`-`: stdout).
     #[arg(long, short)]
     pub output: Option<PathBuf>,
     /// Print the value's ETag to stderr.
@@ -206,10 +237,10 @@ pub struct DeleteArgs {
     pub client: ClientArgs,
     /// Namespace.
     pub namespace: String,
-    /// Key.
+    /// Key; `/` is part of the key.
     pub key: String,
-    /// Delete only if the current value has this ETag.
-    #[arg(long)]
+    /// Delete only if the current value has this ETag, quoted or bare (needs -w).
+    #[arg(long, value_name = "ETAG")]
     pub if_match: Option<String>,
 }
 
@@ -223,10 +254,10 @@ pub struct ListArgs {
     /// Only keys that start with this literal prefix.
     #[arg(long)]
     pub prefix: Option<String>,
-    /// Print the service's JSON instead of one key a line.
+    /// Print one JSON document in the service's shape, all pages merged.
     #[arg(long)]
     pub json: bool,
-    /// Keys fetched per request.
+    /// Keys fetched per request (API v2; the legacy API sends all keys at once).
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub page_size: u32,
 }
@@ -250,11 +281,11 @@ pub struct TokenArgs {
     #[arg(long = "extra", value_name = "K=V")]
     pub extra: Vec<String>,
     /// Lifetime, such as 90s, 1h or 7d; without it the token does not expire.
-    #[arg(long)]
+    #[arg(long, value_name = "DURATION")]
     pub expires: Option<String>,
     /// HS256 secret.
     #[arg(long, env = "HULY_TOKEN_SECRET", hide_env_values = true)]
-    pub secret: String,
+    pub secret: Secret,
 }
 
 /// `completions`: print a completion script.
@@ -264,10 +295,24 @@ pub struct CompletionsArgs {
     pub shell: clap_complete::Shell,
 }
 
+/// Writes the completion script of `shell` for the whole command line.
+/// A closed pipe (`hulykvs completions bash | head`) is not an error.
+pub fn write_completions(
+    shell: clap_complete::Shell,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    // Generate into memory first: clap_complete panics when its writer fails.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "hulykvs", &mut script);
+    match out.write_all(&script).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn cli_is_consistent() {

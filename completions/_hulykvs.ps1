@@ -1,0 +1,240 @@
+
+using namespace System.Management.Automation
+using namespace System.Management.Automation.Language
+
+Register-ArgumentCompleter -Native -CommandName 'hulykvs' -ScriptBlock {
+    param($wordToComplete, $commandAst, $cursorPosition)
+
+    $commandElements = $commandAst.CommandElements
+    $command = @(
+        'hulykvs'
+        for ($i = 1; $i -lt $commandElements.Count; $i++) {
+            $element = $commandElements[$i]
+            if ($element -isnot [StringConstantExpressionAst] -or
+                $element.StringConstantType -ne [StringConstantType]::BareWord -or
+                $element.Value.StartsWith('-') -or
+                $element.Value -eq $wordToComplete) {
+                break
+        }
+        $element.Value
+    }) -join ';'
+
+    $completions = @(switch ($command) {
+        'hulykvs' {
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the HTTP service (applies pending migrations first)')
+            [CompletionResult]::new('migrate', 'migrate', [CompletionResultType]::ParameterValue, 'Apply pending database migrations and exit')
+            [CompletionResult]::new('put', 'put', [CompletionResultType]::ParameterValue, 'Store a value')
+            [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Print a value''s raw bytes')
+            [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a value')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the keys of a namespace, one a line')
+            [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Print a signed HS256 token for the service')
+            [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
+            [CompletionResult]::new('bench', 'bench', [CompletionResultType]::ParameterValue, 'Load-test a running service: throughput, latency percentiles, answers by status')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'hulykvs;serve' {
+            [CompletionResult]::new('--db-connection', '--db-connection', [CompletionResultType]::ParameterName, 'Database: postgresql://… (PostgreSQL or CockroachDB) or sqlite:PATH [default: sqlite:hulykvs.db]')
+            [CompletionResult]::new('--db-scheme', '--db-scheme', [CompletionResultType]::ParameterName, 'Schema holding the tables (PostgreSQL and CockroachDB)')
+            [CompletionResult]::new('--db-connect-timeout', '--db-connect-timeout', [CompletionResultType]::ParameterName, 'Time allowed to open a database connection')
+            [CompletionResult]::new('--db-pool-size', '--db-pool-size', [CompletionResultType]::ParameterName, 'Database connections in the pool (PostgreSQL), or reader connections (SQLite)')
+            [CompletionResult]::new('--db-pool-timeout', '--db-pool-timeout', [CompletionResultType]::ParameterName, 'Longest wait for a free pooled connection before answering 503')
+            [CompletionResult]::new('--db-statement-timeout', '--db-statement-timeout', [CompletionResultType]::ParameterName, 'Longest wait for one database statement before answering 503')
+            [CompletionResult]::new('--token-secret', '--token-secret', [CompletionResultType]::ParameterName, 'HS256 secret that tokens are signed with')
+            [CompletionResult]::new('--bind-host', '--bind-host', [CompletionResultType]::ParameterName, 'Address to listen on')
+            [CompletionResult]::new('--bind-port', '--bind-port', [CompletionResultType]::ParameterName, 'Port to listen on (0 picks a free one)')
+            [CompletionResult]::new('--payload-size-limit', '--payload-size-limit', [CompletionResultType]::ParameterName, 'Largest value accepted: bytes, or kb/mb/gb (powers of 1000), kib/mib/gib (of 1024)')
+            [CompletionResult]::new('--default-workspace', '--default-workspace', [CompletionResultType]::ParameterName, 'Workspace of the legacy /api routes')
+            [CompletionResult]::new('--header-timeout', '--header-timeout', [CompletionResultType]::ParameterName, 'Time a client has to send a request''s headers')
+            [CompletionResult]::new('--body-timeout', '--body-timeout', [CompletionResultType]::ParameterName, 'Time a client has to send a request''s body')
+            [CompletionResult]::new('--idle-timeout', '--idle-timeout', [CompletionResultType]::ParameterName, 'An idle keep-alive connection is closed after this long')
+            [CompletionResult]::new('--max-connections', '--max-connections', [CompletionResultType]::ParameterName, 'Most client connections served at once; more wait to be accepted')
+            [CompletionResult]::new('--tls-cert', '--tls-cert', [CompletionResultType]::ParameterName, 'Serve HTTPS with this PEM certificate chain (needs --tls-key); reloaded when it changes or on SIGHUP')
+            [CompletionResult]::new('--tls-key', '--tls-key', [CompletionResultType]::ParameterName, 'PEM private key of the TLS certificate')
+            [CompletionResult]::new('--tls-client-ca', '--tls-client-ca', [CompletionResultType]::ParameterName, 'Require client certificates signed by this PEM CA (mutual TLS)')
+            [CompletionResult]::new('--shutdown-timeout', '--shutdown-timeout', [CompletionResultType]::ParameterName, 'On SIGTERM or Ctrl-C, how long in-flight requests get to finish')
+            [CompletionResult]::new('--require-secret', '--require-secret', [CompletionResultType]::ParameterName, 'Refuse to start with the default secret "secret"')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'hulykvs;migrate' {
+            [CompletionResult]::new('--db-connection', '--db-connection', [CompletionResultType]::ParameterName, 'Database: postgresql://… (PostgreSQL or CockroachDB) or sqlite:PATH [default: sqlite:hulykvs.db]')
+            [CompletionResult]::new('--db-scheme', '--db-scheme', [CompletionResultType]::ParameterName, 'Schema holding the tables (PostgreSQL and CockroachDB)')
+            [CompletionResult]::new('--db-connect-timeout', '--db-connect-timeout', [CompletionResultType]::ParameterName, 'Time allowed to open a database connection')
+            [CompletionResult]::new('--db-pool-size', '--db-pool-size', [CompletionResultType]::ParameterName, 'Database connections in the pool (PostgreSQL), or reader connections (SQLite)')
+            [CompletionResult]::new('--db-pool-timeout', '--db-pool-timeout', [CompletionResultType]::ParameterName, 'Longest wait for a free pooled connection before answering 503')
+            [CompletionResult]::new('--db-statement-timeout', '--db-statement-timeout', [CompletionResultType]::ParameterName, 'Longest wait for one database statement before answering 503')
+            [CompletionResult]::new('--status', '--status', [CompletionResultType]::ParameterName, 'List applied and pending migrations instead of applying them')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'hulykvs;put' {
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Base URL of the service')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Bearer token; without one, a system token is minted from HULY_TOKEN_SECRET')
+            [CompletionResult]::new('--token-secret', '--token-secret', [CompletionResultType]::ParameterName, 'HS256 secret to mint a system token with when no --token is given')
+            [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'Workspace UUID (API v2); without it, the legacy API and its default workspace')
+            [CompletionResult]::new('--workspace', '--workspace', [CompletionResultType]::ParameterName, 'Workspace UUID (API v2); without it, the legacy API and its default workspace')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long to wait for the service, such as 30s or 2m')
+            [CompletionResult]::new('--file', '--file', [CompletionResultType]::ParameterName, 'Read the value from this file (`-`: stdin)')
+            [CompletionResult]::new('--content-type', '--content-type', [CompletionResultType]::ParameterName, 'Content type stored with the value [default: application/octet-stream]')
+            [CompletionResult]::new('--if-match', '--if-match', [CompletionResultType]::ParameterName, 'Write only if the current value has this ETag, quoted or bare (needs -w)')
+            [CompletionResult]::new('--if-exists', '--if-exists', [CompletionResultType]::ParameterName, 'Write only if a value is already stored (needs -w)')
+            [CompletionResult]::new('--if-absent', '--if-absent', [CompletionResultType]::ParameterName, 'Write only if no value is stored yet (needs -w)')
+            [CompletionResult]::new('--etag', '--etag', [CompletionResultType]::ParameterName, 'Print the new value''s ETag to stderr')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'hulykvs;get' {
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Base URL of the service')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Bearer token; without one, a system token is minted from HULY_TOKEN_SECRET')
+            [CompletionResult]::new('--token-secret', '--token-secret', [CompletionResultType]::ParameterName, 'HS256 secret to mint a system token with when no --token is given')
+            [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'Workspace UUID (API v2); without it, the legacy API and its default workspace')
+            [CompletionResult]::new('--workspace', '--workspace', [CompletionResultType]::ParameterName, 'Workspace UUID (API v2); without it, the legacy API and its default workspace')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long to wait for the service, such as 30s or 2m')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Write the value to this file instead of stdout (`-`: stdout)')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Write the value to this file instead of stdout (`-`: stdout)')
+            [CompletionResult]::new('--etag', '--etag', [CompletionResultType]::ParameterName, 'Print the value''s ETag to stderr')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'hulykvs;delete' {
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Base URL of the service')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Bearer token; without one, a system token is minted from HULY_TOKEN_SECRET')
+            [CompletionResult]::new('--token-secret', '--token-secret', [CompletionResultType]::ParameterName, 'HS256 secret to mint a system token with when no --token is given')
+            [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'Workspace UUID (API v2); without it, the legacy API and its default workspace')
+            [CompletionResult]::new('--workspace', '--workspace', [CompletionResultType]::ParameterName, 'Workspace UUID (API v2); without it, the legacy API and its default workspace')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long to wait for the service, such as 30s or 2m')
+            [CompletionResult]::new('--if-match', '--if-match', [CompletionResultType]::ParameterName, 'Delete only if the current value has this ETag, quoted or bare (needs -w)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'hulykvs;list' {
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Base URL of the service')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Bearer token; without one, a system token is minted from HULY_TOKEN_SECRET')
+            [CompletionResult]::new('--token-secret', '--token-secret', [CompletionResultType]::ParameterName, 'HS256 secret to mint a system token with when no --token is given')
+            [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'Workspace UUID (API v2); without it, the legacy API and its default workspace')
+            [CompletionResult]::new('--workspace', '--workspace', [CompletionResultType]::ParameterName, 'Workspace UUID (API v2); without it, the legacy API and its default workspace')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long to wait for the service, such as 30s or 2m')
+            [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Only keys that start with this literal prefix')
+            [CompletionResult]::new('--page-size', '--page-size', [CompletionResultType]::ParameterName, 'Keys fetched per request (API v2; the legacy API sends all keys at once)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document in the service''s shape, all pages merged')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'hulykvs;token' {
+            [CompletionResult]::new('--account', '--account', [CompletionResultType]::ParameterName, 'Account UUID the token speaks for')
+            [CompletionResult]::new('--workspace', '--workspace', [CompletionResultType]::ParameterName, 'Workspace UUID the token grants')
+            [CompletionResult]::new('--service', '--service', [CompletionResultType]::ParameterName, 'Service name, stored as extra.service')
+            [CompletionResult]::new('--extra', '--extra', [CompletionResultType]::ParameterName, 'Extra claim K=V (repeatable)')
+            [CompletionResult]::new('--expires', '--expires', [CompletionResultType]::ParameterName, 'Lifetime, such as 90s, 1h or 7d; without it the token does not expire')
+            [CompletionResult]::new('--secret', '--secret', [CompletionResultType]::ParameterName, 'HS256 secret')
+            [CompletionResult]::new('--system', '--system', [CompletionResultType]::ParameterName, 'Sign for the system account, which may use every workspace')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'hulykvs;completions' {
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'hulykvs;bench' {
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Base URL of the service (plain http://)')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Bearer token; without one, a system token is minted from HULY_TOKEN_SECRET')
+            [CompletionResult]::new('--token-secret', '--token-secret', [CompletionResultType]::ParameterName, 'HS256 secret to mint a system token with when no --token is given')
+            [CompletionResult]::new('--workload', '--workload', [CompletionResultType]::ParameterName, 'What each connection does, back to back')
+            [CompletionResult]::new('--mix', '--mix', [CompletionResultType]::ParameterName, 'Shares of the mixed workload, of get, put, cas and list; lists read <namespace>-list')
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Connections, each one keep-alive HTTP/1.1 connection with one request in flight')
+            [CompletionResult]::new('--connections', '--connections', [CompletionResultType]::ParameterName, 'Connections, each one keep-alive HTTP/1.1 connection with one request in flight')
+            [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'How long to measure, such as 10s or 1m')
+            [CompletionResult]::new('--warmup', '--warmup', [CompletionResultType]::ParameterName, 'How long to load the service before measuring; not counted')
+            [CompletionResult]::new('--keys', '--keys', [CompletionResultType]::ParameterName, 'Keys the requests spread over, named 0, 1, 2, … [default: 10000; 1000 for --workload list]')
+            [CompletionResult]::new('--list-keys', '--list-keys', [CompletionResultType]::ParameterName, 'Keys in <namespace>-list, the namespace the mixed workload lists')
+            [CompletionResult]::new('--value-size', '--value-size', [CompletionResultType]::ParameterName, 'Bytes of each value written (random, from a pool of 64)')
+            [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'Workspace UUID (API v2) [default: b0000000-0000-4000-8000-00000000be9c]')
+            [CompletionResult]::new('--workspace', '--workspace', [CompletionResultType]::ParameterName, 'Workspace UUID (API v2) [default: b0000000-0000-4000-8000-00000000be9c]')
+            [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'Namespace [default: bench; bench-list for --workload list]')
+            [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Threads of the load generator; one leaves the other cores to the service')
+            [CompletionResult]::new('--legacy', '--legacy', [CompletionResultType]::ParameterName, 'Use the legacy /api routes and their default workspace (no cas)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON object instead of the table; progress still goes to stderr')
+            [CompletionResult]::new('--no-seed', '--no-seed', [CompletionResultType]::ParameterName, 'Do not write the keys first (they must already exist)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'hulykvs;help' {
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the HTTP service (applies pending migrations first)')
+            [CompletionResult]::new('migrate', 'migrate', [CompletionResultType]::ParameterValue, 'Apply pending database migrations and exit')
+            [CompletionResult]::new('put', 'put', [CompletionResultType]::ParameterValue, 'Store a value')
+            [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Print a value''s raw bytes')
+            [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a value')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the keys of a namespace, one a line')
+            [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Print a signed HS256 token for the service')
+            [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
+            [CompletionResult]::new('bench', 'bench', [CompletionResultType]::ParameterValue, 'Load-test a running service: throughput, latency percentiles, answers by status')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'hulykvs;help;serve' {
+            break
+        }
+        'hulykvs;help;migrate' {
+            break
+        }
+        'hulykvs;help;put' {
+            break
+        }
+        'hulykvs;help;get' {
+            break
+        }
+        'hulykvs;help;delete' {
+            break
+        }
+        'hulykvs;help;list' {
+            break
+        }
+        'hulykvs;help;token' {
+            break
+        }
+        'hulykvs;help;completions' {
+            break
+        }
+        'hulykvs;help;bench' {
+            break
+        }
+        'hulykvs;help;help' {
+            break
+        }
+    })
+
+    $completions.Where{ $_.CompletionText -like "$wordToComplete*" } |
+        Sort-Object -Property ListItemText
+}

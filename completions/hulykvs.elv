@@ -1,0 +1,214 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[hulykvs] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'hulykvs'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'hulykvs'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand serve 'Run the HTTP service (applies pending migrations first)'
+            cand migrate 'Apply pending database migrations and exit'
+            cand put 'Store a value'
+            cand get 'Print a value''s raw bytes'
+            cand delete 'Delete a value'
+            cand list 'List the keys of a namespace, one a line'
+            cand token 'Print a signed HS256 token for the service'
+            cand completions 'Print a shell completion script'
+            cand bench 'Load-test a running service: throughput, latency percentiles, answers by status'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'hulykvs;serve'= {
+            cand --db-connection 'Database: postgresql://… (PostgreSQL or CockroachDB) or sqlite:PATH [default: sqlite:hulykvs.db]'
+            cand --db-scheme 'Schema holding the tables (PostgreSQL and CockroachDB)'
+            cand --db-connect-timeout 'Time allowed to open a database connection'
+            cand --db-pool-size 'Database connections in the pool (PostgreSQL), or reader connections (SQLite)'
+            cand --db-pool-timeout 'Longest wait for a free pooled connection before answering 503'
+            cand --db-statement-timeout 'Longest wait for one database statement before answering 503'
+            cand --token-secret 'HS256 secret that tokens are signed with'
+            cand --bind-host 'Address to listen on'
+            cand --bind-port 'Port to listen on (0 picks a free one)'
+            cand --payload-size-limit 'Largest value accepted: bytes, or kb/mb/gb (powers of 1000), kib/mib/gib (of 1024)'
+            cand --default-workspace 'Workspace of the legacy /api routes'
+            cand --header-timeout 'Time a client has to send a request''s headers'
+            cand --body-timeout 'Time a client has to send a request''s body'
+            cand --idle-timeout 'An idle keep-alive connection is closed after this long'
+            cand --max-connections 'Most client connections served at once; more wait to be accepted'
+            cand --tls-cert 'Serve HTTPS with this PEM certificate chain (needs --tls-key); reloaded when it changes or on SIGHUP'
+            cand --tls-key 'PEM private key of the TLS certificate'
+            cand --tls-client-ca 'Require client certificates signed by this PEM CA (mutual TLS)'
+            cand --shutdown-timeout 'On SIGTERM or Ctrl-C, how long in-flight requests get to finish'
+            cand --require-secret 'Refuse to start with the default secret "secret"'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'hulykvs;migrate'= {
+            cand --db-connection 'Database: postgresql://… (PostgreSQL or CockroachDB) or sqlite:PATH [default: sqlite:hulykvs.db]'
+            cand --db-scheme 'Schema holding the tables (PostgreSQL and CockroachDB)'
+            cand --db-connect-timeout 'Time allowed to open a database connection'
+            cand --db-pool-size 'Database connections in the pool (PostgreSQL), or reader connections (SQLite)'
+            cand --db-pool-timeout 'Longest wait for a free pooled connection before answering 503'
+            cand --db-statement-timeout 'Longest wait for one database statement before answering 503'
+            cand --status 'List applied and pending migrations instead of applying them'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'hulykvs;put'= {
+            cand --url 'Base URL of the service'
+            cand --token 'Bearer token; without one, a system token is minted from HULY_TOKEN_SECRET'
+            cand --token-secret 'HS256 secret to mint a system token with when no --token is given'
+            cand -w 'Workspace UUID (API v2); without it, the legacy API and its default workspace'
+            cand --workspace 'Workspace UUID (API v2); without it, the legacy API and its default workspace'
+            cand --timeout 'How long to wait for the service, such as 30s or 2m'
+            cand --file 'Read the value from this file (`-`: stdin)'
+            cand --content-type 'Content type stored with the value [default: application/octet-stream]'
+            cand --if-match 'Write only if the current value has this ETag, quoted or bare (needs -w)'
+            cand --if-exists 'Write only if a value is already stored (needs -w)'
+            cand --if-absent 'Write only if no value is stored yet (needs -w)'
+            cand --etag 'Print the new value''s ETag to stderr'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'hulykvs;get'= {
+            cand --url 'Base URL of the service'
+            cand --token 'Bearer token; without one, a system token is minted from HULY_TOKEN_SECRET'
+            cand --token-secret 'HS256 secret to mint a system token with when no --token is given'
+            cand -w 'Workspace UUID (API v2); without it, the legacy API and its default workspace'
+            cand --workspace 'Workspace UUID (API v2); without it, the legacy API and its default workspace'
+            cand --timeout 'How long to wait for the service, such as 30s or 2m'
+            cand -o 'Write the value to this file instead of stdout (`-`: stdout)'
+            cand --output 'Write the value to this file instead of stdout (`-`: stdout)'
+            cand --etag 'Print the value''s ETag to stderr'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'hulykvs;delete'= {
+            cand --url 'Base URL of the service'
+            cand --token 'Bearer token; without one, a system token is minted from HULY_TOKEN_SECRET'
+            cand --token-secret 'HS256 secret to mint a system token with when no --token is given'
+            cand -w 'Workspace UUID (API v2); without it, the legacy API and its default workspace'
+            cand --workspace 'Workspace UUID (API v2); without it, the legacy API and its default workspace'
+            cand --timeout 'How long to wait for the service, such as 30s or 2m'
+            cand --if-match 'Delete only if the current value has this ETag, quoted or bare (needs -w)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'hulykvs;list'= {
+            cand --url 'Base URL of the service'
+            cand --token 'Bearer token; without one, a system token is minted from HULY_TOKEN_SECRET'
+            cand --token-secret 'HS256 secret to mint a system token with when no --token is given'
+            cand -w 'Workspace UUID (API v2); without it, the legacy API and its default workspace'
+            cand --workspace 'Workspace UUID (API v2); without it, the legacy API and its default workspace'
+            cand --timeout 'How long to wait for the service, such as 30s or 2m'
+            cand --prefix 'Only keys that start with this literal prefix'
+            cand --page-size 'Keys fetched per request (API v2; the legacy API sends all keys at once)'
+            cand --json 'Print one JSON document in the service''s shape, all pages merged'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'hulykvs;token'= {
+            cand --account 'Account UUID the token speaks for'
+            cand --workspace 'Workspace UUID the token grants'
+            cand --service 'Service name, stored as extra.service'
+            cand --extra 'Extra claim K=V (repeatable)'
+            cand --expires 'Lifetime, such as 90s, 1h or 7d; without it the token does not expire'
+            cand --secret 'HS256 secret'
+            cand --system 'Sign for the system account, which may use every workspace'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'hulykvs;completions'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'hulykvs;bench'= {
+            cand --url 'Base URL of the service (plain http://)'
+            cand --token 'Bearer token; without one, a system token is minted from HULY_TOKEN_SECRET'
+            cand --token-secret 'HS256 secret to mint a system token with when no --token is given'
+            cand --workload 'What each connection does, back to back'
+            cand --mix 'Shares of the mixed workload, of get, put, cas and list; lists read <namespace>-list'
+            cand -c 'Connections, each one keep-alive HTTP/1.1 connection with one request in flight'
+            cand --connections 'Connections, each one keep-alive HTTP/1.1 connection with one request in flight'
+            cand --duration 'How long to measure, such as 10s or 1m'
+            cand --warmup 'How long to load the service before measuring; not counted'
+            cand --keys 'Keys the requests spread over, named 0, 1, 2, … [default: 10000; 1000 for --workload list]'
+            cand --list-keys 'Keys in <namespace>-list, the namespace the mixed workload lists'
+            cand --value-size 'Bytes of each value written (random, from a pool of 64)'
+            cand -w 'Workspace UUID (API v2) [default: b0000000-0000-4000-8000-00000000be9c]'
+            cand --workspace 'Workspace UUID (API v2) [default: b0000000-0000-4000-8000-00000000be9c]'
+            cand --namespace 'Namespace [default: bench; bench-list for --workload list]'
+            cand --threads 'Threads of the load generator; one leaves the other cores to the service'
+            cand --legacy 'Use the legacy /api routes and their default workspace (no cas)'
+            cand --json 'Print one JSON object instead of the table; progress still goes to stderr'
+            cand --no-seed 'Do not write the keys first (they must already exist)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'hulykvs;help'= {
+            cand serve 'Run the HTTP service (applies pending migrations first)'
+            cand migrate 'Apply pending database migrations and exit'
+            cand put 'Store a value'
+            cand get 'Print a value''s raw bytes'
+            cand delete 'Delete a value'
+            cand list 'List the keys of a namespace, one a line'
+            cand token 'Print a signed HS256 token for the service'
+            cand completions 'Print a shell completion script'
+            cand bench 'Load-test a running service: throughput, latency percentiles, answers by status'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'hulykvs;help;serve'= {
+        }
+        &'hulykvs;help;migrate'= {
+        }
+        &'hulykvs;help;put'= {
+        }
+        &'hulykvs;help;get'= {
+        }
+        &'hulykvs;help;delete'= {
+        }
+        &'hulykvs;help;list'= {
+        }
+        &'hulykvs;help;token'= {
+        }
+        &'hulykvs;help;completions'= {
+        }
+        &'hulykvs;help;bench'= {
+        }
+        &'hulykvs;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

@@ -1,0 +1,153 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_hulykvs_global_optspecs
+    string join \n h/help V/version
+end
+
+function __fish_hulykvs_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_hulykvs_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_hulykvs_using_subcommand
+    set -l cmd (__fish_hulykvs_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c hulykvs -n "__fish_hulykvs_needs_command" -s h -l help -d 'Print help'
+complete -c hulykvs -n "__fish_hulykvs_needs_command" -s V -l version -d 'Print version'
+complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "serve" -d 'Run the HTTP service (applies pending migrations first)'
+complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "migrate" -d 'Apply pending database migrations and exit'
+complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "put" -d 'Store a value'
+complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "get" -d 'Print a value\'s raw bytes'
+complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "delete" -d 'Delete a value'
+complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "list" -d 'List the keys of a namespace, one a line'
+complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "token" -d 'Print a signed HS256 token for the service'
+complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "completions" -d 'Print a shell completion script'
+complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "bench" -d 'Load-test a running service: throughput, latency percentiles, answers by status'
+complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l db-connection -d 'Database: postgresql://… (PostgreSQL or CockroachDB) or sqlite:PATH [default: sqlite:hulykvs.db]' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l db-scheme -d 'Schema holding the tables (PostgreSQL and CockroachDB)' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l db-connect-timeout -d 'Time allowed to open a database connection' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l db-pool-size -d 'Database connections in the pool (PostgreSQL), or reader connections (SQLite)' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l db-pool-timeout -d 'Longest wait for a free pooled connection before answering 503' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l db-statement-timeout -d 'Longest wait for one database statement before answering 503' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l token-secret -d 'HS256 secret that tokens are signed with' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l bind-host -d 'Address to listen on' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l bind-port -d 'Port to listen on (0 picks a free one)' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l payload-size-limit -d 'Largest value accepted: bytes, or kb/mb/gb (powers of 1000), kib/mib/gib (of 1024)' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l default-workspace -d 'Workspace of the legacy /api routes' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l header-timeout -d 'Time a client has to send a request\'s headers' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l body-timeout -d 'Time a client has to send a request\'s body' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l idle-timeout -d 'An idle keep-alive connection is closed after this long' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l max-connections -d 'Most client connections served at once; more wait to be accepted' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l tls-cert -d 'Serve HTTPS with this PEM certificate chain (needs --tls-key); reloaded when it changes or on SIGHUP' -r -F
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l tls-key -d 'PEM private key of the TLS certificate' -r -F
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l tls-client-ca -d 'Require client certificates signed by this PEM CA (mutual TLS)' -r -F
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l shutdown-timeout -d 'On SIGTERM or Ctrl-C, how long in-flight requests get to finish' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l require-secret -d 'Refuse to start with the default secret "secret"'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -s h -l help -d 'Print help'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -s V -l version -d 'Print version'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand migrate" -l db-connection -d 'Database: postgresql://… (PostgreSQL or CockroachDB) or sqlite:PATH [default: sqlite:hulykvs.db]' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand migrate" -l db-scheme -d 'Schema holding the tables (PostgreSQL and CockroachDB)' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand migrate" -l db-connect-timeout -d 'Time allowed to open a database connection' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand migrate" -l db-pool-size -d 'Database connections in the pool (PostgreSQL), or reader connections (SQLite)' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand migrate" -l db-pool-timeout -d 'Longest wait for a free pooled connection before answering 503' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand migrate" -l db-statement-timeout -d 'Longest wait for one database statement before answering 503' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand migrate" -l status -d 'List applied and pending migrations instead of applying them'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand migrate" -s h -l help -d 'Print help'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand migrate" -s V -l version -d 'Print version'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand put" -l url -d 'Base URL of the service' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand put" -l token -d 'Bearer token; without one, a system token is minted from HULY_TOKEN_SECRET' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand put" -l token-secret -d 'HS256 secret to mint a system token with when no --token is given' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand put" -s w -l workspace -d 'Workspace UUID (API v2); without it, the legacy API and its default workspace' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand put" -l timeout -d 'How long to wait for the service, such as 30s or 2m' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand put" -l file -d 'Read the value from this file (`-`: stdin)' -r -F
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand put" -l content-type -d 'Content type stored with the value [default: application/octet-stream]' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand put" -l if-match -d 'Write only if the current value has this ETag, quoted or bare (needs -w)' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand put" -l if-exists -d 'Write only if a value is already stored (needs -w)'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand put" -l if-absent -d 'Write only if no value is stored yet (needs -w)'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand put" -l etag -d 'Print the new value\'s ETag to stderr'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand put" -s h -l help -d 'Print help'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand put" -s V -l version -d 'Print version'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand get" -l url -d 'Base URL of the service' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand get" -l token -d 'Bearer token; without one, a system token is minted from HULY_TOKEN_SECRET' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand get" -l token-secret -d 'HS256 secret to mint a system token with when no --token is given' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand get" -s w -l workspace -d 'Workspace UUID (API v2); without it, the legacy API and its default workspace' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand get" -l timeout -d 'How long to wait for the service, such as 30s or 2m' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand get" -s o -l output -d 'Write the value to this file instead of stdout (`-`: stdout)' -r -F
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand get" -l etag -d 'Print the value\'s ETag to stderr'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand get" -s h -l help -d 'Print help'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand get" -s V -l version -d 'Print version'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand delete" -l url -d 'Base URL of the service' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand delete" -l token -d 'Bearer token; without one, a system token is minted from HULY_TOKEN_SECRET' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand delete" -l token-secret -d 'HS256 secret to mint a system token with when no --token is given' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand delete" -s w -l workspace -d 'Workspace UUID (API v2); without it, the legacy API and its default workspace' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand delete" -l timeout -d 'How long to wait for the service, such as 30s or 2m' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand delete" -l if-match -d 'Delete only if the current value has this ETag, quoted or bare (needs -w)' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand delete" -s h -l help -d 'Print help'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand delete" -s V -l version -d 'Print version'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand list" -l url -d 'Base URL of the service' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand list" -l token -d 'Bearer token; without one, a system token is minted from HULY_TOKEN_SECRET' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand list" -l token-secret -d 'HS256 secret to mint a system token with when no --token is given' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand list" -s w -l workspace -d 'Workspace UUID (API v2); without it, the legacy API and its default workspace' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand list" -l timeout -d 'How long to wait for the service, such as 30s or 2m' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand list" -l prefix -d 'Only keys that start with this literal prefix' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand list" -l page-size -d 'Keys fetched per request (API v2; the legacy API sends all keys at once)' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand list" -l json -d 'Print one JSON document in the service\'s shape, all pages merged'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand list" -s h -l help -d 'Print help'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand list" -s V -l version -d 'Print version'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand token" -l account -d 'Account UUID the token speaks for' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand token" -l workspace -d 'Workspace UUID the token grants' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand token" -l service -d 'Service name, stored as extra.service' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand token" -l extra -d 'Extra claim K=V (repeatable)' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand token" -l expires -d 'Lifetime, such as 90s, 1h or 7d; without it the token does not expire' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand token" -l secret -d 'HS256 secret' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand token" -l system -d 'Sign for the system account, which may use every workspace'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand token" -s h -l help -d 'Print help'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand token" -s V -l version -d 'Print version'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand completions" -s V -l version -d 'Print version'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -l url -d 'Base URL of the service (plain http://)' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -l token -d 'Bearer token; without one, a system token is minted from HULY_TOKEN_SECRET' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -l token-secret -d 'HS256 secret to mint a system token with when no --token is given' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -l workload -d 'What each connection does, back to back' -r -f -a "get\t'GET random keys'
+put\t'PUT random keys with fresh random values'
+cas\t'GET a random key, then PUT it with `If-Match` its ETag; retry on 412'
+list\t'GET the listing of a namespace of `--keys` keys'
+mixed\t'A random choice per request, in the shares of `--mix`'"
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -l mix -d 'Shares of the mixed workload, of get, put, cas and list; lists read <namespace>-list' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -s c -l connections -d 'Connections, each one keep-alive HTTP/1.1 connection with one request in flight' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -l duration -d 'How long to measure, such as 10s or 1m' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -l warmup -d 'How long to load the service before measuring; not counted' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -l keys -d 'Keys the requests spread over, named 0, 1, 2, … [default: 10000; 1000 for --workload list]' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -l list-keys -d 'Keys in <namespace>-list, the namespace the mixed workload lists' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -l value-size -d 'Bytes of each value written (random, from a pool of 64)' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -s w -l workspace -d 'Workspace UUID (API v2) [default: b0000000-0000-4000-8000-00000000be9c]' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -l namespace -d 'Namespace [default: bench; bench-list for --workload list]' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -l threads -d 'Threads of the load generator; one leaves the other cores to the service' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -l legacy -d 'Use the legacy /api routes and their default workspace (no cas)'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -l json -d 'Print one JSON object instead of the table; progress still goes to stderr'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -l no-seed -d 'Do not write the keys first (they must already exist)'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -s V -l version -d 'Print version'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list token completions bench help" -f -a "serve" -d 'Run the HTTP service (applies pending migrations first)'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list token completions bench help" -f -a "migrate" -d 'Apply pending database migrations and exit'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list token completions bench help" -f -a "put" -d 'Store a value'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list token completions bench help" -f -a "get" -d 'Print a value\'s raw bytes'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list token completions bench help" -f -a "delete" -d 'Delete a value'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list token completions bench help" -f -a "list" -d 'List the keys of a namespace, one a line'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list token completions bench help" -f -a "token" -d 'Print a signed HS256 token for the service'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list token completions bench help" -f -a "completions" -d 'Print a shell completion script'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list token completions bench help" -f -a "bench" -d 'Load-test a running service: throughput, latency percentiles, answers by status'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list token completions bench help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -1,0 +1,710 @@
+//! The command line end to end: the real `hulykvs` binary against a real
+//! `hulykvs serve` on an embedded SQLite database, checked as a user sees it:
+//! exit codes, stdout bytes, the one stderr line.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine;
+use clap_complete::{Generator, Shell};
+use rand::RngCore;
+
+const BIN: &str = env!("CARGO_BIN_EXE_hulykvs");
+const SECRET: &str = "cli-test-secret";
+const SYSTEM_ACCOUNT: &str = "1749089e-22e6-48de-af4e-165e18fbd2f9";
+
+/// A `hulykvs serve` of its own, on a free port and a fresh database; killed on drop.
+struct Server {
+    child: Child,
+    url: String,
+    log: Arc<Mutex<String>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts the server and waits (30 s at most) for its `addr=` log line.
+    fn start() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let db = format!("sqlite:{}", dir.path().join("kvs.db").display());
+        let mut child = Command::new(BIN)
+            .arg("serve")
+            .env("HULY_DB_CONNECTION", db)
+            .env("HULY_BIND_HOST", "127.0.0.1")
+            .env("HULY_BIND_PORT", "0")
+            .env("HULY_TOKEN_SECRET", SECRET)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        let seen = Arc::clone(&log);
+        // Drains stderr for the server's whole life, so it never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let line = strip_ansi(&line);
+                if line.contains("listening") || line.contains("addr=") {
+                    if let Some(addr) = field(&line, "addr=") {
+                        let _ = tx.send(addr);
+                    }
+                }
+                let mut log = seen.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(addr) => Server {
+                child,
+                url: format!("http://{addr}"),
+                log,
+                _dir: dir,
+            },
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "the server did not log addr= within 30 s; its stderr:\n{}",
+                    log.lock().unwrap()
+                );
+            }
+        }
+    }
+
+    /// Runs a client subcommand against this server with a minted system token.
+    fn run(&self, args: &[&str]) -> Output {
+        self.run_with_stdin(args, None)
+    }
+
+    /// Runs a client subcommand, feeding `stdin`.
+    fn run_with_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        hulykvs(&[("HULY_KVS_URL", &self.url)], args, stdin)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("server log:\n{}", self.log.lock().unwrap());
+        }
+    }
+}
+
+/// The value of `name` (such as `addr=`) in a log line, without quotes.
+fn field(line: &str, name: &str) -> Option<String> {
+    let start = line.find(name)? + name.len();
+    let value: String = line[start..]
+        .trim_start_matches('"')
+        .chars()
+        .take_while(|c| !c.is_whitespace() && *c != '"' && *c != ',')
+        .collect();
+    Some(value).filter(|v| !v.is_empty())
+}
+
+/// Removes terminal colour codes, in case the server colours its log anyway.
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Runs `hulykvs ARGS` with `HULY_TOKEN_SECRET` set (so a system token is
+/// minted), nothing else from the caller's environment that could interfere.
+fn hulykvs(envs: &[(&str, &str)], args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut command = Command::new(BIN);
+    command
+        .args(args)
+        .env_remove("HULY_TOKEN")
+        .env_remove("HULY_KVS_URL")
+        .env("HULY_TOKEN_SECRET", SECRET)
+        .envs(envs.iter().copied())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let writer = stdin.map(|bytes| {
+        let mut pipe = child.stdin.take().unwrap();
+        let bytes = bytes.to_vec();
+        std::thread::spawn(move || pipe.write_all(&bytes))
+    });
+    let output = child.wait_with_output().unwrap();
+    if let Some(writer) = writer {
+        writer.join().unwrap().unwrap();
+    }
+    output
+}
+
+/// Asserts the exit code and that stderr holds `stderr` (empty: stderr is empty).
+#[track_caller]
+fn assert_exit(output: &Output, code: i32, stderr: &str) {
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "stdout: {:?}\nstderr: {err}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    if stderr.is_empty() {
+        assert!(err.is_empty(), "unexpected stderr: {err}");
+    } else {
+        assert!(err.contains(stderr), "stderr {err:?} lacks {stderr:?}");
+        assert!(err.starts_with("hulykvs: "), "stderr: {err:?}");
+        assert_eq!(err.lines().count(), 1, "one line expected: {err:?}");
+    }
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn workspace() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+#[test]
+fn a_mebibyte_of_binary_survives_put_and_get() {
+    let server = Server::start();
+    let mut value = vec![0u8; 1 << 20];
+    rand::thread_rng().fill_bytes(&mut value);
+    let tag = format!("\"{:x}\"", md5::compute(&value));
+
+    // Legacy API, value on stdin, value to stdout.
+    let put = server.run_with_stdin(&["put", "bin", "blob"], Some(&value));
+    assert_exit(&put, 0, "");
+    let get = server.run(&["get", "bin", "blob"]);
+    assert_exit(&get, 0, "");
+    assert!(get.stdout == value, "the value came back different");
+
+    // API v2, `-` for stdin, `--output` and `--etag`.
+    let ws = workspace();
+    let put = server.run_with_stdin(
+        &["put", "-w", &ws, "bin", "blob", "-", "--etag"],
+        Some(&value),
+    );
+    assert_eq!(put.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&put.stderr), format!("{tag}\n"));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("out.bin");
+    let file_arg = file.to_str().unwrap();
+    let get = server.run(&["get", "-w", &ws, "bin", "blob", "--etag", "-o", file_arg]);
+    assert_eq!(get.status.code(), Some(0));
+    assert!(get.stdout.is_empty());
+    assert_eq!(String::from_utf8_lossy(&get.stderr).trim(), tag);
+    assert!(std::fs::read(&file).unwrap() == value);
+
+    // `--file`, and a value given as the argument.
+    let put = server.run(&["put", "-w", &ws, "bin", "copy", "--file", file_arg]);
+    assert_exit(&put, 0, "");
+    let get = server.run(&["get", "-w", &ws, "bin", "copy"]);
+    assert!(get.stdout == value);
+    assert_exit(&server.run(&["put", "bin", "word", "hello"]), 0, "");
+    assert_eq!(stdout(&server.run(&["get", "bin", "word"])), "hello");
+}
+
+#[test]
+fn a_missing_key_exits_3() {
+    let server = Server::start();
+    let ws = workspace();
+    let get = server.run(&["get", "ns", "missing"]);
+    assert_exit(&get, 3, "get ns/missing: not found");
+    assert_eq!(
+        String::from_utf8_lossy(&get.stderr),
+        "hulykvs: get ns/missing: not found\n"
+    );
+    assert!(get.stdout.is_empty());
+    assert_exit(
+        &server.run(&["get", "-w", &ws, "ns", "missing"]),
+        3,
+        "not found",
+    );
+    assert_exit(
+        &server.run(&["delete", "-w", &ws, "ns", "missing"]),
+        3,
+        "delete ns/missing: not found",
+    );
+
+    // A missing key leaves an existing --output file alone.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("keep");
+    std::fs::write(&file, "old").unwrap();
+    let get = server.run(&["get", "ns", "missing", "-o", file.to_str().unwrap()]);
+    assert_exit(&get, 3, "not found");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "old");
+
+    // Delete works, then the key is gone.
+    assert_exit(&server.run(&["put", "ns", "k", "v"]), 0, "");
+    assert_exit(&server.run(&["delete", "ns", "k"]), 0, "");
+    assert_exit(&server.run(&["get", "ns", "k"]), 3, "not found");
+}
+
+#[test]
+fn a_failed_precondition_exits_4() {
+    let server = Server::start();
+    let ws = workspace();
+    let w = ["-w", ws.as_str()];
+    let put = |extra: &[&str]| {
+        let args: Vec<&str> = ["put"].iter().chain(&w).chain(extra).copied().collect();
+        server.run(&args)
+    };
+
+    assert_exit(
+        &put(&["ns", "k", "one", "--if-exists"]),
+        4,
+        "put ns/k: precondition failed",
+    );
+    assert_exit(&put(&["ns", "k", "one", "--if-absent"]), 0, "");
+    let again = put(&["ns", "k", "two", "--if-absent"]);
+    assert_exit(
+        &again,
+        4,
+        "put ns/k: precondition failed (a value is already stored)",
+    );
+
+    let wrong = "00000000000000000000000000000000";
+    assert_exit(
+        &put(&["ns", "k", "two", "--if-match", wrong]),
+        4,
+        "put ns/k: precondition failed (ETag did not match)",
+    );
+    let tag_one = format!("{:x}", md5::compute("one"));
+    assert_exit(&put(&["ns", "k", "two", "--if-match", &tag_one]), 0, "");
+    let quoted_two = format!("\"{:x}\"", md5::compute("two"));
+    assert_exit(
+        &put(&["ns", "k", "three", "--if-match", &quoted_two]),
+        0,
+        "",
+    );
+    assert_exit(&put(&["ns", "k", "four", "--if-exists"]), 0, "");
+    assert_eq!(stdout(&server.run(&["get", "-w", &ws, "ns", "k"])), "four");
+
+    let delete = server.run(&["delete", "-w", &ws, "ns", "k", "--if-match", wrong]);
+    assert_exit(&delete, 4, "delete ns/k: precondition failed");
+    let tag_four = format!("{:x}", md5::compute("four"));
+    let delete = server.run(&["delete", "-w", &ws, "ns", "k", "--if-match", &tag_four]);
+    assert_exit(&delete, 0, "");
+
+    // The legacy API has no conditional requests: refused before sending.
+    let legacy = server.run(&["put", "ns", "k", "v", "--if-absent"]);
+    assert_exit(&legacy, 2, "put ns/k: --if-absent needs -w WORKSPACE");
+    let legacy = server.run(&["delete", "ns", "k", "--if-match", wrong]);
+    assert_exit(&legacy, 2, "delete ns/k: --if-match needs -w WORKSPACE");
+    assert_exit(&server.run(&["get", "ns", "k"]), 3, "not found");
+    let bad_tag = server.run(&["delete", "-w", &ws, "ns", "k", "--if-match", "nope"]);
+    assert_exit(&bad_tag, 2, "--if-match \"nope\"");
+}
+
+#[test]
+fn a_wrong_token_exits_1_with_the_status() {
+    let server = Server::start();
+    let get = hulykvs(
+        &[("HULY_KVS_URL", &server.url), ("HULY_TOKEN", "not.a.token")],
+        &["get", "ns", "k"],
+        None,
+    );
+    assert_exit(&get, 1, "get ns/k: 401");
+    let signed_elsewhere = hulykvs(&[], &["token", "--system", "--secret", "other"], None);
+    let token = stdout(&signed_elsewhere);
+    let list = hulykvs(
+        &[("HULY_KVS_URL", &server.url)],
+        &["list", "ns", "--token", token.trim()],
+        None,
+    );
+    assert_exit(&list, 1, "list ns: 401 Unauthorized");
+}
+
+#[test]
+fn no_token_and_bad_flags_are_usage_errors() {
+    let missing = Command::new(BIN)
+        .args(["get", "ns", "k"])
+        .env_remove("HULY_TOKEN")
+        .env_remove("HULY_TOKEN_SECRET")
+        .output()
+        .unwrap();
+    assert_exit(&missing, 2, "a token is needed");
+    assert_exit(
+        &hulykvs(&[], &["get", "-w", "nope", "ns", "k"], None),
+        2,
+        "--workspace \"nope\"",
+    );
+    assert_exit(
+        &hulykvs(&[], &["get", "ns", ""], None),
+        2,
+        "the key is empty",
+    );
+    assert_exit(
+        &hulykvs(&[], &["token", "--account", "12", "--secret", "s"], None),
+        2,
+        "--account \"12\": not a UUID",
+    );
+    assert_exit(
+        &hulykvs(
+            &[],
+            &["token", "--system", "--extra", "x", "--secret", "s"],
+            None,
+        ),
+        2,
+        "--extra \"x\": expected K=V",
+    );
+    let no_secret = Command::new(BIN)
+        .args(["token", "--system"])
+        .env_remove("HULY_TOKEN_SECRET")
+        .output()
+        .unwrap();
+    assert_eq!(no_secret.status.code(), Some(2));
+}
+
+#[test]
+fn an_unreachable_server_exits_1() {
+    // A port that was free a moment ago: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let get = hulykvs(&[("HULY_KVS_URL", &url)], &["get", "ns", "k"], None);
+    assert_exit(&get, 1, "cannot reach");
+    assert_eq!(
+        String::from_utf8_lossy(&get.stderr),
+        format!("hulykvs: cannot reach {url}: connection refused\n")
+    );
+    let with_slash = format!("{url}/");
+    let list = hulykvs(&[], &["list", "--url", &with_slash, "ns"], None);
+    assert_exit(&list, 1, &format!("cannot reach {url}: connection refused"));
+}
+
+#[test]
+fn list_follows_every_page() {
+    let server = Server::start();
+    let ws = workspace();
+    let keys = ["k1", "k2", "k3", "k4", "k5"];
+    for key in keys {
+        assert_exit(&server.run(&["put", "-w", &ws, "ns", key, key]), 0, "");
+        assert_exit(&server.run(&["put", "ns", key, key]), 0, "");
+    }
+    assert_exit(&server.run(&["put", "-w", &ws, "ns", "other", "x"]), 0, "");
+    let want = "k1\nk2\nk3\nk4\nk5\n";
+
+    let paged = server.run(&["list", "-w", &ws, "ns", "--prefix", "k", "--page-size", "2"]);
+    assert_exit(&paged, 0, "");
+    assert_eq!(stdout(&paged), want);
+
+    let json = server.run(&[
+        "list",
+        "-w",
+        &ws,
+        "ns",
+        "--prefix",
+        "k",
+        "--page-size",
+        "2",
+        "--json",
+    ]);
+    assert_exit(&json, 0, "");
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(
+        doc,
+        serde_json::json!({"workspace": ws, "namespace": "ns", "count": 5, "keys": keys})
+    );
+
+    let legacy = server.run(&["list", "ns", "--page-size", "2"]);
+    assert_exit(&legacy, 0, "");
+    assert_eq!(stdout(&legacy), want);
+    let json = server.run(&["list", "ns", "--json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(
+        doc,
+        serde_json::json!({"namespace": "ns", "count": 5, "keys": keys})
+    );
+
+    let empty = server.run(&["list", "-w", &ws, "nothing-here"]);
+    assert_exit(&empty, 0, "");
+    assert!(empty.stdout.is_empty());
+}
+
+#[test]
+fn list_into_a_closed_pipe_exits_0() {
+    let server = Server::start();
+    let ws = workspace();
+    // Far more than a pipe holds, so `list` is still writing when the reader goes.
+    let keys: Vec<String> = (0..5000)
+        .map(|i| format!("a-long-enough-key-name-{i:05}-padding-padding"))
+        .collect();
+    put_many(&server.url, &ws, "big", &keys);
+
+    let mut child = Command::new(BIN)
+        .args(["list", "-w", &ws, "big"])
+        .env_remove("HULY_TOKEN")
+        .env("HULY_KVS_URL", &server.url)
+        .env("HULY_TOKEN_SECRET", SECRET)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    reader.read_line(&mut first).unwrap();
+    assert_eq!(first.trim_end(), keys[0]);
+    drop(reader);
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "stderr: {stderr}");
+    assert!(stderr.is_empty(), "stderr: {stderr}");
+
+    // And the whole listing is there for a reader that stays.
+    let all = server.run(&["list", "-w", &ws, "big"]);
+    assert_exit(&all, 0, "");
+    assert_eq!(stdout(&all).lines().count(), keys.len());
+}
+
+/// Stores `keys` (value = key) through HTTP directly: 5,000 processes would be slow.
+fn put_many(url: &str, ws: &str, namespace: &str, keys: &[String]) {
+    use futures_util::StreamExt;
+    let claims = hulykvs::auth::Claims {
+        account: hulykvs::auth::SYSTEM_ACCOUNT,
+        workspace: None,
+        extra: Default::default(),
+        exp: None,
+        nbf: None,
+    };
+    let token = hulykvs::auth::mint(&claims, SECRET).unwrap();
+    let http = reqwest::Client::new();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let statuses: Vec<u16> = futures_util::stream::iter(keys)
+            .map(|key| {
+                let request = http
+                    .put(format!(
+                        "{url}/api2/{ws}/{namespace}/{}",
+                        hulykvs::wire::percent_encode(key)
+                    ))
+                    .bearer_auth(&token)
+                    .body(key.clone());
+                async move { request.send().await.unwrap().status().as_u16() }
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        assert!(statuses.iter().all(|s| *s == 204), "statuses: {statuses:?}");
+    });
+}
+
+#[test]
+fn minted_tokens_carry_the_claims_and_are_accepted() {
+    let server = Server::start();
+    let ws = workspace();
+    let account = uuid::Uuid::new_v4().to_string();
+    let minted = hulykvs(
+        &[],
+        &[
+            "token",
+            "--account",
+            &account,
+            "--workspace",
+            &ws,
+            "--service",
+            "calendar",
+            "--extra",
+            "mode=test",
+        ],
+        None,
+    );
+    assert_exit(&minted, 0, "");
+    let out = stdout(&minted);
+    assert!(out.ends_with('\n') && out.lines().count() == 1, "{out:?}");
+    let token = out.trim_end();
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(parts.len(), 3, "{token}");
+    let decode = |part: &str| -> serde_json::Value {
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(part)
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    };
+    assert_eq!(decode(parts[0])["alg"], "HS256");
+    assert_eq!(
+        decode(parts[1]),
+        serde_json::json!({
+            "account": account,
+            "workspace": ws,
+            "extra": {"service": "calendar", "mode": "test"}
+        })
+    );
+
+    // Accepted for its workspace (404: the key is absent, not 401)…
+    let env = [("HULY_KVS_URL", server.url.as_str()), ("HULY_TOKEN", token)];
+    assert_exit(
+        &hulykvs(&env, &["get", "-w", &ws, "ns", "k"], None),
+        3,
+        "not found",
+    );
+    assert_exit(
+        &hulykvs(&env, &["put", "-w", &ws, "ns", "k", "v"], None),
+        0,
+        "",
+    );
+    assert_eq!(
+        stdout(&hulykvs(&env, &["get", "-w", &ws, "ns", "k"], None)),
+        "v"
+    );
+    // …and refused for another.
+    let other = workspace();
+    let forbidden = hulykvs(&env, &["get", "-w", &other, "ns", "k"], None);
+    assert_exit(&forbidden, 1, "get ns/k: 403 Forbidden");
+
+    // A system token decodes to the system account with no workspace or expiry.
+    let system = stdout(&hulykvs(&[], &["token", "--system"], None));
+    let claims = decode(system.trim().split('.').nth(1).unwrap());
+    assert_eq!(claims, serde_json::json!({"account": SYSTEM_ACCOUNT}));
+}
+
+#[test]
+fn an_expired_token_is_refused() {
+    let server = Server::start();
+    let minted = hulykvs(&[], &["token", "--system", "--expires", "1s"], None);
+    assert_exit(&minted, 0, "");
+    let token = stdout(&minted);
+    let env = [
+        ("HULY_KVS_URL", server.url.as_str()),
+        ("HULY_TOKEN", token.trim()),
+    ];
+    std::thread::sleep(Duration::from_millis(2100));
+    assert_exit(
+        &hulykvs(&env, &["get", "ns", "k"], None),
+        1,
+        "get ns/k: 401 Unauthorized",
+    );
+}
+
+#[test]
+fn awkward_keys_round_trip() {
+    let server = Server::start();
+    let ws = workspace();
+    let mut keys = vec![
+        "a/b/c",
+        "/leading/slash",
+        "trailing/",
+        "x:y@z",
+        "1+1=2",
+        "100%",
+        "%2F",
+        "with space",
+        "q?a=b&c#frag",
+        "ключ/значение",
+        "emoji 😀",
+        "+",
+        "a/../b",
+    ];
+    for api in [vec!["-w", ws.as_str()], vec![]] {
+        for key in &keys {
+            let put: Vec<&str> = ["put"]
+                .iter()
+                .copied()
+                .chain(api.clone())
+                .chain(["odd ns", key, key])
+                .collect();
+            assert_exit(&server.run(&put), 0, "");
+            let get: Vec<&str> = ["get"]
+                .iter()
+                .copied()
+                .chain(api.clone())
+                .chain(["odd ns", key])
+                .collect();
+            let got = server.run(&get);
+            assert_exit(&got, 0, "");
+            assert_eq!(stdout(&got), *key);
+        }
+        let list: Vec<&str> = ["list"]
+            .iter()
+            .copied()
+            .chain(api.clone())
+            .chain(["odd ns"])
+            .collect();
+        let listed = server.run(&list);
+        assert_exit(&listed, 0, "");
+        keys.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        assert_eq!(stdout(&listed).lines().collect::<Vec<_>>(), keys);
+        let prefixed: Vec<&str> = list.iter().copied().chain(["--prefix", "100%"]).collect();
+        assert_eq!(stdout(&server.run(&prefixed)), "100%\n");
+    }
+}
+
+/// The committed scripts in `completions/` must match the command line.
+/// Regenerate them with either of:
+///
+/// ```sh
+/// UPDATE_COMPLETIONS=1 cargo test --test cli completions
+/// for s in bash:hulykvs.bash zsh:_hulykvs fish:hulykvs.fish elvish:hulykvs.elv powershell:_hulykvs.ps1; do
+///     cargo run -q -- completions "${s%%:*}" > "completions/${s#*:}"; done
+/// ```
+#[test]
+fn completions_are_current() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("completions");
+    let update = std::env::var_os("UPDATE_COMPLETIONS").is_some();
+    let shells = [
+        Shell::Bash,
+        Shell::Zsh,
+        Shell::Fish,
+        Shell::Elvish,
+        Shell::PowerShell,
+    ];
+    let mut stale = Vec::new();
+    for shell in shells {
+        let mut script = Vec::new();
+        hulykvs::cli::write_completions(shell, &mut script).unwrap();
+        let path = dir.join(shell.file_name("hulykvs"));
+        if update {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, &script).unwrap();
+        } else if std::fs::read(&path).ok().as_deref() != Some(script.as_slice()) {
+            stale.push(path.display().to_string());
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "stale or missing completion scripts: {stale:?}\nregenerate them with\n    \
+         UPDATE_COMPLETIONS=1 cargo test --test cli completions"
+    );
+    // The binary prints the committed scripts.
+    for shell in shells {
+        let printed = hulykvs(&[], &["completions", &shell.to_string()], None);
+        assert_exit(&printed, 0, "");
+        let committed = std::fs::read(dir.join(shell.file_name("hulykvs"))).unwrap();
+        assert!(
+            printed.stdout == committed,
+            "`hulykvs completions {shell}` differs"
+        );
+    }
+}
