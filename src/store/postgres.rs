@@ -1,2 +1,1169 @@
 //! PostgreSQL and CockroachDB through tokio-postgres and a deadpool pool.
-pub struct PgStore;
+//!
+//! One code path serves both engines. [`PgStore::migrate`] connects, tells them
+//! apart from `SELECT version()`, applies the migrations of `sql/postgres/` or
+//! `sql/cockroach/` under a lease row both engines honour, and only then builds
+//! the statements the data operations use: until it succeeds, every data
+//! operation answers [`StoreError::Unavailable`].
+//!
+//! Every statement is prepared once per pooled connection and reused. Keys are
+//! compared as raw bytes: with `COLLATE "C"` on PostgreSQL, whose database
+//! collation may be linguistic, and as they are on CockroachDB, which compares
+//! strings bytewise. Values never appear in logs or error texts.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use deadpool_postgres::{
+    Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime, TimeoutType,
+};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, NoTls, Row};
+use uuid::Uuid;
+
+use super::{
+    prefix_upper_bound, DeleteCondition, DeleteOutcome, Digest, Entry, ItemRef, ListQuery,
+    NewValue, PutCondition, PutOutcome, Store, StoreError,
+};
+use crate::config::{check_schema, DbOptions};
+use crate::migrate::{Migration, MigrationState};
+
+macro_rules! migration {
+    ($dialect:literal, $version:literal, $name:literal) => {
+        Migration {
+            version: $version,
+            name: $name,
+            sql: include_str!(concat!("../../sql/", $dialect, "/", $name, ".sql")),
+        }
+    };
+}
+
+/// The migrations of `sql/postgres/`, in order. `{schema}` in their text
+/// stands for the configured schema, quoted.
+pub static POSTGRES_MIGRATIONS: &[Migration] = &[
+    migration!("postgres", 1, "0001_kvs"),
+    migration!("postgres", 2, "0002_content_type"),
+    migration!("postgres", 3, "0003_kvs_key_bytewise"),
+];
+
+/// The migrations of `sql/cockroach/`, in order; same versions and names as
+/// [`POSTGRES_MIGRATIONS`], in CockroachDB's dialect.
+pub static COCKROACH_MIGRATIONS: &[Migration] = &[
+    migration!("cockroach", 1, "0001_kvs"),
+    migration!("cockroach", 2, "0002_content_type"),
+    migration!("cockroach", 3, "0003_kvs_key_bytewise"),
+];
+
+/// Lifetime of the migration lease; renewed while migrations run, so it only
+/// runs out when its holder died.
+const LEASE_TTL: &str = "30 seconds";
+const LEASE_RENEW_EVERY: Duration = Duration::from_secs(10);
+/// How long `migrate` waits for another instance to finish before giving up.
+const LEASE_WAIT: Duration = Duration::from_secs(120);
+const LEASE_POLL: Duration = Duration::from_millis(250);
+/// `lock_timeout` for migration statements on PostgreSQL: an `ALTER TABLE`
+/// queued behind a long transaction blocks all traffic on the table, so it
+/// gives up quickly and is retried instead.
+const DDL_LOCK_TIMEOUT: &str = "5s";
+/// Bound on one migration statement; index builds on a large table take long.
+const DDL_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+const DDL_ATTEMPTS: u32 = 6;
+const BOOTSTRAP_ATTEMPTS: u32 = 6;
+/// Attempts of one statement that CockroachDB aborted with 40001.
+const CONFLICT_ATTEMPTS: u32 = 5;
+
+/// The one place the TLS connector is chosen, for the pool and for the
+/// dedicated migration connections alike.
+fn tls() -> NoTls {
+    NoTls
+}
+
+/// Which engine answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flavor {
+    Postgres,
+    Cockroach,
+}
+
+impl Flavor {
+    fn from_version(version: &str) -> Flavor {
+        if version.contains("CockroachDB") {
+            Flavor::Cockroach
+        } else {
+            Flavor::Postgres
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Flavor::Postgres => "postgres",
+            Flavor::Cockroach => "cockroachdb",
+        }
+    }
+
+    fn migrations(self) -> &'static [Migration] {
+        match self {
+            Flavor::Postgres => POSTGRES_MIGRATIONS,
+            Flavor::Cockroach => COCKROACH_MIGRATIONS,
+        }
+    }
+
+    /// The key as an expression that compares and sorts bytewise.
+    fn key_bytewise(self) -> &'static str {
+        match self {
+            // Matches index kvs_key_bytewise (0003), so listings need no sort.
+            Flavor::Postgres => r#"key COLLATE "C""#,
+            // CockroachDB already compares strings as bytes, and its primary
+            // key serves listings only for the uncollated column.
+            Flavor::Cockroach => "key",
+        }
+    }
+}
+
+/// The data statements, built once the flavor is known.
+struct Statements {
+    get: String,
+    upsert: String,
+    insert_if_absent: String,
+    update: String,
+    update_if_match: String,
+    delete: String,
+    delete_if_match: String,
+    /// Indexed by [`Statements::list`]: with or without an upper bound and `after`.
+    list: [String; 4],
+}
+
+impl Statements {
+    fn new(flavor: Flavor, schema: &str) -> Statements {
+        let kvs = format!("{schema}.kvs");
+        let pk = "workspace = $1 AND namespace = $2 AND key = $3";
+        let insert = format!(
+            "INSERT INTO {kvs} (workspace, namespace, key, md5, value, content_type) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (workspace, namespace, key)"
+        );
+        let update = format!("UPDATE {kvs} SET md5 = $4, value = $5, content_type = $6 WHERE {pk}");
+        let key = flavor.key_bytewise();
+        let list = |upper: bool, after: bool| {
+            let mut sql = format!(
+                "SELECT key FROM {kvs} WHERE workspace = $1 AND namespace = $2 AND {key} >= $3"
+            );
+            let mut n = 4;
+            if upper {
+                sql.push_str(&format!(" AND {key} < ${n}"));
+                n += 1;
+            }
+            if after {
+                sql.push_str(&format!(" AND {key} > ${n}"));
+                n += 1;
+            }
+            sql.push_str(&format!(" ORDER BY {key} LIMIT ${n}"));
+            sql
+        };
+        Statements {
+            get: format!("SELECT value, md5, content_type FROM {kvs} WHERE {pk}"),
+            upsert: format!(
+                "{insert} DO UPDATE SET md5 = excluded.md5, value = excluded.value, \
+                 content_type = excluded.content_type"
+            ),
+            insert_if_absent: format!("{insert} DO NOTHING"),
+            update_if_match: format!("{update} AND md5 = ANY($7)"),
+            update,
+            delete: format!("DELETE FROM {kvs} WHERE {pk}"),
+            delete_if_match: format!("DELETE FROM {kvs} WHERE {pk} AND md5 = ANY($4)"),
+            list: [
+                list(false, false),
+                list(true, false),
+                list(false, true),
+                list(true, true),
+            ],
+        }
+    }
+
+    fn list(&self, upper: bool, after: bool) -> &str {
+        &self.list[usize::from(upper) | usize::from(after) << 1]
+    }
+}
+
+/// The statements of the migration runner, schema-qualified.
+struct Bookkeeping {
+    bootstrap: [String; 3],
+    history: String,
+    record: String,
+    take_lease: String,
+    renew_lease: String,
+    release_lease: String,
+}
+
+impl Bookkeeping {
+    fn new(schema: &str) -> Bookkeeping {
+        let history = format!("{schema}.hulykvs_migrations");
+        let lock = format!("{schema}.hulykvs_migration_lock");
+        Bookkeeping {
+            bootstrap: [
+                format!("CREATE SCHEMA IF NOT EXISTS {schema}"),
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {history} (version INT8 PRIMARY KEY, \
+                     name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+                ),
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {lock} (id INT8 PRIMARY KEY, \
+                     holder TEXT NOT NULL, expires_at TIMESTAMPTZ NOT NULL)"
+                ),
+            ],
+            history: format!(
+                "SELECT version, name, applied_at::TEXT FROM {history} ORDER BY version"
+            ),
+            record: format!(
+                "INSERT INTO {history} (version, name) VALUES ($1, $2) \
+                 ON CONFLICT (version) DO NOTHING"
+            ),
+            // One statement takes a free or expired lease, so two instances
+            // can never both see it as theirs.
+            take_lease: format!(
+                "INSERT INTO {lock} AS l (id, holder, expires_at) \
+                 VALUES (1, $1, now() + INTERVAL '{LEASE_TTL}') \
+                 ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, \
+                 expires_at = excluded.expires_at WHERE l.expires_at < now() RETURNING l.holder"
+            ),
+            renew_lease: format!(
+                "UPDATE {lock} SET expires_at = now() + INTERVAL '{LEASE_TTL}' \
+                 WHERE id = 1 AND holder = $1"
+            ),
+            release_lease: format!("DELETE FROM {lock} WHERE id = 1 AND holder = $1"),
+        }
+    }
+}
+
+/// A key-value store in a PostgreSQL or CockroachDB database.
+///
+/// Cheap to share: the server holds one in an `Arc`.
+pub struct PgStore {
+    pool: Pool,
+    /// For the dedicated connections of the migration runner.
+    config: tokio_postgres::Config,
+    /// The configured schema, quoted for SQL.
+    schema: String,
+    /// The configured schema as written, for catalog lookups.
+    schema_name: String,
+    connect_timeout: Duration,
+    pool_timeout: Duration,
+    statement_timeout: Duration,
+    flavor: OnceLock<Flavor>,
+    /// Set once migrations are applied; data operations refuse to run before.
+    statements: OnceLock<Statements>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("backend", &self.backend())
+            .field("schema", &self.schema_name)
+            .field("migrated", &self.statements.get().is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgStore {
+    /// Builds the pool from the URL; does not connect yet (a database that is
+    /// down must not stop this).
+    pub fn open(url: &str, opts: &DbOptions) -> Result<PgStore, StoreError> {
+        check_schema(&opts.schema).map_err(StoreError::Internal)?;
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError::Internal(format!("unusable database URL: {e}")))?;
+        config.connect_timeout(opts.connect_timeout);
+        if config.get_application_name().is_none() {
+            config.application_name("hulykvs");
+        }
+        let manager = Manager::from_config(
+            config.clone(),
+            tls(),
+            ManagerConfig {
+                // Fast: no round trip per checkout; a closed connection is
+                // still noticed and replaced.
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(opts.pool_size)
+            .wait_timeout(Some(opts.pool_timeout))
+            .create_timeout(Some(opts.connect_timeout))
+            .recycle_timeout(Some(opts.connect_timeout))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| StoreError::Internal(format!("cannot build the connection pool: {e}")))?;
+        Ok(PgStore {
+            pool,
+            config,
+            schema: format!("\"{}\"", opts.schema),
+            schema_name: opts.schema.clone(),
+            connect_timeout: opts.connect_timeout,
+            pool_timeout: opts.pool_timeout,
+            statement_timeout: opts.statement_timeout,
+            flavor: OnceLock::new(),
+            statements: OnceLock::new(),
+        })
+    }
+
+    /// Connects, detects PostgreSQL vs CockroachDB from `SELECT version()`,
+    /// applies pending migrations under a lock both engines honour, and returns
+    /// the names it applied. Safe to call again, and from several processes at
+    /// once: each migration runs exactly once.
+    ///
+    /// Data operations before a successful `migrate()` answer
+    /// `StoreError::Unavailable("database not migrated yet")`.
+    pub async fn migrate(&self) -> Result<Vec<String>, StoreError> {
+        let lease = Arc::new(self.connect().await?);
+        let flavor = self.detect(&lease).await?;
+        let sql = Bookkeeping::new(&self.schema);
+        self.bootstrap(&lease, &sql).await?;
+        let migrations = flavor.migrations();
+        // Most starts find nothing to do: they need not queue for the lease.
+        if pending(migrations, &self.history(&lease, &sql).await?).is_empty() {
+            self.mark_migrated(flavor);
+            return Ok(Vec::new());
+        }
+
+        let holder = Uuid::new_v4().to_string();
+        self.take_lease(&lease, &sql, &holder).await?;
+        let lost = Arc::new(AtomicBool::new(false));
+        let heartbeat = tokio::spawn(renew_lease(
+            Arc::clone(&lease),
+            sql.renew_lease.clone(),
+            holder.clone(),
+            Arc::clone(&lost),
+            self.statement_timeout,
+        ));
+        let outcome = self
+            .apply_pending(flavor, migrations, &lease, &sql, &lost)
+            .await;
+        heartbeat.abort();
+        let params: [&(dyn ToSql + Sync); 1] = [&holder];
+        let released = self
+            .bounded(retry_conflicts(|| {
+                lease.execute(&sql.release_lease, &params)
+            }))
+            .await;
+        if let Err(e) = released {
+            // It runs out by itself within LEASE_TTL.
+            tracing::warn!(error = %e, "could not release the migration lease");
+        }
+        let applied = outcome?;
+        self.mark_migrated(flavor);
+        Ok(applied)
+    }
+
+    /// Applied and pending migrations, in order (for `hulykvs migrate
+    /// --status`); applies nothing and creates nothing.
+    pub async fn migration_status(&self) -> Result<Vec<MigrationState>, StoreError> {
+        let client = self.connect().await?;
+        let flavor = self.detect(&client).await?;
+        let mut states: BTreeMap<i64, MigrationState> = flavor
+            .migrations()
+            .iter()
+            .map(|m| {
+                let state = MigrationState {
+                    version: m.version,
+                    name: m.name.to_owned(),
+                    applied_at: None,
+                };
+                (m.version, state)
+            })
+            .collect();
+        if self.table_exists(&client, "hulykvs_migrations").await? {
+            let sql = Bookkeeping::new(&self.schema);
+            for (version, (name, at)) in self.history(&client, &sql).await? {
+                let state = states.entry(version).or_insert(MigrationState {
+                    version,
+                    name,
+                    applied_at: None,
+                });
+                state.applied_at = Some(at);
+            }
+        }
+        Ok(states.into_values().collect())
+    }
+
+    fn mark_migrated(&self, flavor: Flavor) {
+        let _ = self.flavor.set(flavor);
+        self.statements
+            .get_or_init(|| Statements::new(flavor, &self.schema));
+    }
+
+    fn migrated(&self) -> Result<&Statements, StoreError> {
+        self.statements
+            .get()
+            .ok_or_else(|| StoreError::Unavailable("database not migrated yet".to_owned()))
+    }
+
+    /// A connection of its own, outside the pool, so the migration runner never
+    /// waits for (or starves) pooled connections, whatever the pool size.
+    async fn connect(&self) -> Result<Client, StoreError> {
+        let (client, connection) =
+            tokio::time::timeout(self.connect_timeout, self.config.connect(tls()))
+                .await
+                .map_err(|_| {
+                    StoreError::Unavailable(format!(
+                        "could not connect to the database within {:?}",
+                        self.connect_timeout
+                    ))
+                })?
+                .map_err(|e| db_error(&e))?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "migration connection ended");
+            }
+        });
+        Ok(client)
+    }
+
+    async fn detect(&self, client: &Client) -> Result<Flavor, StoreError> {
+        if let Some(flavor) = self.flavor.get() {
+            return Ok(*flavor);
+        }
+        let row = self
+            .bounded(client.query_one("SELECT version()", &[]))
+            .await?;
+        let version: String = row.try_get(0).map_err(|e| db_error(&e))?;
+        let flavor = Flavor::from_version(&version);
+        tracing::debug!(backend = flavor.name(), version, "database detected");
+        let _ = self.flavor.set(flavor);
+        Ok(flavor)
+    }
+
+    /// Runs `work` within the statement timeout, mapping its errors.
+    async fn bounded<T>(
+        &self,
+        work: impl Future<Output = Result<T, tokio_postgres::Error>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.statement_timeout, work).await {
+            Ok(outcome) => outcome.map_err(|e| db_error(&e)),
+            Err(_) => Err(self.timed_out()),
+        }
+    }
+
+    fn timed_out(&self) -> StoreError {
+        StoreError::Unavailable(format!(
+            "the database did not answer within {:?}",
+            self.statement_timeout
+        ))
+    }
+
+    async fn table_exists(&self, client: &Client, table: &str) -> Result<bool, StoreError> {
+        let row = self
+            .bounded(client.query_one(
+                "SELECT count(*) FROM pg_catalog.pg_tables \
+                 WHERE schemaname::TEXT = $1::TEXT AND tablename::TEXT = $2::TEXT",
+                &[&self.schema_name, &table],
+            ))
+            .await?;
+        let count: i64 = row.try_get(0).map_err(|e| db_error(&e))?;
+        Ok(count > 0)
+    }
+
+    /// Creates the schema and the runner's two tables. Checks first, as
+    /// `CREATE SCHEMA IF NOT EXISTS` needs the CREATE privilege on the database
+    /// even when the schema exists.
+    async fn bootstrap(&self, client: &Client, sql: &Bookkeeping) -> Result<(), StoreError> {
+        if self.table_exists(client, "hulykvs_migrations").await?
+            && self.table_exists(client, "hulykvs_migration_lock").await?
+        {
+            return Ok(());
+        }
+        let mut attempt = 1;
+        'retry: loop {
+            for statement in &sql.bootstrap {
+                match tokio::time::timeout(self.statement_timeout, client.batch_execute(statement))
+                    .await
+                {
+                    Err(_) => return Err(self.timed_out()),
+                    Ok(Ok(())) => {}
+                    // IF NOT EXISTS still races on PostgreSQL: two sessions
+                    // both see nothing and one fails on a catalog index.
+                    Ok(Err(e)) if attempt < BOOTSTRAP_ATTEMPTS && is_creation_race(&e) => {
+                        tracing::debug!(attempt, error = %db_error(&e), "schema bootstrap raced, retrying");
+                        tokio::time::sleep(backoff(attempt, Duration::from_millis(50))).await;
+                        attempt += 1;
+                        continue 'retry;
+                    }
+                    Ok(Err(e)) => return Err(db_error(&e)),
+                }
+            }
+            return Ok(());
+        }
+    }
+
+    /// Recorded migrations: version → (name, applied at).
+    async fn history(
+        &self,
+        client: &Client,
+        sql: &Bookkeeping,
+    ) -> Result<BTreeMap<i64, (String, String)>, StoreError> {
+        let rows = self
+            .bounded(retry_conflicts(|| client.query(&sql.history, &[])))
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get(0)?, (row.try_get(1)?, row.try_get(2)?))))
+            .collect::<Result<_, tokio_postgres::Error>>()
+            .map_err(|e| db_error(&e))
+    }
+
+    async fn take_lease(
+        &self,
+        client: &Client,
+        sql: &Bookkeeping,
+        holder: &str,
+    ) -> Result<(), StoreError> {
+        let deadline = Instant::now() + LEASE_WAIT;
+        let mut waiting = false;
+        let params: [&(dyn ToSql + Sync); 1] = [&holder];
+        loop {
+            let rows = self
+                .bounded(retry_conflicts(|| client.query(&sql.take_lease, &params)))
+                .await?;
+            if !rows.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(StoreError::Unavailable(format!(
+                    "another instance has held the migration lock for over {LEASE_WAIT:?}"
+                )));
+            }
+            if !waiting {
+                tracing::info!("waiting for another instance to finish migrating");
+                waiting = true;
+            }
+            tokio::time::sleep(LEASE_POLL / 2 + jitter(LEASE_POLL)).await;
+        }
+    }
+
+    /// Applies what is still pending, holding the lease. DDL runs on a
+    /// connection of its own so the lease can be renewed meanwhile.
+    async fn apply_pending(
+        &self,
+        flavor: Flavor,
+        migrations: &[Migration],
+        lease: &Client,
+        sql: &Bookkeeping,
+        lost: &AtomicBool,
+    ) -> Result<Vec<String>, StoreError> {
+        // Read again under the lease: another instance may just have finished.
+        let todo = pending(migrations, &self.history(lease, sql).await?);
+        if todo.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ddl = self.connect().await?;
+        // A server or role default could cut an index build short; DDL_TIMEOUT
+        // bounds each statement instead.
+        self.bounded(ddl.batch_execute("SET statement_timeout = 0"))
+            .await?;
+        let mut applied = Vec::new();
+        for migration in todo {
+            if lost.load(Ordering::SeqCst) {
+                return Err(StoreError::Internal(
+                    "lost the migration lease while migrating".to_owned(),
+                ));
+            }
+            tracing::info!(migration = migration.name, "applying migration");
+            self.run_migration(flavor, &ddl, migration).await?;
+            let params: [&(dyn ToSql + Sync); 2] = [&migration.version, &migration.name];
+            self.bounded(retry_conflicts(|| ddl.execute(&sql.record, &params)))
+                .await?;
+            applied.push(migration.name.to_owned());
+        }
+        Ok(applied)
+    }
+
+    /// Runs one migration statement by statement, retrying the whole of it
+    /// when a lock could not be had in time; every statement is idempotent.
+    async fn run_migration(
+        &self,
+        flavor: Flavor,
+        ddl: &Client,
+        migration: &Migration,
+    ) -> Result<(), StoreError> {
+        let text = migration.sql.replace("{schema}", &self.schema);
+        let statements = split_statements(&text);
+        let mut attempt = 1;
+        loop {
+            match self.run_statements(flavor, ddl, &statements).await {
+                Ok(()) => return Ok(()),
+                Err(DdlFailure::Db(e)) if attempt < DDL_ATTEMPTS && is_lock_contention(&e) => {
+                    tracing::warn!(
+                        migration = migration.name,
+                        attempt,
+                        error = %db_error(&e),
+                        "migration could not get its lock in time, retrying"
+                    );
+                    tokio::time::sleep(backoff(attempt, Duration::from_millis(500))).await;
+                    attempt += 1;
+                }
+                Err(DdlFailure::Db(e)) => {
+                    let why = match db_error(&e) {
+                        StoreError::Internal(why) | StoreError::Unavailable(why) => why,
+                    };
+                    return Err(StoreError::Internal(format!(
+                        "migration {}: {why}",
+                        migration.name
+                    )));
+                }
+                Err(DdlFailure::TimedOut) => {
+                    return Err(StoreError::Internal(format!(
+                        "migration {} did not finish within {DDL_TIMEOUT:?}",
+                        migration.name
+                    )))
+                }
+            }
+        }
+    }
+
+    async fn run_statements(
+        &self,
+        flavor: Flavor,
+        ddl: &Client,
+        statements: &[String],
+    ) -> Result<(), DdlFailure> {
+        for statement in statements {
+            if flavor == Flavor::Postgres {
+                // A CONCURRENTLY build blocks nobody while it waits for older
+                // transactions, so it may wait as long as it needs.
+                let lock_timeout = if statement.contains("CONCURRENTLY") {
+                    "0"
+                } else {
+                    DDL_LOCK_TIMEOUT
+                };
+                ddl.batch_execute(&format!("SET lock_timeout = '{lock_timeout}'"))
+                    .await
+                    .map_err(DdlFailure::Db)?;
+            }
+            match tokio::time::timeout(DDL_TIMEOUT, ddl.batch_execute(statement)).await {
+                Ok(outcome) => outcome.map_err(DdlFailure::Db)?,
+                Err(_) => {
+                    // Let the server stop the statement rather than run on.
+                    let token = ddl.cancel_token();
+                    let _ =
+                        tokio::time::timeout(self.connect_timeout, token.cancel_query(tls())).await;
+                    return Err(DdlFailure::TimedOut);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A pooled connection, or `Unavailable` when none comes in time.
+    async fn checkout(&self) -> Result<deadpool_postgres::Client, StoreError> {
+        self.pool.get().await.map_err(|e| match e {
+            PoolError::Timeout(TimeoutType::Wait) => StoreError::Unavailable(format!(
+                "no free database connection within {:?}",
+                self.pool_timeout
+            )),
+            PoolError::Timeout(_) => StoreError::Unavailable(format!(
+                "could not connect to the database within {:?}",
+                self.connect_timeout
+            )),
+            PoolError::Backend(e) => db_error(&e),
+            PoolError::Closed => StoreError::Unavailable("connection pool closed".to_owned()),
+            PoolError::NoRuntimeSpecified => {
+                StoreError::Internal("connection pool has no runtime".to_owned())
+            }
+            PoolError::PostCreateHook(e) => StoreError::Internal(e.to_string()),
+        })
+    }
+
+    /// Runs a prepared (and cached) query on a pooled connection.
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, StoreError> {
+        let client = self.checkout().await?;
+        let conn: &deadpool_postgres::ClientWrapper = &client;
+        let outcome = tokio::time::timeout(
+            self.statement_timeout,
+            retry_conflicts(move || async move {
+                let statement = conn.prepare_cached(sql).await?;
+                conn.query(&statement, params).await
+            }),
+        )
+        .await;
+        self.settle(client, outcome)
+    }
+
+    /// Runs a prepared (and cached) statement on a pooled connection; returns
+    /// the number of rows it changed.
+    async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
+        let client = self.checkout().await?;
+        let conn: &deadpool_postgres::ClientWrapper = &client;
+        let outcome = tokio::time::timeout(
+            self.statement_timeout,
+            retry_conflicts(move || async move {
+                let statement = conn.prepare_cached(sql).await?;
+                conn.execute(&statement, params).await
+            }),
+        )
+        .await;
+        self.settle(client, outcome)
+    }
+
+    fn settle<T>(
+        &self,
+        client: deadpool_postgres::Client,
+        outcome: Result<Result<T, tokio_postgres::Error>, tokio::time::error::Elapsed>,
+    ) -> Result<T, StoreError> {
+        match outcome {
+            Ok(result) => result.map_err(|e| db_error(&e)),
+            Err(_) => {
+                // The statement may still run, and its answer would reach the
+                // next user of this connection: cancel it and drop the
+                // connection instead of returning it to the pool.
+                let cancel = client.cancel_token();
+                drop(deadpool_postgres::Object::take(client));
+                let bound = self.connect_timeout;
+                tokio::spawn(async move {
+                    let _ = tokio::time::timeout(bound, cancel.cancel_query(tls())).await;
+                });
+                Err(self.timed_out())
+            }
+        }
+    }
+}
+
+/// Why a migration statement failed.
+enum DdlFailure {
+    Db(tokio_postgres::Error),
+    TimedOut,
+}
+
+/// Keeps the lease alive while migrations run; raises `lost` if it is gone.
+async fn renew_lease(
+    client: Arc<Client>,
+    sql: String,
+    holder: String,
+    lost: Arc<AtomicBool>,
+    bound: Duration,
+) {
+    loop {
+        tokio::time::sleep(LEASE_RENEW_EVERY).await;
+        match tokio::time::timeout(bound, client.execute(&sql, &[&holder])).await {
+            Ok(Ok(0)) => {
+                tracing::error!("the migration lease was taken over");
+                lost.store(true, Ordering::SeqCst);
+                return;
+            }
+            Ok(Ok(_)) => {}
+            // Two more renewals fit in the lease before it runs out.
+            Ok(Err(e)) => {
+                tracing::warn!(error = %db_error(&e), "could not renew the migration lease")
+            }
+            Err(_) => tracing::warn!("could not renew the migration lease in time"),
+        }
+    }
+}
+
+fn pending<'a>(
+    migrations: &'a [Migration],
+    recorded: &BTreeMap<i64, (String, String)>,
+) -> Vec<&'a Migration> {
+    migrations
+        .iter()
+        .filter(|m| !recorded.contains_key(&m.version))
+        .collect()
+}
+
+/// Splits a migration file into statements: each ends with `;` at the end of
+/// a line; whole-line `--` comments are dropped.
+fn split_statements(sql: &str) -> Vec<String> {
+    let mut statements = Vec::new();
+    let mut current = String::new();
+    for line in sql.lines() {
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with("--") {
+            continue;
+        }
+        current.push_str(line);
+        current.push('\n');
+        if trimmed.ends_with(';') {
+            statements.push(current.trim().to_owned());
+            current.clear();
+        }
+    }
+    if !current.trim().is_empty() {
+        statements.push(current.trim().to_owned());
+    }
+    statements
+}
+
+/// Runs `attempt` again when CockroachDB aborted it with a serialization
+/// failure (40001): such a statement did not commit, so running it again is
+/// safe. 40003 (result unknown) is never retried.
+async fn retry_conflicts<T, F, Fut>(mut attempt: F) -> Result<T, tokio_postgres::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, tokio_postgres::Error>>,
+{
+    let mut tries = 1;
+    loop {
+        match attempt().await {
+            Err(e) if tries < CONFLICT_ATTEMPTS && sqlstate(&e) == Some("40001") => {
+                tracing::debug!(attempt = tries, "serialization failure, retrying");
+                tokio::time::sleep(backoff(tries, Duration::from_millis(5))).await;
+                tries += 1;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// Exponential backoff from `base`, capped at 64×, with jitter over its upper half.
+fn backoff(attempt: u32, base: Duration) -> Duration {
+    let full = base.saturating_mul(1 << attempt.min(6));
+    full / 2 + jitter(full / 2)
+}
+
+/// A random duration in `[0, max)`, random enough to spread retries apart.
+fn jitter(max: Duration) -> Duration {
+    use std::hash::BuildHasher;
+    let random = std::collections::hash_map::RandomState::new().hash_one(Instant::now());
+    max.mul_f64((random % 1_000) as f64 / 1_000.0)
+}
+
+fn sqlstate(e: &tokio_postgres::Error) -> Option<&str> {
+    e.code().map(|c| c.code())
+}
+
+fn is_lock_contention(e: &tokio_postgres::Error) -> bool {
+    matches!(sqlstate(e), Some("55P03" | "40001"))
+}
+
+fn is_creation_race(e: &tokio_postgres::Error) -> bool {
+    matches!(
+        sqlstate(e),
+        Some("23505" | "42P06" | "42P07" | "42710" | "40001")
+    )
+}
+
+/// Whether a SQLSTATE means "the database cannot answer now, retry later".
+fn is_unavailable_code(code: &str) -> bool {
+    code.starts_with("08")
+        || code.starts_with("53")
+        || matches!(code, "57P01" | "57P02" | "57P03" | "57014" | "40001")
+}
+
+/// Maps a driver error. The text holds the server's message and SQLSTATE but
+/// never its DETAIL, which may quote a row; no value reaches it.
+fn db_error(e: &tokio_postgres::Error) -> StoreError {
+    if let Some(db) = e.as_db_error() {
+        let code = db.code().code();
+        let text = format!("{} (SQLSTATE {code})", db.message());
+        return if is_unavailable_code(code) {
+            StoreError::Unavailable(text)
+        } else {
+            StoreError::Internal(text)
+        };
+    }
+    let mut text = e.to_string();
+    let mut io = false;
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        io |= cause.is::<std::io::Error>();
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    // The driver's error kinds are private; these are the ones that mean the
+    // connection, not the request, failed.
+    let connection = [
+        "error connecting to server",
+        "error communicating with the server",
+        "error performing TLS handshake",
+        "timeout waiting for server",
+    ];
+    if io || e.is_closed() || connection.iter().any(|k| text.starts_with(k)) {
+        StoreError::Unavailable(text)
+    } else {
+        StoreError::Internal(text)
+    }
+}
+
+fn entry_from_row(row: &Row, item: &ItemRef<'_>) -> Result<Entry, StoreError> {
+    let failed = |e: tokio_postgres::Error| {
+        StoreError::Internal(format!(
+            "reading {}/{}/{}: {}",
+            item.workspace,
+            item.namespace,
+            item.key,
+            db_error(&e)
+        ))
+    };
+    let value: &[u8] = row.try_get(0).map_err(failed)?;
+    let md5: &[u8] = row.try_get(1).map_err(failed)?;
+    let content_type: Option<String> = row.try_get(2).map_err(failed)?;
+    let value = Bytes::copy_from_slice(value);
+    let md5: Digest = match md5.try_into() {
+        Ok(md5) => md5,
+        Err(_) => {
+            tracing::warn!(
+                workspace = %item.workspace,
+                namespace = item.namespace,
+                key = item.key,
+                "stored md5 is not 16 bytes; using the digest of the value"
+            );
+            md5::compute(&value).0
+        }
+    };
+    Ok(Entry {
+        value,
+        md5,
+        content_type,
+    })
+}
+
+fn stored_if(rows: u64) -> PutOutcome {
+    if rows > 0 {
+        PutOutcome::Stored
+    } else {
+        PutOutcome::PreconditionFailed
+    }
+}
+
+impl Store for PgStore {
+    /// `postgres` or `cockroachdb`; `postgres` until the engine is detected.
+    fn backend(&self) -> &'static str {
+        self.flavor
+            .get()
+            .copied()
+            .unwrap_or(Flavor::Postgres)
+            .name()
+    }
+
+    async fn get(&self, item: ItemRef<'_>) -> Result<Option<Entry>, StoreError> {
+        let sql = self.migrated()?;
+        let rows = self
+            .query(&sql.get, &[&item.workspace, &item.namespace, &item.key])
+            .await?;
+        rows.first()
+            .map(|row| entry_from_row(row, &item))
+            .transpose()
+    }
+
+    async fn put(
+        &self,
+        item: ItemRef<'_>,
+        value: NewValue,
+        cond: PutCondition,
+    ) -> Result<PutOutcome, StoreError> {
+        let sql = self.migrated()?;
+        let bytes: &[u8] = &value.value;
+        let md5: &[u8] = &value.md5;
+        let row: [&(dyn ToSql + Sync); 6] = [
+            &item.workspace,
+            &item.namespace,
+            &item.key,
+            &md5,
+            &bytes,
+            &value.content_type,
+        ];
+        match cond {
+            PutCondition::Always => {
+                self.execute(&sql.upsert, &row).await?;
+                Ok(PutOutcome::Stored)
+            }
+            PutCondition::IfAbsent => Ok(match self.execute(&sql.insert_if_absent, &row).await? {
+                0 => PutOutcome::PreconditionFailed,
+                _ => PutOutcome::Created,
+            }),
+            PutCondition::IfExists => Ok(stored_if(self.execute(&sql.update, &row).await?)),
+            PutCondition::IfMatch(tags) if tags.is_empty() => Ok(PutOutcome::PreconditionFailed),
+            PutCondition::IfMatch(tags) => {
+                let tags: Vec<&[u8]> = tags.iter().map(|t| &t[..]).collect();
+                let [a, b, c, d, e, f] = row;
+                let params: [&(dyn ToSql + Sync); 7] = [a, b, c, d, e, f, &tags];
+                Ok(stored_if(
+                    self.execute(&sql.update_if_match, &params).await?,
+                ))
+            }
+        }
+    }
+
+    async fn delete(
+        &self,
+        item: ItemRef<'_>,
+        cond: DeleteCondition,
+    ) -> Result<DeleteOutcome, StoreError> {
+        let sql = self.migrated()?;
+        let pk: [&(dyn ToSql + Sync); 3] = [&item.workspace, &item.namespace, &item.key];
+        let (rows, absent) = match cond {
+            DeleteCondition::Always => (
+                self.execute(&sql.delete, &pk).await?,
+                DeleteOutcome::NotFound,
+            ),
+            DeleteCondition::IfExists => (
+                self.execute(&sql.delete, &pk).await?,
+                DeleteOutcome::PreconditionFailed,
+            ),
+            DeleteCondition::IfMatch(tags) if tags.is_empty() => {
+                return Ok(DeleteOutcome::PreconditionFailed)
+            }
+            DeleteCondition::IfMatch(tags) => {
+                let tags: Vec<&[u8]> = tags.iter().map(|t| &t[..]).collect();
+                let [a, b, c] = pk;
+                let params: [&(dyn ToSql + Sync); 4] = [a, b, c, &tags];
+                (
+                    self.execute(&sql.delete_if_match, &params).await?,
+                    DeleteOutcome::PreconditionFailed,
+                )
+            }
+        };
+        Ok(if rows > 0 {
+            DeleteOutcome::Deleted
+        } else {
+            absent
+        })
+    }
+
+    async fn list(&self, query: ListQuery<'_>) -> Result<Vec<String>, StoreError> {
+        let sql = self.migrated()?;
+        if query.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+        let upper = prefix_upper_bound(query.prefix);
+        let mut params: Vec<&(dyn ToSql + Sync)> =
+            vec![&query.workspace, &query.namespace, &query.prefix];
+        if let Some(upper) = &upper {
+            params.push(upper);
+        }
+        if let Some(after) = &query.after {
+            params.push(after);
+        }
+        params.push(&limit);
+        let rows = self
+            .query(sql.list(upper.is_some(), query.after.is_some()), &params)
+            .await?;
+        rows.iter()
+            .map(|row| row.try_get(0).map_err(|e| db_error(&e)))
+            .collect()
+    }
+
+    /// `SELECT 1` through the pool; `Unavailable` also while migrations are
+    /// not applied, as `/readyz` wants both.
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.query("SELECT 1", &[]).await?;
+        self.migrated().map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_split_at_line_ends() {
+        let sql = "-- header; with a semicolon\n\
+                   DROP INDEX IF EXISTS x;\n\
+                   CREATE INDEX y\n    ON t (a, b);\n\
+                   \n-- trailing\nSELECT 1";
+        assert_eq!(
+            split_statements(sql),
+            [
+                "DROP INDEX IF EXISTS x;",
+                "CREATE INDEX y\n    ON t (a, b);",
+                "SELECT 1"
+            ]
+        );
+    }
+
+    #[test]
+    fn dialects_share_versions_and_names() {
+        assert_eq!(POSTGRES_MIGRATIONS.len(), COCKROACH_MIGRATIONS.len());
+        for (i, (pg, crdb)) in POSTGRES_MIGRATIONS
+            .iter()
+            .zip(COCKROACH_MIGRATIONS)
+            .enumerate()
+        {
+            assert_eq!(pg.version, i as i64 + 1);
+            assert_eq!((pg.version, pg.name), (crdb.version, crdb.name));
+            for m in [pg, crdb] {
+                assert!(m.sql.starts_with(&format!("-- {}:", m.name)), "{}", m.name);
+                assert!(m.sql.contains("Why it is safe"), "{}", m.name);
+                assert!(!split_statements(m.sql).is_empty(), "{}", m.name);
+            }
+        }
+    }
+
+    #[test]
+    fn migrations_never_touch_the_old_history() {
+        for m in POSTGRES_MIGRATIONS.iter().chain(COCKROACH_MIGRATIONS) {
+            for statement in split_statements(m.sql) {
+                let lower = statement.to_lowercase();
+                assert!(!lower.contains("migrations"), "{}: {statement}", m.name);
+                assert!(!lower.contains("drop table"), "{}: {statement}", m.name);
+                assert!(!lower.contains("drop column"), "{}: {statement}", m.name);
+            }
+        }
+    }
+
+    #[test]
+    fn listing_compares_bytes_without_like() {
+        let pg = Statements::new(Flavor::Postgres, "\"hulykvs\"");
+        for sql in &pg.list {
+            assert!(sql.contains(r#"ORDER BY key COLLATE "C""#), "{sql}");
+            assert!(sql.contains("\"hulykvs\".kvs"), "{sql}");
+            assert!(!sql.to_lowercase().contains("like"), "{sql}");
+        }
+        assert_eq!(
+            pg.list(true, true),
+            "SELECT key FROM \"hulykvs\".kvs WHERE workspace = $1 AND namespace = $2 \
+             AND key COLLATE \"C\" >= $3 AND key COLLATE \"C\" < $4 \
+             AND key COLLATE \"C\" > $5 ORDER BY key COLLATE \"C\" LIMIT $6"
+        );
+        assert!(pg
+            .list(false, true)
+            .contains("> $4 ORDER BY key COLLATE \"C\" LIMIT $5"));
+        let crdb = Statements::new(Flavor::Cockroach, "\"s\"");
+        for sql in &crdb.list {
+            assert!(!sql.contains("COLLATE"), "{sql}");
+        }
+        assert!(crdb
+            .list(false, false)
+            .ends_with("key >= $3 ORDER BY key LIMIT $4"));
+    }
+
+    #[test]
+    fn flavor_from_version() {
+        assert_eq!(
+            Flavor::from_version("CockroachDB CCL v23.2.4 (x86_64-pc-linux-gnu, built 2024/04/08)"),
+            Flavor::Cockroach
+        );
+        assert_eq!(
+            Flavor::from_version("PostgreSQL 15.6 on x86_64-pc-linux-gnu"),
+            Flavor::Postgres
+        );
+    }
+
+    #[test]
+    fn unavailable_codes() {
+        for code in [
+            "08006", "08001", "53300", "57P01", "57P02", "57P03", "40001",
+        ] {
+            assert!(is_unavailable_code(code), "{code}");
+        }
+        for code in ["23505", "42P01", "40003", "XX000", "22001"] {
+            assert!(!is_unavailable_code(code), "{code}");
+        }
+    }
+
+    #[test]
+    fn backoff_grows_and_stays_bounded() {
+        let base = Duration::from_millis(10);
+        for attempt in 0..20 {
+            let d = backoff(attempt, base);
+            let full = base * (1 << attempt.min(6));
+            assert!(d >= full / 2 && d <= full, "{attempt}: {d:?}");
+        }
+    }
+}

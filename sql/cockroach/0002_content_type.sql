@@ -1,0 +1,11 @@
+-- 0002_content_type: remembers the Content-Type a value was written with.
+--
+-- What it changes: adds the nullable column {schema}.kvs.content_type. Rows
+-- written before it (and by the previous service) read back as NULL, which the
+-- store reports as "no content type stored".
+--
+-- Why it is safe: CockroachDB adds columns as an online schema change, without
+-- blocking reads or writes; a nullable column without a default needs no
+-- backfill of values. The previous service names its columns in every
+-- statement, so it keeps working and writes NULL here.
+ALTER TABLE {schema}.kvs ADD COLUMN IF NOT EXISTS content_type STRING;

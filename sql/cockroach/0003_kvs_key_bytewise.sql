@@ -1,0 +1,11 @@
+-- 0003_kvs_key_bytewise: nothing to do on CockroachDB.
+--
+-- What it changes: nothing. CockroachDB compares strings as raw bytes already,
+-- so the primary key (workspace, namespace, key) serves listings in byte order.
+-- The PostgreSQL dialect needs a COLLATE "C" index here; CockroachDB accepts
+-- COLLATE "C" only in expressions since 23.1, not reliably in index or column
+-- definitions, and does not need it. The file keeps the version numbers of
+-- both dialects aligned.
+--
+-- Why it is safe: it reads nothing and writes nothing.
+SELECT 1;

@@ -1,0 +1,13 @@
+-- 0002_content_type: remembers the Content-Type a value was written with.
+--
+-- What it changes: adds the nullable column {schema}.kvs.content_type. Rows
+-- written before it (and by the previous service) read back as NULL, which the
+-- store reports as "no content type stored".
+--
+-- Why it is safe: a nullable column without a default is a catalog-only change
+-- on PostgreSQL 11+, with no table rewrite. It needs a short ACCESS EXCLUSIVE
+-- lock; the runner sets lock_timeout so it never queues traffic behind a long
+-- transaction for more than a few seconds (it retries instead). The previous
+-- service names its columns in every statement, so it keeps working and writes
+-- NULL here.
+ALTER TABLE {schema}.kvs ADD COLUMN IF NOT EXISTS content_type TEXT;

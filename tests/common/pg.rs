@@ -1,0 +1,372 @@
+//! A fresh PostgreSQL database per test.
+//!
+//! Where the server comes from, decided once per test process:
+//! 1. `HULYKVS_TEST_PG_URL`, an admin URL such as
+//!    `postgres://postgres@127.0.0.1:5432/postgres`;
+//! 2. else `postgres://postgres@127.0.0.1:5432/postgres` when it answers;
+//! 3. else a throwaway cluster made with `initdb` and started with `pg_ctl`
+//!    (from PATH or `/usr/lib/postgresql/*/bin`) in the system temp dir, shared
+//!    by every test process of the run and reused by later runs;
+//! 4. else the test panics, saying how to provide one. Nothing is skipped.
+//!
+//! Each database is created with a linguistic collation (ICU `en-US`, where
+//! the server supports it) so that code which forgets `COLLATE "C"` fails.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio_postgres::NoTls;
+
+/// The cluster the throwaway server keeps its files in (data, socket, log).
+fn cluster_dir() -> PathBuf {
+    std::env::temp_dir().join("hulykvs-test-pg")
+}
+
+const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// A database made for one test; dropped (best effort) when this is dropped.
+pub struct TestDb {
+    /// URL of the database, for `HULY_DB_CONNECTION` or `PgStore::open`.
+    pub url: String,
+    /// Its name, `hulykvs_test_<uuid>`.
+    pub name: String,
+    admin_url: String,
+}
+
+impl TestDb {
+    /// A plain connection to the test database, for preparing or inspecting it.
+    pub async fn connect(&self) -> tokio_postgres::Client {
+        let (client, connection) = tokio_postgres::connect(&self.url, NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("connecting to test database {}: {e}", self.name));
+        tokio::spawn(connection);
+        client
+    }
+
+    /// Drops the database now rather than at the end of the scope.
+    pub async fn drop_db(self) {
+        drop_database(&self.admin_url, &self.name).await;
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        // Drop runs inside the test's runtime, where blocking on another
+        // future is not allowed: use a runtime of its own on a thread.
+        let _ = std::thread::spawn(move || block_on(drop_database(&admin_url, &name))).join();
+    }
+}
+
+/// Creates a fresh, uniquely named database and returns its URL.
+pub async fn fresh_database() -> TestDb {
+    let admin_url = admin_url();
+    let name = format!("hulykvs_test_{}", uuid::Uuid::new_v4().simple());
+    let admin = connect(&admin_url)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to the test server {admin_url}: {e}"));
+    // ICU needs PostgreSQL 15+; older servers get the cluster's default.
+    let icu = format!(
+        "CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8' \
+         LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C'"
+    );
+    if admin.batch_execute(&icu).await.is_err() {
+        admin
+            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .unwrap_or_else(|e| panic!("creating test database {name}: {e}"));
+    }
+    TestDb {
+        url: with_database(&admin_url, &name),
+        name,
+        admin_url,
+    }
+}
+
+/// [`fresh_database`] for tests without a runtime.
+pub fn fresh_database_blocking() -> TestDb {
+    std::thread::spawn(|| block_on(fresh_database()))
+        .join()
+        .unwrap_or_else(|_| panic!("creating a test database failed"))
+}
+
+/// The admin URL of the test server, found (or started) once per process.
+pub fn admin_url() -> String {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        std::thread::spawn(find_server)
+            .join()
+            .unwrap_or_else(|_| panic!("no PostgreSQL server for the tests"))
+    })
+    .clone()
+}
+
+fn find_server() -> String {
+    if let Ok(url) = std::env::var("HULYKVS_TEST_PG_URL") {
+        if let Err(e) = block_on(connect(&url)) {
+            panic!("HULYKVS_TEST_PG_URL={url} does not answer: {e}");
+        }
+        return url;
+    }
+    if block_on(connect(DEFAULT_ADMIN_URL)).is_ok() {
+        return DEFAULT_ADMIN_URL.to_owned();
+    }
+    match pg_bin_dir() {
+        Some(bin) => start_cluster(&bin),
+        None => panic!(
+            "the PostgreSQL tests need a server: set HULYKVS_TEST_PG_URL to an admin URL \
+             (such as postgres://postgres@127.0.0.1:5432/postgres), run PostgreSQL on \
+             127.0.0.1:5432 with user postgres, or install PostgreSQL (initdb and pg_ctl, \
+             e.g. `apt-get install postgresql`) so the tests can start their own"
+        ),
+    }
+}
+
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("tokio runtime: {e}"))
+        .block_on(future)
+}
+
+async fn connect(url: &str) -> Result<tokio_postgres::Client, String> {
+    let mut config: tokio_postgres::Config = url.parse().map_err(|e| format!("{e}"))?;
+    config.connect_timeout(Duration::from_secs(3));
+    let (client, connection) = tokio::time::timeout(Duration::from_secs(5), config.connect(NoTls))
+        .await
+        .map_err(|_| "no answer within 5s".to_owned())?
+        .map_err(|e| format!("{e}: {}", source_text(&e)))?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+fn source_text(e: &dyn std::error::Error) -> String {
+    e.source().map(|s| s.to_string()).unwrap_or_default()
+}
+
+async fn drop_database(admin_url: &str, name: &str) {
+    let Ok(admin) = connect(admin_url).await else {
+        return;
+    };
+    let force = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+    if admin.batch_execute(&force).await.is_err() {
+        // Before PostgreSQL 13: end the sessions by hand, then drop.
+        let _ = admin
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+                &[&name],
+            )
+            .await;
+        let _ = admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\""))
+            .await;
+    }
+}
+
+/// `url` with its database replaced by `name`.
+fn with_database(url: &str, name: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let end = rest.find(['/', '?']).unwrap_or(rest.len());
+            let (authority, tail) = rest.split_at(end);
+            let query = tail.find('?').map(|i| &tail[i..]).unwrap_or("");
+            format!("{scheme}://{authority}/{name}{query}")
+        }
+        // key=value form: a later dbname wins.
+        None => format!("{url} dbname={name}"),
+    }
+}
+
+fn pg_bin_dir() -> Option<PathBuf> {
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .find(|dir| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file())
+    });
+    if on_path.is_some() {
+        return on_path;
+    }
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|entry| entry.ok().map(|e| e.path().join("bin")))
+        .filter(|bin| bin.join("initdb").is_file() && bin.join("pg_ctl").is_file())
+        .collect();
+    versions.sort();
+    versions.pop()
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// A PostgreSQL program, run as user `postgres` when we are root (initdb,
+/// pg_ctl and postgres refuse to run as root).
+fn pg_command(program: &Path) -> Command {
+    if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+/// Runs a PostgreSQL program; panics with its output when it fails.
+fn run_pg(program: &Path, args: &[&str]) {
+    let mut command = pg_command(program);
+    let output = command
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", program.display()));
+    if !output.status.success() {
+        panic!(
+            "{} {} failed: {}{}",
+            program.display(),
+            args.join(" "),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+/// Holds the cluster directory's lock file while it lives.
+struct ClusterLock(PathBuf);
+
+impl ClusterLock {
+    fn take(dir: &Path) -> ClusterLock {
+        let path = dir.join("lock");
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(_) => return ClusterLock(path),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    // A process that died while starting the cluster leaves it behind.
+                    let stale = std::fs::metadata(&path)
+                        .and_then(|m| m.modified())
+                        .map(|at| {
+                            SystemTime::now().duration_since(at).unwrap_or_default()
+                                > Duration::from_secs(120)
+                        })
+                        .unwrap_or(false);
+                    if stale {
+                        let _ = std::fs::remove_file(&path);
+                    }
+                    assert!(
+                        Instant::now() < deadline,
+                        "waited too long for {}",
+                        path.display()
+                    );
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => panic!("creating {}: {e}", path.display()),
+            }
+        }
+    }
+}
+
+impl Drop for ClusterLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// The URL of the shared throwaway cluster if it is up.
+fn running_cluster(dir: &Path) -> Option<String> {
+    let port = std::fs::read_to_string(dir.join("port")).ok()?;
+    let url = format!("postgres://postgres@127.0.0.1:{}/postgres", port.trim());
+    block_on(connect(&url)).ok().map(|_| url)
+}
+
+/// Starts (or finds) the throwaway cluster in the system temp dir. It keeps
+/// running after the tests, for the next test process; stop it with
+/// `pg_ctl -D $TMPDIR/hulykvs-test-pg/data stop`.
+fn start_cluster(bin: &Path) -> String {
+    let dir = cluster_dir();
+    if let Some(url) = running_cluster(&dir) {
+        return url;
+    }
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+    let _lock = ClusterLock::take(&dir);
+    if let Some(url) = running_cluster(&dir) {
+        return url;
+    }
+    if is_root() {
+        let status = Command::new("chown").arg("postgres:").arg(&dir).status();
+        assert!(
+            status.map(|s| s.success()).unwrap_or(false),
+            "chown postgres {} failed",
+            dir.display()
+        );
+    }
+    let data = dir.join("data");
+    let data_arg = data.to_string_lossy().into_owned();
+    if !data.join("PG_VERSION").is_file() {
+        let _ = std::fs::remove_dir_all(&data);
+        run_pg(
+            &bin.join("initdb"),
+            &[
+                "-D",
+                &data_arg,
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ],
+        );
+    }
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("finding a free port: {e}"));
+    let options = format!(
+        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off \
+         -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
+        dir.display()
+    );
+    let log = dir.join("log").to_string_lossy().into_owned();
+    // A server of this cluster that runs but does not answer on the recorded
+    // port (its port file lost or stale): stop it, then start it afresh.
+    let running = pg_command(&bin.join("pg_ctl"))
+        .args(["-D", &data_arg, "status"])
+        .output()
+        .map(|out| out.status.success())
+        .unwrap_or(false);
+    if running {
+        run_pg(
+            &bin.join("pg_ctl"),
+            &["-D", &data_arg, "-m", "fast", "-w", "stop"],
+        );
+    }
+    run_pg(
+        &bin.join("pg_ctl"),
+        &[
+            "-D", &data_arg, "-o", &options, "-l", &log, "-w", "-t", "60", "start",
+        ],
+    );
+    std::fs::write(dir.join("port"), port.to_string())
+        .unwrap_or_else(|e| panic!("writing the port file: {e}"));
+    let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+    if let Err(e) = block_on(connect(&url)) {
+        panic!(
+            "the throwaway cluster in {} does not answer: {e}",
+            dir.display()
+        );
+    }
+    url
+}
