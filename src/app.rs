@@ -11,8 +11,12 @@ use tokio::net::TcpListener;
 use crate::config::{DbOptions, DbTarget, ServeConfig, DEFAULT_SECRET};
 use crate::migrate::MigrationState;
 use crate::routes::AppState;
-use crate::server::{self, ServerLimits, Stopped};
+use crate::server::{self, ServerOptions, Stopped};
 use crate::store::{PgStore, SqliteStore, Store, StoreError};
+use crate::tls::TlsSource;
+
+/// How often the TLS files are checked for changes.
+const TLS_POLL: Duration = Duration::from_secs(2);
 
 /// Runs the service with `config` until a shutdown signal; `Err` for anything
 /// that stops it from starting.
@@ -36,6 +40,15 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
 
 /// The store-independent part of `serve`.
 async fn serve_store<S: Store + Migrator>(store: S, config: ServeConfig) -> anyhow::Result<()> {
+    let tls = match &config.tls {
+        None => None,
+        Some(files) => {
+            let source = TlsSource::new(files.clone()).context("cannot use the TLS files")?;
+            Arc::clone(&source).watch(TLS_POLL);
+            Some(source)
+        }
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let listener = TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("cannot listen on {}", config.bind))?;
@@ -47,15 +60,17 @@ async fn serve_store<S: Store + Migrator>(store: S, config: ServeConfig) -> anyh
     tracing::info!(
         version = %env!("CARGO_PKG_VERSION"),
         %addr,
+        %scheme,
         backend = %state.store.backend(),
         db = %config.db.target.redacted(),
         "listening"
     );
-    let limits = ServerLimits {
+    let limits = ServerOptions {
         header_timeout: config.header_timeout,
         idle_timeout: config.idle_timeout,
         max_connections: config.max_connections,
         shutdown_timeout: config.shutdown_timeout,
+        tls,
     };
     match server::serve(listener, state, limits, shutdown_signal()).await {
         Stopped::Drained => tracing::info!("stopped"),

@@ -119,6 +119,18 @@ pub struct ServeArgs {
     #[arg(long, env = "HULY_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
 
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key); reloaded when it changes or on SIGHUP.
+    #[arg(long, env = "HULY_TLS_CERT")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// PEM private key of the TLS certificate.
+    #[arg(long, env = "HULY_TLS_KEY")]
+    pub tls_key: Option<std::path::PathBuf>,
+
+    /// Require client certificates signed by this PEM CA (mutual TLS).
+    #[arg(long, env = "HULY_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<std::path::PathBuf>,
+
     /// On SIGTERM or Ctrl-C, how long in-flight requests get to finish.
     #[arg(long, env = "HULY_SHUTDOWN_TIMEOUT", default_value = "30s")]
     pub shutdown_timeout: String,

@@ -8,6 +8,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use crate::cli::{DbArgs, ServeArgs};
+use crate::tls::TlsFiles;
 
 /// The secret the previous service shipped with; accepted, but never quietly.
 pub const DEFAULT_SECRET: &str = "secret";
@@ -204,6 +205,8 @@ pub struct ServeConfig {
     pub idle_timeout: Duration,
     pub max_connections: usize,
     pub shutdown_timeout: Duration,
+    /// HTTPS settings; `None` serves plain HTTP.
+    pub tls: Option<TlsFiles>,
 }
 
 impl std::fmt::Debug for ServeConfig {
@@ -225,6 +228,24 @@ fn positive_duration(name: &'static str, text: &str) -> Result<Duration, BadSett
         return Err(bad(name, "must be longer than zero"));
     }
     Ok(d)
+}
+
+/// The TLS files of `serve`: a certificate and key together, a client CA only with them.
+fn tls_files(args: &ServeArgs) -> Result<Option<TlsFiles>, BadSetting> {
+    match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Ok(Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: args.tls_client_ca.clone(),
+        })),
+        (None, None) if args.tls_client_ca.is_some() => Err(bad(
+            "HULY_TLS_CLIENT_CA",
+            "needs HULY_TLS_CERT and HULY_TLS_KEY",
+        )),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(bad("HULY_TLS_KEY", "must be set with HULY_TLS_CERT")),
+        (None, Some(_)) => Err(bad("HULY_TLS_CERT", "must be set with HULY_TLS_KEY")),
+    }
 }
 
 /// Checks a schema name: a plain identifier, so it can be quoted into SQL safely.
@@ -288,6 +309,7 @@ impl ServeConfig {
             idle_timeout: positive_duration("HULY_IDLE_TIMEOUT", &args.idle_timeout)?,
             max_connections: args.max_connections,
             shutdown_timeout: positive_duration("HULY_SHUTDOWN_TIMEOUT", &args.shutdown_timeout)?,
+            tls: tls_files(args)?,
         })
     }
 }

@@ -7,6 +7,7 @@
 //! - `error`: the API's one error type and its mapping to status and JSON.
 //! - `routes`: the router and the handlers of every route.
 //! - `server`: the hyper server: accept loop, connection limits, timeouts, graceful shutdown.
+//! - `tls`: HTTPS for `serve`: PEM certificates, reloading, client certificates.
 //! - `store`: the storage trait and its engines, `store::postgres` and `store::sqlite`.
 //! - `migrate`: the embedded migrations of `sql/` and their status.
 //! - `client`: the `put`, `get`, `delete` and `list` subcommands over HTTP.
@@ -24,5 +25,6 @@ pub mod migrate;
 pub mod routes;
 pub mod server;
 pub mod store;
+pub mod tls;
 pub mod token;
 pub mod wire;

@@ -4,6 +4,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -16,15 +17,16 @@ use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
 use crate::routes::{self, AppState};
 use crate::store::Store;
+use crate::tls::TlsSource;
 
-/// Limits of the connection layer.
+/// Settings of the connection layer.
 #[derive(Debug, Clone)]
-pub struct ServerLimits {
+pub struct ServerOptions {
     /// Time a client has to send a request's headers.
     pub header_timeout: Duration,
     /// An idle connection (no bytes either way, no request in flight) is closed after this.
@@ -33,6 +35,8 @@ pub struct ServerLimits {
     pub max_connections: usize,
     /// How long in-flight requests get to finish after shutdown starts.
     pub shutdown_timeout: Duration,
+    /// Serve HTTPS with this configuration; `None` serves plain HTTP.
+    pub tls: Option<Arc<TlsSource>>,
 }
 
 /// How a server run ended.
@@ -45,27 +49,27 @@ pub enum Stopped {
 }
 
 /// Serves `state` on `listener` until `shutdown` resolves, then stops accepting,
-/// lets in-flight requests finish and waits at most `limits.shutdown_timeout`.
+/// lets in-flight requests finish and waits at most `options.shutdown_timeout`.
 pub async fn serve<S: Store>(
     listener: TcpListener,
     state: Arc<AppState<S>>,
-    limits: ServerLimits,
+    options: ServerOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Stopped {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout)
+        .header_read_timeout(options.header_timeout)
         .max_buf_size(64 * 1024);
     builder
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(256)
-        .keep_alive_interval(Some(limits.idle_timeout / 2))
-        .keep_alive_timeout(limits.header_timeout);
+        .keep_alive_interval(Some(options.idle_timeout / 2))
+        .keep_alive_timeout(options.header_timeout);
     let builder = Arc::new(builder);
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let permits = Arc::new(Semaphore::new(options.max_connections));
     let (stop_tx, stop_rx) = watch::channel(false);
     let epoch = Instant::now();
 
@@ -91,49 +95,24 @@ pub async fn serve<S: Store>(
             },
         };
         let _ = stream.set_nodelay(true);
-        let state = Arc::clone(&state);
-        let builder = Arc::clone(&builder);
-        let mut stop = stop_rx.clone();
-        let idle = limits.idle_timeout;
+        let conn = Conn {
+            state: Arc::clone(&state),
+            builder: Arc::clone(&builder),
+            stop: stop_rx.clone(),
+            idle: options.idle_timeout,
+            epoch,
+            peer,
+        };
+        let tls = options.tls.as_ref().map(|t| t.acceptor());
+        let handshake_timeout = options.header_timeout;
         tokio::spawn(async move {
-            let activity = Arc::new(Activity::new(epoch));
-            let io = TokioIo::new(TrackedIo {
-                inner: stream,
-                activity: Arc::clone(&activity),
-            });
-            let service_activity = Arc::clone(&activity);
-            let service = service_fn(move |req: Request<Incoming>| {
-                let state = Arc::clone(&state);
-                let activity = Arc::clone(&service_activity);
-                async move {
-                    let _busy = activity.request_started();
-                    Ok::<_, Infallible>(logged(state, req).await)
-                }
-            });
-            let conn = builder.serve_connection(io, service);
-            tokio::pin!(conn);
-            let mut closing = false;
-            let mut next_check = activity.idle_deadline(idle);
-            loop {
-                tokio::select! {
-                    result = conn.as_mut() => {
-                        if let Err(e) = result {
-                            tracing::debug!(%peer, error = %e, "connection ended with an error");
-                        }
-                        break;
-                    }
-                    _ = stop.changed(), if !closing => {
-                        closing = true;
-                        conn.as_mut().graceful_shutdown();
-                    }
-                    _ = tokio::time::sleep_until(next_check.into()), if !closing => {
-                        if activity.is_idle(idle) {
-                            closing = true;
-                            conn.as_mut().graceful_shutdown();
-                        } else {
-                            // Busy, or bytes moved since: look again one idle period on.
-                            next_check = activity.idle_deadline(idle).max(Instant::now() + idle / 4);
-                        }
+            match tls {
+                None => conn.drive(stream).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(tls_stream)) => conn.drive(tls_stream).await,
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
                 }
             }
@@ -142,14 +121,77 @@ pub async fn serve<S: Store>(
     }
     drop(listener);
     let _ = stop_tx.send(true);
-    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
-    let drained = tokio::time::timeout(limits.shutdown_timeout, permits.acquire_many(all))
+    let all = u32::try_from(options.max_connections).unwrap_or(u32::MAX);
+    let drained = tokio::time::timeout(options.shutdown_timeout, permits.acquire_many(all))
         .await
         .is_ok();
     if drained {
         Stopped::Drained
     } else {
-        Stopped::TimedOut(limits.max_connections - permits.available_permits())
+        Stopped::TimedOut(options.max_connections - permits.available_permits())
+    }
+}
+
+/// What one connection's task needs.
+struct Conn<S> {
+    state: Arc<AppState<S>>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    stop: watch::Receiver<bool>,
+    idle: Duration,
+    epoch: Instant,
+    peer: SocketAddr,
+}
+
+impl<S: Store> Conn<S> {
+    /// Serves HTTP on `stream` until the client leaves, the connection idles
+    /// out, or shutdown begins (then in-flight requests finish first).
+    async fn drive<I>(mut self, stream: I)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let activity = Arc::new(Activity::new(self.epoch));
+        let io = TokioIo::new(TrackedIo {
+            inner: stream,
+            activity: Arc::clone(&activity),
+        });
+        let state = Arc::clone(&self.state);
+        let service_activity = Arc::clone(&activity);
+        let service = service_fn(move |req: Request<Incoming>| {
+            let state = Arc::clone(&state);
+            let activity = Arc::clone(&service_activity);
+            async move {
+                let _busy = activity.request_started();
+                Ok::<_, Infallible>(logged(state, req).await)
+            }
+        });
+        let conn = self.builder.serve_connection(io, service);
+        tokio::pin!(conn);
+        let idle = self.idle;
+        let mut closing = false;
+        let mut next_check = activity.idle_deadline(idle);
+        loop {
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(peer = %self.peer, error = %e, "connection ended with an error");
+                    }
+                    break;
+                }
+                _ = self.stop.changed(), if !closing => {
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+                _ = tokio::time::sleep_until(next_check.into()), if !closing => {
+                    if activity.is_idle(idle) {
+                        closing = true;
+                        conn.as_mut().graceful_shutdown();
+                    } else {
+                        // Busy, or bytes moved since: look again one idle period on.
+                        next_check = activity.idle_deadline(idle).max(Instant::now() + idle / 4);
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -220,12 +262,12 @@ impl Drop for InFlight {
 }
 
 /// A stream that records when bytes last moved.
-struct TrackedIo {
-    inner: TcpStream,
+struct TrackedIo<I> {
+    inner: I,
     activity: Arc<Activity>,
 }
 
-impl AsyncRead for TrackedIo {
+impl<I: AsyncRead + Unpin> AsyncRead for TrackedIo<I> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -240,7 +282,7 @@ impl AsyncRead for TrackedIo {
     }
 }
 
-impl AsyncWrite for TrackedIo {
+impl<I: AsyncWrite + Unpin> AsyncWrite for TrackedIo<I> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -2,6 +2,7 @@
 //! Each test binary uses a different part, hence the allowance below.
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod pg;
 pub mod process;
 pub mod proxy;

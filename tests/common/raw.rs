@@ -56,7 +56,11 @@ pub async fn read_response(stream: &mut TcpStream) -> RawResponse {
     }
 }
 
-fn split_head(buf: &[u8]) -> Option<(u16, Vec<(String, String)>, usize)> {
+/// Header names and values, in order.
+type Headers = Vec<(String, String)>;
+
+/// The status, headers and where the body starts, once the head is complete.
+fn split_head(buf: &[u8]) -> Option<(u16, Headers, usize)> {
     let end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = String::from_utf8_lossy(&buf[..end]);
     let mut lines = head.split("\r\n");

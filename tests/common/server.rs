@@ -11,8 +11,9 @@ use hulykvs::auth::{self, Claims, SYSTEM_ACCOUNT};
 use hulykvs::cli::{Cli, Command};
 use hulykvs::config::{DbTarget, ServeConfig};
 use hulykvs::routes::AppState;
-use hulykvs::server::{self, ServerLimits, Stopped};
+use hulykvs::server::{self, ServerOptions, Stopped};
 use hulykvs::store::{PgStore, SqliteStore, Store};
+use hulykvs::tls::TlsSource;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -84,11 +85,17 @@ pub async fn start_on(kind: Kind, db_url: &str, flags: &[&str]) -> TestServer {
     let config = config(db_url, flags);
     let listener = TcpListener::bind(config.bind).await.expect("bind");
     let addr = listener.local_addr().expect("local addr");
-    let limits = ServerLimits {
+    let tls = config.tls.clone().map(|files| {
+        let source = TlsSource::new(files).expect("TLS files");
+        Arc::clone(&source).watch(std::time::Duration::from_millis(200));
+        source
+    });
+    let limits = ServerOptions {
         header_timeout: config.header_timeout,
         idle_timeout: config.idle_timeout,
         max_connections: config.max_connections,
         shutdown_timeout: config.shutdown_timeout,
+        tls,
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let shutdown = async move {
@@ -124,7 +131,7 @@ fn spawn<S: Store>(
     store: S,
     config: &ServeConfig,
     listener: TcpListener,
-    limits: ServerLimits,
+    limits: ServerOptions,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> JoinHandle<Stopped> {
     let state = Arc::new(AppState::new(store, config));

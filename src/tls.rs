@@ -1,0 +1,191 @@
+//! HTTPS for `serve`: a certificate and key from PEM files, reloaded when the
+//! files change or on SIGHUP, and optional client certificates (mutual TLS).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::TlsAcceptor;
+
+/// The PEM files of the TLS settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Certificate chain, leaf first (`HULY_TLS_CERT`).
+    pub cert: PathBuf,
+    /// Private key of the leaf (`HULY_TLS_KEY`).
+    pub key: PathBuf,
+    /// CA that client certificates must chain to (`HULY_TLS_CLIENT_CA`); `None`: no client certificates.
+    pub client_ca: Option<PathBuf>,
+}
+
+/// Why the TLS files could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {why}")]
+pub struct TlsError {
+    pub file: String,
+    pub why: String,
+}
+
+fn tls_error(file: &Path, why: impl ToString) -> TlsError {
+    TlsError {
+        file: file.display().to_string(),
+        why: why.to_string(),
+    }
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Builds a server configuration from the files (ALPN: `h2`, then `http/1.1`).
+pub fn load(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
+    let cert_pem = std::fs::read(&files.cert).map_err(|e| tls_error(&files.cert, e))?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| tls_error(&files.cert, format!("not a PEM certificate chain: {e}")))?;
+    if certs.is_empty() {
+        return Err(tls_error(&files.cert, "holds no certificate"));
+    }
+    let key_pem = std::fs::read(&files.key).map_err(|e| tls_error(&files.key, e))?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem)
+        .map_err(|e| tls_error(&files.key, format!("not a PEM private key: {e}")))?;
+
+    let builder = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls_error(&files.cert, e))?;
+    let builder = match &files.client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let ca_pem = std::fs::read(ca).map_err(|e| tls_error(ca, e))?;
+            let mut roots = RootCertStore::empty();
+            for cert in CertificateDer::pem_slice_iter(&ca_pem) {
+                let cert =
+                    cert.map_err(|e| tls_error(ca, format!("not a PEM certificate: {e}")))?;
+                roots.add(cert).map_err(|e| tls_error(ca, e))?;
+            }
+            if roots.is_empty() {
+                return Err(tls_error(ca, "holds no certificate"));
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+                .build()
+                .map_err(|e| tls_error(ca, e))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| tls_error(&files.key, format!("does not match the certificate: {e}")))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The files' modification times and sizes, to notice a change.
+type Stamp = Vec<Option<(SystemTime, u64)>>;
+
+fn stamp(files: &TlsFiles) -> Stamp {
+    std::iter::once(&files.cert)
+        .chain(std::iter::once(&files.key))
+        .chain(files.client_ca.iter())
+        .map(|p| {
+            std::fs::metadata(p)
+                .ok()
+                .and_then(|m| Some((m.modified().ok()?, m.len())))
+        })
+        .collect()
+}
+
+/// The current TLS configuration, replaced when the files change.
+#[derive(Debug)]
+pub struct TlsSource {
+    files: TlsFiles,
+    current: RwLock<Arc<ServerConfig>>,
+    seen: Mutex<Stamp>,
+}
+
+impl TlsSource {
+    /// Loads the files; an error here stops `serve` at start.
+    pub fn new(files: TlsFiles) -> Result<Arc<Self>, TlsError> {
+        let seen = stamp(&files);
+        let config = load(&files)?;
+        Ok(Arc::new(TlsSource {
+            files,
+            current: RwLock::new(config),
+            seen: Mutex::new(seen),
+        }))
+    }
+
+    /// An acceptor with the configuration in force now.
+    pub fn acceptor(&self) -> TlsAcceptor {
+        let config = match self.current.read() {
+            Ok(c) => Arc::clone(&c),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        };
+        TlsAcceptor::from(config)
+    }
+
+    /// Loads the files again; on failure the previous configuration stays in force.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let now = stamp(&self.files);
+        let config = load(&self.files)?;
+        match self.current.write() {
+            Ok(mut c) => *c = config,
+            Err(poisoned) => *poisoned.into_inner() = config,
+        }
+        match self.seen.lock() {
+            Ok(mut s) => *s = now,
+            Err(poisoned) => *poisoned.into_inner() = now,
+        }
+        Ok(())
+    }
+
+    fn changed(&self) -> bool {
+        let now = stamp(&self.files);
+        match self.seen.lock() {
+            Ok(s) => *s != now,
+            Err(_) => true,
+        }
+    }
+
+    /// Reloads on SIGHUP, and when the files' times or sizes change (checked every `poll`).
+    pub fn watch(self: Arc<Self>, poll: Duration) {
+        // Registered before returning, so a SIGHUP right after start reloads
+        // instead of ending the process.
+        #[cfg(unix)]
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        tokio::spawn(async move {
+            loop {
+                #[cfg(unix)]
+                let forced = match hup.as_mut() {
+                    Some(h) => tokio::select! {
+                        _ = h.recv() => true,
+                        _ = tokio::time::sleep(poll) => false,
+                    },
+                    None => {
+                        tokio::time::sleep(poll).await;
+                        false
+                    }
+                };
+                #[cfg(not(unix))]
+                let forced = {
+                    tokio::time::sleep(poll).await;
+                    false
+                };
+                if !forced && !self.changed() {
+                    continue;
+                }
+                match self.reload() {
+                    Ok(()) => {
+                        tracing::info!(cert = %self.files.cert.display(), "TLS certificate reloaded")
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "TLS reload failed; the previous certificate stays in force")
+                    }
+                }
+            }
+        });
+    }
+}
