@@ -72,6 +72,9 @@ complete -c hulykvs -n "__fish_hulykvs_using_subcommand put" -l token -d 'Bearer
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand put" -l token-secret -d 'HS256 secret to mint a system token with when no --token is given' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand put" -s w -l workspace -d 'Workspace UUID (API v2); without it, the legacy API and its default workspace' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand put" -l timeout -d 'How long to wait for the service, such as 30s or 2m' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand put" -l ca-cert -d 'PEM file of the CA certificate(s) to trust for an https --url, instead of (not in addition to) the built-in public roots' -r -F
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand put" -l client-cert -d 'PEM client certificate (chain) for mutual TLS; needs --client-key' -r -F
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand put" -l client-key -d 'PEM private key of --client-cert (unencrypted PKCS#8, PKCS#1 or SEC1)' -r -F
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand put" -l file -d 'Read the value from this file (`-`: stdin)' -r -F
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand put" -l content-type -d 'Content type stored with the value [default: application/octet-stream]' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand put" -l if-match -d 'Write only if the current value has this ETag, quoted or bare (needs -w)' -r
@@ -85,6 +88,9 @@ complete -c hulykvs -n "__fish_hulykvs_using_subcommand get" -l token -d 'Bearer
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand get" -l token-secret -d 'HS256 secret to mint a system token with when no --token is given' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand get" -s w -l workspace -d 'Workspace UUID (API v2); without it, the legacy API and its default workspace' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand get" -l timeout -d 'How long to wait for the service, such as 30s or 2m' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand get" -l ca-cert -d 'PEM file of the CA certificate(s) to trust for an https --url, instead of (not in addition to) the built-in public roots' -r -F
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand get" -l client-cert -d 'PEM client certificate (chain) for mutual TLS; needs --client-key' -r -F
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand get" -l client-key -d 'PEM private key of --client-cert (unencrypted PKCS#8, PKCS#1 or SEC1)' -r -F
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand get" -s o -l output -d 'Write the value to this file instead of stdout (`-`: stdout)' -r -F
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand get" -l etag -d 'Print the value\'s ETag to stderr'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand get" -s h -l help -d 'Print help'
@@ -94,6 +100,9 @@ complete -c hulykvs -n "__fish_hulykvs_using_subcommand delete" -l token -d 'Bea
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand delete" -l token-secret -d 'HS256 secret to mint a system token with when no --token is given' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand delete" -s w -l workspace -d 'Workspace UUID (API v2); without it, the legacy API and its default workspace' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand delete" -l timeout -d 'How long to wait for the service, such as 30s or 2m' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand delete" -l ca-cert -d 'PEM file of the CA certificate(s) to trust for an https --url, instead of (not in addition to) the built-in public roots' -r -F
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand delete" -l client-cert -d 'PEM client certificate (chain) for mutual TLS; needs --client-key' -r -F
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand delete" -l client-key -d 'PEM private key of --client-cert (unencrypted PKCS#8, PKCS#1 or SEC1)' -r -F
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand delete" -l if-match -d 'Delete only if the current value has this ETag, quoted or bare (needs -w)' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand delete" -s h -l help -d 'Print help'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand delete" -s V -l version -d 'Print version'
@@ -102,6 +111,9 @@ complete -c hulykvs -n "__fish_hulykvs_using_subcommand list" -l token -d 'Beare
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand list" -l token-secret -d 'HS256 secret to mint a system token with when no --token is given' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand list" -s w -l workspace -d 'Workspace UUID (API v2); without it, the legacy API and its default workspace' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand list" -l timeout -d 'How long to wait for the service, such as 30s or 2m' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand list" -l ca-cert -d 'PEM file of the CA certificate(s) to trust for an https --url, instead of (not in addition to) the built-in public roots' -r -F
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand list" -l client-cert -d 'PEM client certificate (chain) for mutual TLS; needs --client-key' -r -F
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand list" -l client-key -d 'PEM private key of --client-cert (unencrypted PKCS#8, PKCS#1 or SEC1)' -r -F
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand list" -l prefix -d 'Only keys that start with this literal prefix' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand list" -l page-size -d 'Keys fetched per request (API v2; the legacy API sends all keys at once)' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand list" -l json -d 'Print one JSON document in the service\'s shape, all pages merged'

@@ -192,6 +192,31 @@ pub struct ClientArgs {
     /// How long to wait for the service, such as 30s or 2m.
     #[arg(long, default_value = "30s")]
     pub timeout: String,
+
+    /// PEM file of the CA certificate(s) to trust for an https --url, instead of (not in
+    /// addition to) the built-in public roots.
+    #[arg(long, env = "HULY_KVS_CA_CERT", value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+    pub ca_cert: Option<PathBuf>,
+
+    /// PEM client certificate (chain) for mutual TLS; needs --client-key.
+    #[arg(
+        long,
+        env = "HULY_KVS_CLIENT_CERT",
+        value_name = "FILE",
+        value_hint = clap::ValueHint::FilePath,
+        requires = "client_key"
+    )]
+    pub client_cert: Option<PathBuf>,
+
+    /// PEM private key of --client-cert (unencrypted PKCS#8, PKCS#1 or SEC1).
+    #[arg(
+        long,
+        env = "HULY_KVS_CLIENT_KEY",
+        value_name = "FILE",
+        value_hint = clap::ValueHint::FilePath,
+        requires = "client_cert"
+    )]
+    pub client_key: Option<PathBuf>,
 }
 
 /// `put`: store a value.

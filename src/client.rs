@@ -4,11 +4,14 @@
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use base64::Engine;
 use reqwest::header::{HeaderValue, CONTENT_TYPE, ETAG, IF_MATCH, IF_NONE_MATCH, LOCATION};
-use reqwest::{Method, Response, StatusCode, Url};
+use reqwest::{Certificate, Identity, Method, Response, StatusCode, Url};
+use rustls_pki_types::pem::{self, PemObject};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use uuid::Uuid;
 
@@ -232,24 +235,33 @@ struct Service {
     token: String,
     api: Api,
     timeout: Duration,
+    /// Whether `--url` is https.
+    https: bool,
+    /// Whether `--ca-cert` replaced the built-in roots (for the hint on a refused certificate).
+    tls_roots: bool,
+    /// Whether a client certificate is offered.
+    tls_identity: bool,
 }
 
 impl Service {
     /// Validates the flags and builds the HTTP client; no I/O yet.
     fn new(args: &ClientArgs) -> Result<Self, Failure> {
         let base = args.url.trim().trim_end_matches('/').to_owned();
-        match Url::parse(&base) {
+        let https = match Url::parse(&base) {
             Ok(url)
                 if matches!(url.scheme(), "http" | "https")
                     && url.query().is_none()
-                    && url.fragment().is_none() => {}
+                    && url.fragment().is_none() =>
+            {
+                url.scheme() == "https"
+            }
             _ => {
                 return Err(Failure::usage(format!(
                     "--url {:?}: expected an http:// or https:// URL without query",
                     args.url
                 )))
             }
-        }
+        };
         let timeout = parse_duration(&args.timeout)
             .map_err(|why| Failure::usage(format!("--timeout: {why}")))?;
         if timeout.is_zero() {
@@ -272,20 +284,17 @@ impl Service {
                 ))
             }
         };
-        let http = reqwest::Client::builder()
-            .connect_timeout(timeout)
-            .timeout(timeout)
-            // A redirect would change POST to GET and carry the token elsewhere: report it instead.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("hulykvs/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Failure::error(format!("cannot set up HTTP: {}", cause(&e))))?;
+        let tls = ClientTls::load(args)?;
+        let http = http_client(timeout, &tls, true).map_err(|e| tls.blame(timeout, e))?;
         Ok(Service {
             http,
             base,
             token,
             api,
             timeout,
+            https,
+            tls_roots: tls.roots.is_some(),
+            tls_identity: tls.identity.is_some(),
         })
     }
 
@@ -364,15 +373,192 @@ impl Service {
     /// The line for a request that got no (complete) response.
     fn transport(&self, what: &str, e: reqwest::Error) -> Failure {
         let after = format!("timed out after {}", shown_duration(self.timeout));
+        let why = cause(&e);
         if e.is_connect() {
-            let why = if e.is_timeout() { after } else { cause(&e) };
-            Failure::error(format!("cannot reach {}: {why}", self.base))
+            if e.is_timeout() {
+                return Failure::error(format!("cannot reach {}: {after}", self.base));
+            }
+            let hint = match (TlsProblem::of(&why), self.tls_roots) {
+                (Some(TlsProblem::UnknownIssuer), false) => {
+                    " (give the CA that signed it with --ca-cert)"
+                }
+                (Some(TlsProblem::UnknownIssuer), true) => " (is it signed by the --ca-cert CA?)",
+                _ => "",
+            };
+            Failure::error(format!("cannot reach {}: {why}{hint}", self.base))
         } else if e.is_timeout() {
             Failure::error(format!("{what}: {after}"))
+        } else if self.https
+            && (TlsProblem::of(&why) == Some(TlsProblem::Alert) || closed_early(&e))
+        {
+            // A server that wants a client certificate and gets none, or one it
+            // does not trust, sends an alert after the TLS 1.3 handshake; the
+            // request then sees either the alert or only the closed connection.
+            let why = match TlsProblem::of(&why) {
+                Some(_) => why,
+                None => "the connection closed".to_owned(),
+            };
+            let hint = if self.tls_identity {
+                "did the service refuse the client certificate?"
+            } else {
+                "does the service want a client certificate? see --client-cert"
+            };
+            Failure::error(format!("{what}: {why} ({hint})"))
         } else {
-            Failure::error(format!("{what}: {}", cause(&e)))
+            Failure::error(format!("{what}: {why}"))
         }
     }
+}
+
+/// The TLS settings of a client run, read and checked from their PEM files.
+#[derive(Default)]
+struct ClientTls {
+    /// `--ca-cert`: its path and the CAs it holds, trusted instead of the built-in roots.
+    roots: Option<(PathBuf, Vec<Certificate>)>,
+    /// `--client-cert` and `--client-key`: their paths and the identity made of them.
+    identity: Option<(PathBuf, PathBuf, Identity)>,
+}
+
+impl ClientTls {
+    /// Reads the files named by `--ca-cert`, `--client-cert` and `--client-key`;
+    /// a file that is missing or holds no usable PEM is a usage error naming it.
+    fn load(args: &ClientArgs) -> Result<Self, Failure> {
+        let mut tls = ClientTls::default();
+        if let Some(path) = &args.ca_cert {
+            let certs = pem_certificates("--ca-cert", path)?
+                .iter()
+                .map(|der| Certificate::from_der(der))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| file_failure("--ca-cert", path, cause(&e)))?;
+            tls.roots = Some((path.clone(), certs));
+        }
+        match (&args.client_cert, &args.client_key) {
+            (Some(cert_path), Some(key_path)) => {
+                let chain = pem_certificates("--client-cert", cert_path)?;
+                let key_pem = read_file("--client-key", key_path)?;
+                let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
+                    let why = match e {
+                        pem::Error::NoItemsFound => {
+                            "holds no PEM private key (unencrypted PKCS#8, PKCS#1 or SEC1)"
+                                .to_owned()
+                        }
+                        e => pem_problem(e),
+                    };
+                    file_failure("--client-key", key_path, why)
+                })?;
+                // reqwest takes the identity as one PEM: rebuilt from what was
+                // parsed, so other sections in the files cannot confuse it.
+                let mut identity = String::new();
+                for cert in &chain {
+                    identity.push_str(&pem_section("CERTIFICATE", cert));
+                }
+                let label = match &key {
+                    PrivateKeyDer::Pkcs1(_) => "RSA PRIVATE KEY",
+                    PrivateKeyDer::Sec1(_) => "EC PRIVATE KEY",
+                    _ => "PRIVATE KEY",
+                };
+                identity.push_str(&pem_section(label, key.secret_der()));
+                let identity = Identity::from_pem(identity.as_bytes())
+                    .map_err(|e| file_failure("--client-key", key_path, cause(&e)))?;
+                tls.identity = Some((cert_path.clone(), key_path.clone(), identity));
+            }
+            // clap already makes each of the two require the other.
+            (Some(_), None) => return Err(Failure::usage("--client-cert needs --client-key")),
+            (None, Some(_)) => return Err(Failure::usage("--client-key needs --client-cert")),
+            (None, None) => {}
+        }
+        Ok(tls)
+    }
+
+    /// The failure for a client that could not be built: the TLS files are
+    /// left out one at a time to name the one at fault.
+    fn blame(&self, timeout: Duration, e: reqwest::Error) -> Failure {
+        let why = cause(&e);
+        if let Some((cert, key, _)) = &self.identity {
+            if http_client(timeout, self, false).is_ok() {
+                return Failure::usage(format!(
+                    "--client-key {key:?} does not fit --client-cert {cert:?}: {why}"
+                ));
+            }
+        }
+        if let Some((path, _)) = &self.roots {
+            if http_client(timeout, &ClientTls::default(), false).is_ok() {
+                return file_failure("--ca-cert", path, format!("not a usable CA ({why})"));
+            }
+        }
+        Failure::error(format!("cannot set up HTTP: {why}"))
+    }
+}
+
+/// The one HTTP client of a run; `with_identity: false` leaves out the client certificate.
+fn http_client(
+    timeout: Duration,
+    tls: &ClientTls,
+    with_identity: bool,
+) -> reqwest::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(timeout)
+        .timeout(timeout)
+        // A redirect would change POST to GET and carry the token elsewhere: report it instead.
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("hulykvs/", env!("CARGO_PKG_VERSION")));
+    if let Some((_, certs)) = &tls.roots {
+        // Only the CAs given: a private service's certificate comes from its
+        // own CA, and any public CA could otherwise vouch for an impostor.
+        builder = builder.tls_built_in_root_certs(false);
+        for cert in certs {
+            builder = builder.add_root_certificate(cert.clone());
+        }
+    }
+    if let (Some((_, _, identity)), true) = (&tls.identity, with_identity) {
+        builder = builder.identity(identity.clone());
+    }
+    builder.build()
+}
+
+/// The contents of a file named by `flag`.
+fn read_file(flag: &str, path: &Path) -> Result<Vec<u8>, Failure> {
+    std::fs::read(path).map_err(|e| file_failure(flag, path, format!("cannot read: {e}")))
+}
+
+/// The certificates of a PEM file named by `flag`; none is an error.
+fn pem_certificates(flag: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, Failure> {
+    let pem = read_file(flag, path)?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| file_failure(flag, path, pem_problem(e)))?;
+    if certs.is_empty() {
+        return Err(file_failure(flag, path, "holds no PEM certificate"));
+    }
+    Ok(certs)
+}
+
+/// A usage failure about the file `path` given to `flag`.
+fn file_failure(flag: &str, path: &Path, why: impl std::fmt::Display) -> Failure {
+    Failure::usage(format!("{flag} {path:?}: {why}"))
+}
+
+/// A PEM parse error in words (the library's own show raw bytes).
+fn pem_problem(e: pem::Error) -> String {
+    match e {
+        pem::Error::MissingSectionEnd { .. } => "not valid PEM: a section has no END line".into(),
+        pem::Error::IllegalSectionStart { .. } => "not valid PEM: a malformed BEGIN line".into(),
+        pem::Error::Base64Decode(_) => "not valid PEM: bad base64".into(),
+        e => format!("not valid PEM: {e}"),
+    }
+}
+
+/// One PEM section of `der` under `label`.
+fn pem_section(label: &str, der: &[u8]) -> String {
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    // Base64 is ASCII, so every 64-byte chunk is whole characters.
+    for line in body.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
 }
 
 /// A system token for this run, signed with `secret`.
@@ -556,6 +742,53 @@ fn stdout_failure(what: &str, e: std::io::Error) -> Result<(), Failure> {
     }
 }
 
+/// The errors an error is made of, outermost first.
+fn chain<'e>(
+    e: &'e (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'e (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(e), |e| e.source())
+}
+
+/// What TLS said about a failed request. rustls reaches us only as text
+/// inside an `io::Error`, so the text is what there is to go by.
+#[derive(Debug, PartialEq, Eq)]
+enum TlsProblem {
+    /// The server's certificate is signed by no trusted CA.
+    UnknownIssuer,
+    /// The server ended the connection with an alert (such as `CertificateRequired`).
+    Alert,
+}
+
+impl TlsProblem {
+    /// Reads `why`, the innermost cause of a failed request.
+    fn of(why: &str) -> Option<TlsProblem> {
+        if why.starts_with("invalid peer certificate") && why.contains("UnknownIssuer") {
+            Some(TlsProblem::UnknownIssuer)
+        } else if why.starts_with("received fatal alert") {
+            Some(TlsProblem::Alert)
+        } else {
+            None
+        }
+    }
+}
+
+/// Whether a request failed because its connection went away under it.
+fn closed_early(e: &reqwest::Error) -> bool {
+    use std::io::ErrorKind::*;
+    chain(e).any(|e| {
+        if let Some(hyper) = e.downcast_ref::<hyper::Error>() {
+            hyper.is_closed() || hyper.is_canceled() || hyper.is_incomplete_message()
+        } else if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            matches!(
+                io.kind(),
+                BrokenPipe | ConnectionReset | ConnectionAborted | UnexpectedEof
+            )
+        } else {
+            false
+        }
+    })
+}
+
 /// The innermost cause of an error, worded for one line: reqwest's own
 /// messages ("error sending request") say less than the socket's.
 fn cause(e: &(dyn std::error::Error + 'static)) -> String {
@@ -724,6 +957,25 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn pem_sections_parse_back() {
+        let der: Vec<u8> = (0..=255).cycle().take(700).collect();
+        let pem = pem_section("CERTIFICATE", &der);
+        assert!(pem.lines().all(|l| l.len() <= 64), "{pem}");
+        let parsed = CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
+        assert_eq!(parsed.as_ref(), der.as_slice());
+    }
+
+    #[test]
+    fn tls_problems_are_told_apart() {
+        let unknown = "invalid peer certificate: UnknownIssuer";
+        assert_eq!(TlsProblem::of(unknown), Some(TlsProblem::UnknownIssuer));
+        let alert = "received fatal alert: CertificateRequired";
+        assert_eq!(TlsProblem::of(alert), Some(TlsProblem::Alert));
+        assert_eq!(TlsProblem::of("invalid peer certificate: Expired"), None);
+        assert_eq!(TlsProblem::of("connection refused"), None);
     }
 
     #[test]

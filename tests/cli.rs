@@ -2,80 +2,55 @@
 //! `hulykvs serve` on an embedded SQLite database, checked as a user sees it:
 //! exit codes, stdout bytes, the one stderr line.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use base64::Engine;
 use clap_complete::{Generator, Shell};
+use common::certs::Ca;
+use common::process::{run_hulykvs, spawn_server, ServerProcess};
 use rand::RngCore;
 
-const BIN: &str = env!("CARGO_BIN_EXE_hulykvs");
 const SECRET: &str = "cli-test-secret";
 const SYSTEM_ACCOUNT: &str = "1749089e-22e6-48de-af4e-165e18fbd2f9";
 
 /// A `hulykvs serve` of its own, on a free port and a fresh database; killed on drop.
 struct Server {
-    child: Child,
+    process: ServerProcess,
     url: String,
-    log: Arc<Mutex<String>>,
     _dir: tempfile::TempDir,
 }
 
 impl Server {
-    /// Starts the server and waits (30 s at most) for its `addr=` log line.
+    /// Starts a plain HTTP server.
     fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    /// Starts a server with `envs` added to its environment (HTTPS if they
+    /// name a certificate).
+    fn start_with(envs: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let db = format!("sqlite:{}", dir.path().join("kvs.db").display());
-        let mut child = Command::new(BIN)
-            .arg("serve")
-            .env("HULY_DB_CONNECTION", db)
-            .env("HULY_BIND_HOST", "127.0.0.1")
-            .env("HULY_BIND_PORT", "0")
-            .env("HULY_TOKEN_SECRET", SECRET)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
-        let seen = Arc::clone(&log);
-        // Drains stderr for the server's whole life, so it never blocks on a full pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                let line = strip_ansi(&line);
-                if line.contains("listening") || line.contains("addr=") {
-                    if let Some(addr) = field(&line, "addr=") {
-                        let _ = tx.send(addr);
-                    }
-                }
-                let mut log = seen.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(addr) => Server {
-                child,
-                url: format!("http://{addr}"),
-                log,
-                _dir: dir,
-            },
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "the server did not log addr= within 30 s; its stderr:\n{}",
-                    log.lock().unwrap()
-                );
-            }
+        let mut all = vec![
+            ("HULY_DB_CONNECTION", db.as_str()),
+            ("HULY_TOKEN_SECRET", SECRET),
+        ];
+        all.extend_from_slice(envs);
+        let process = spawn_server(&all);
+        let scheme = if envs.iter().any(|(k, _)| *k == "HULY_TLS_CERT") {
+            "https"
+        } else {
+            "http"
+        };
+        let url = format!("{scheme}://{}", process.addr);
+        Server {
+            process,
+            url,
+            _dir: dir,
         }
     }
 
@@ -92,71 +67,18 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
         if std::thread::panicking() {
-            eprintln!("server log:\n{}", self.log.lock().unwrap());
+            eprintln!("server log:\n{}", self.process.stderr_text());
         }
     }
-}
-
-/// The value of `name` (such as `addr=`) in a log line, without quotes.
-fn field(line: &str, name: &str) -> Option<String> {
-    let start = line.find(name)? + name.len();
-    let value: String = line[start..]
-        .trim_start_matches('"')
-        .chars()
-        .take_while(|c| !c.is_whitespace() && *c != '"' && *c != ',')
-        .collect();
-    Some(value).filter(|v| !v.is_empty())
-}
-
-/// Removes terminal colour codes, in case the server colours its log anyway.
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// Runs `hulykvs ARGS` with `HULY_TOKEN_SECRET` set (so a system token is
-/// minted), nothing else from the caller's environment that could interfere.
+/// minted) and `envs`, nothing else from the caller's environment.
 fn hulykvs(envs: &[(&str, &str)], args: &[&str], stdin: Option<&[u8]>) -> Output {
-    let mut command = Command::new(BIN);
-    command
-        .args(args)
-        .env_remove("HULY_TOKEN")
-        .env_remove("HULY_KVS_URL")
-        .env("HULY_TOKEN_SECRET", SECRET)
-        .envs(envs.iter().copied())
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command.spawn().unwrap();
-    let writer = stdin.map(|bytes| {
-        let mut pipe = child.stdin.take().unwrap();
-        let bytes = bytes.to_vec();
-        std::thread::spawn(move || pipe.write_all(&bytes))
-    });
-    let output = child.wait_with_output().unwrap();
-    if let Some(writer) = writer {
-        writer.join().unwrap().unwrap();
-    }
-    output
+    let mut all = vec![("HULY_TOKEN_SECRET", SECRET)];
+    all.extend_from_slice(envs);
+    run_hulykvs(&all, args, stdin)
 }
 
 /// Asserts the exit code and that stderr holds `stderr` (empty: stderr is empty).
@@ -339,12 +261,7 @@ fn a_wrong_token_exits_1_with_the_status() {
 
 #[test]
 fn no_token_and_bad_flags_are_usage_errors() {
-    let missing = Command::new(BIN)
-        .args(["get", "ns", "k"])
-        .env_remove("HULY_TOKEN")
-        .env_remove("HULY_TOKEN_SECRET")
-        .output()
-        .unwrap();
+    let missing = run_hulykvs(&[], &["get", "ns", "k"], None);
     assert_exit(&missing, 2, "a token is needed");
     assert_exit(
         &hulykvs(&[], &["get", "-w", "nope", "ns", "k"], None),
@@ -370,11 +287,7 @@ fn no_token_and_bad_flags_are_usage_errors() {
         2,
         "--extra \"x\": expected K=V",
     );
-    let no_secret = Command::new(BIN)
-        .args(["token", "--system"])
-        .env_remove("HULY_TOKEN_SECRET")
-        .output()
-        .unwrap();
+    let no_secret = run_hulykvs(&[], &["token", "--system"], None);
     assert_eq!(no_secret.status.code(), Some(2));
 }
 
@@ -457,9 +370,8 @@ fn list_into_a_closed_pipe_exits_0() {
         .collect();
     put_many(&server.url, &ws, "big", &keys);
 
-    let mut child = Command::new(BIN)
+    let mut child = common::process::hulykvs()
         .args(["list", "-w", &ws, "big"])
-        .env_remove("HULY_TOKEN")
         .env("HULY_KVS_URL", &server.url)
         .env("HULY_TOKEN_SECRET", SECRET)
         .stdin(Stdio::null())
@@ -706,5 +618,257 @@ fn completions_are_current() {
             printed.stdout == committed,
             "`hulykvs completions {shell}` differs"
         );
+    }
+}
+
+/// PEM files for HTTPS tests: a CA, the server's certificate, a client
+/// certificate from the same CA, and a CA and client certificate of a stranger.
+struct Certs {
+    _dir: tempfile::TempDir,
+    ca: String,
+    server_cert: String,
+    server_key: String,
+    client_cert: String,
+    client_key: String,
+    stranger_ca: String,
+    stranger_cert: String,
+    stranger_key: String,
+}
+
+impl Certs {
+    fn new() -> Certs {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, pem: &str| -> String {
+            let path = dir.path().join(name);
+            std::fs::write(&path, pem).unwrap();
+            path.display().to_string()
+        };
+        let ca = Ca::new("hulykvs test ca");
+        let stranger = Ca::new("stranger ca");
+        let server = ca.server();
+        let client = ca.client("alice");
+        let strange_client = stranger.client("mallory");
+        Certs {
+            ca: write("ca.pem", &ca.cert_pem),
+            server_cert: write("server.pem", &server.cert_pem),
+            server_key: write("server.key", &server.key_pem),
+            client_cert: write("client.pem", &client.cert_pem),
+            client_key: write("client.key", &client.key_pem),
+            stranger_ca: write("stranger-ca.pem", &stranger.cert_pem),
+            stranger_cert: write("stranger.pem", &strange_client.cert_pem),
+            stranger_key: write("stranger.key", &strange_client.key_pem),
+            _dir: dir,
+        }
+    }
+
+    /// A server with this certificate; with `mutual`, it wants client
+    /// certificates from the CA.
+    fn server(&self, mutual: bool) -> Server {
+        let mut envs = vec![
+            ("HULY_TLS_CERT", self.server_cert.as_str()),
+            ("HULY_TLS_KEY", self.server_key.as_str()),
+        ];
+        if mutual {
+            envs.push(("HULY_TLS_CLIENT_CA", self.ca.as_str()));
+        }
+        Server::start_with(&envs)
+    }
+}
+
+#[test]
+fn https_with_ca_cert_round_trips_and_without_it_fails() {
+    let certs = Certs::new();
+    let server = certs.server(false);
+    assert!(
+        server.url.starts_with("https://127.0.0.1:"),
+        "{}",
+        server.url
+    );
+    let ca = ["--ca-cert", certs.ca.as_str()];
+
+    let put = server.run(&[&["put"][..], &ca, &["ns", "k", "over tls"]].concat());
+    assert_exit(&put, 0, "");
+    let get = server.run(&[&["get"][..], &ca, &["ns", "k"]].concat());
+    assert_exit(&get, 0, "");
+    assert_eq!(stdout(&get), "over tls");
+
+    // The CA from the environment, and the certificate's other name.
+    let port = server.process.addr.port();
+    let by_name = format!("https://localhost:{port}");
+    let env = [
+        ("HULY_KVS_URL", by_name.as_str()),
+        ("HULY_KVS_CA_CERT", certs.ca.as_str()),
+    ];
+    let listed = hulykvs(&env, &["list", "ns"], None);
+    assert_exit(&listed, 0, "");
+    assert_eq!(stdout(&listed), "k\n");
+
+    // The built-in public roots do not vouch for a private CA…
+    let untrusted = server.run(&["get", "ns", "k"]);
+    assert_exit(
+        &untrusted,
+        1,
+        &format!(
+            "cannot reach {}: invalid peer certificate: UnknownIssuer",
+            server.url
+        ),
+    );
+    assert!(
+        String::from_utf8_lossy(&untrusted.stderr).contains("--ca-cert"),
+        "the line points to --ca-cert: {untrusted:?}"
+    );
+    assert!(untrusted.stdout.is_empty());
+    // …and --ca-cert trusts only its own CA.
+    let stranger = server.run(&["get", "--ca-cert", &certs.stranger_ca, "ns", "k"]);
+    assert_exit(&stranger, 1, "invalid peer certificate: UnknownIssuer");
+}
+
+#[test]
+fn mutual_tls_wants_a_client_certificate_from_its_ca() {
+    let certs = Certs::new();
+    let server = certs.server(true);
+    let ca = ["--ca-cert", certs.ca.as_str()];
+    let alice = [
+        "--client-cert",
+        certs.client_cert.as_str(),
+        "--client-key",
+        certs.client_key.as_str(),
+    ];
+
+    // Without a client certificate the service ends the connection; however
+    // the request learns of it, the line says what to look at.
+    let anonymous = server.run(&[&["put"][..], &ca, &["ns", "k", "v"]].concat());
+    assert_exit(&anonymous, 1, "put ns/k: ");
+    assert!(
+        String::from_utf8_lossy(&anonymous.stderr).contains("client certificate"),
+        "{anonymous:?}"
+    );
+
+    let put = server.run(&[&["put"][..], &ca, &alice, &["ns", "k", "mutual"]].concat());
+    assert_exit(&put, 0, "");
+    // The client certificate and key from the environment.
+    let env = [
+        ("HULY_KVS_URL", server.url.as_str()),
+        ("HULY_KVS_CA_CERT", certs.ca.as_str()),
+        ("HULY_KVS_CLIENT_CERT", certs.client_cert.as_str()),
+        ("HULY_KVS_CLIENT_KEY", certs.client_key.as_str()),
+    ];
+    let get = hulykvs(&env, &["get", "ns", "k"], None);
+    assert_exit(&get, 0, "");
+    assert_eq!(stdout(&get), "mutual");
+
+    // A certificate from another CA is refused like none at all.
+    let mallory = [
+        "--client-cert",
+        certs.stranger_cert.as_str(),
+        "--client-key",
+        certs.stranger_key.as_str(),
+    ];
+    let refused = server.run(&[&["get"][..], &ca, &mallory, &["ns", "k"]].concat());
+    assert_exit(&refused, 1, "get ns/k: ");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("refuse the client certificate"),
+        "{refused:?}"
+    );
+    assert!(refused.stdout.is_empty());
+}
+
+#[test]
+fn client_certificate_flags_come_in_pairs() {
+    let certs = Certs::new();
+    // Checked before anything is sent: nothing listens at this URL.
+    let url = ["--url", "https://127.0.0.1:9"];
+    for (given, missing) in [
+        (
+            ["--client-cert", certs.client_cert.as_str()],
+            "--client-key",
+        ),
+        (["--client-key", certs.client_key.as_str()], "--client-cert"),
+    ] {
+        let half = hulykvs(
+            &[],
+            &[&["get"][..], &url, &given, &["ns", "k"]].concat(),
+            None,
+        );
+        assert_eq!(half.status.code(), Some(2), "{half:?}");
+        let err = String::from_utf8_lossy(&half.stderr);
+        assert!(err.contains(missing), "{given:?}: {err}");
+    }
+    // The same from the environment.
+    let half = hulykvs(
+        &[("HULY_KVS_CLIENT_CERT", certs.client_cert.as_str())],
+        &[&["get"][..], &url, &["ns", "k"]].concat(),
+        None,
+    );
+    assert_eq!(half.status.code(), Some(2), "{half:?}");
+    assert!(String::from_utf8_lossy(&half.stderr).contains("--client-key"));
+}
+
+#[test]
+fn unusable_tls_files_are_usage_errors_naming_the_file() {
+    let certs = Certs::new();
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, text: &str| -> String {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let missing = dir.path().join("missing.pem").display().to_string();
+    let not_pem = file("notes.txt", "just some text\n");
+    let cut = file("cut.pem", "-----BEGIN CERTIFICATE-----\nMIIB\n");
+    let get = |flags: &[&str]| {
+        let args = [
+            &["get", "--url", "https://127.0.0.1:9"][..],
+            flags,
+            &["ns", "k"],
+        ]
+        .concat();
+        hulykvs(&[], &args, None)
+    };
+    let pair = |cert: &str, key: &str| get(&["--client-cert", cert, "--client-key", key]);
+    for (output, line) in [
+        (
+            get(&["--ca-cert", &missing]),
+            format!("--ca-cert {missing:?}: cannot read: "),
+        ),
+        (
+            get(&["--ca-cert", &not_pem]),
+            format!("--ca-cert {not_pem:?}: holds no PEM certificate"),
+        ),
+        (
+            get(&["--ca-cert", &certs.client_key]),
+            format!("--ca-cert {:?}: holds no PEM certificate", certs.client_key),
+        ),
+        (
+            get(&["--ca-cert", &cut]),
+            format!("--ca-cert {cut:?}: not valid PEM"),
+        ),
+        (
+            pair(&certs.client_key, &certs.client_key),
+            format!(
+                "--client-cert {:?}: holds no PEM certificate",
+                certs.client_key
+            ),
+        ),
+        (
+            pair(&certs.client_cert, &certs.client_cert),
+            format!(
+                "--client-key {:?}: holds no PEM private key",
+                certs.client_cert
+            ),
+        ),
+        (
+            pair(&certs.client_cert, &missing),
+            format!("--client-key {missing:?}: cannot read: "),
+        ),
+        (
+            pair(&certs.client_cert, &certs.stranger_key),
+            format!(
+                "--client-key {:?} does not fit --client-cert {:?}",
+                certs.stranger_key, certs.client_cert
+            ),
+        ),
+    ] {
+        assert_exit(&output, 2, &line);
     }
 }

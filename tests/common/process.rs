@@ -1,10 +1,10 @@
 //! The real binary as a child process: `hulykvs serve` on port 0, its address
 //! read from the start line, its stderr kept for assertions.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,6 +30,12 @@ const SERVE_VARS: &[&str] = &[
     "HULY_KVS_URL",
     "HULY_TOKEN",
     "RUST_LOG",
+    "HULY_TLS_CERT",
+    "HULY_TLS_KEY",
+    "HULY_TLS_CLIENT_CA",
+    "HULY_KVS_CA_CERT",
+    "HULY_KVS_CLIENT_CERT",
+    "HULY_KVS_CLIENT_KEY",
 ];
 
 /// `hulykvs` with a clean environment.
@@ -39,6 +45,38 @@ pub fn hulykvs() -> Command {
         cmd.env_remove(var);
     }
     cmd
+}
+
+/// Runs `hulykvs ARGS` to its end with a clean environment plus `envs`,
+/// feeding it `stdin` (none: stdin is empty); stdout and stderr are captured.
+pub fn run_hulykvs(envs: &[(&str, &str)], args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = hulykvs()
+        .args(args)
+        .envs(envs.iter().copied())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn hulykvs");
+    // Written from a thread: a child that fills its stdout before reading
+    // all of stdin would otherwise wait for us while we wait for it.
+    let writer = stdin.map(|bytes| {
+        let mut pipe = child.stdin.take().expect("stdin pipe");
+        let bytes = bytes.to_vec();
+        std::thread::spawn(move || pipe.write_all(&bytes))
+    });
+    let output = child.wait_with_output().expect("wait for hulykvs");
+    if let Some(writer) = writer {
+        writer
+            .join()
+            .expect("stdin writer")
+            .expect("write hulykvs stdin");
+    }
+    output
 }
 
 /// A running `hulykvs serve`; killed when dropped.
