@@ -370,3 +370,174 @@ fn start_cluster(bin: &Path) -> String {
     }
     url
 }
+
+/// What an [`OwnCluster`] is made with, beyond `initdb`'s defaults.
+#[derive(Default)]
+pub struct ClusterSetup {
+    /// Lines appended to `postgresql.conf`, such as `ssl = on`.
+    pub conf: Vec<String>,
+    /// The whole `pg_hba.conf`, when the default (trust everyone) will not do.
+    pub hba: Option<String>,
+    /// Files written into the data folder (name, contents), owned by the
+    /// server's user with mode 0600, as PostgreSQL wants a TLS key to be.
+    pub files: Vec<(String, String)>,
+}
+
+/// A PostgreSQL cluster of one test's own, for what the shared server must
+/// never see: restarts, TLS-only settings. Made with `initdb` in a temporary
+/// folder and run on a free port of 127.0.0.1 (its socket in that folder);
+/// stopped and removed when dropped.
+pub struct OwnCluster {
+    pub port: u16,
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    data: String,
+    options: String,
+    log: String,
+}
+
+impl OwnCluster {
+    /// Makes and starts a cluster; panics when PostgreSQL is not installed.
+    pub fn start(setup: ClusterSetup) -> OwnCluster {
+        let bin = pg_bin_dir().unwrap_or_else(|| {
+            panic!("this test starts a PostgreSQL of its own: install PostgreSQL (initdb, pg_ctl)")
+        });
+        let dir = tempfile::Builder::new()
+            .prefix("hulykvs-own-pg-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("creating a cluster folder: {e}"));
+        let as_server_user = |path: &Path| {
+            if is_root() {
+                let status = Command::new("chown").arg("postgres:").arg(path).status();
+                assert!(
+                    status.map(|s| s.success()).unwrap_or(false),
+                    "chown postgres {}",
+                    path.display()
+                );
+            }
+        };
+        as_server_user(dir.path());
+        let data = dir.path().join("data").to_string_lossy().into_owned();
+        run_pg(
+            &bin.join("initdb"),
+            &[
+                "-D",
+                &data,
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ],
+        );
+        let data_path = Path::new(&data);
+        if !setup.conf.is_empty() {
+            let conf = data_path.join("postgresql.conf");
+            let mut text = std::fs::read_to_string(&conf)
+                .unwrap_or_else(|e| panic!("reading {}: {e}", conf.display()));
+            for line in &setup.conf {
+                text.push_str(line);
+                text.push('\n');
+            }
+            std::fs::write(&conf, text)
+                .unwrap_or_else(|e| panic!("writing {}: {e}", conf.display()));
+        }
+        if let Some(hba) = &setup.hba {
+            let path = data_path.join("pg_hba.conf");
+            std::fs::write(&path, hba)
+                .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+        }
+        for (name, contents) in &setup.files {
+            use std::os::unix::fs::PermissionsExt;
+            let path = data_path.join(name);
+            std::fs::write(&path, contents)
+                .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
+            as_server_user(&path);
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or_else(|e| panic!("finding a free port: {e}"));
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off \
+             -c synchronous_commit=off -c full_page_writes=off",
+            dir.path().display()
+        );
+        let log = dir.path().join("log").to_string_lossy().into_owned();
+        let cluster = OwnCluster {
+            port,
+            bin,
+            dir,
+            data,
+            options,
+            log,
+        };
+        cluster.start_again();
+        cluster
+    }
+
+    /// The superuser's URL of database `postgres`, over TCP.
+    pub fn admin_url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// The superuser's URL of database `postgres` over the Unix socket, which
+    /// never speaks TLS and is trusted whatever `pg_hba.conf` says of TCP.
+    pub fn socket_url(&self) -> String {
+        format!(
+            "postgres://postgres@/postgres?host={}&port={}",
+            self.dir.path().display(),
+            self.port
+        )
+    }
+
+    /// The folder holding the cluster (data, socket, log).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Stops the server (`pg_ctl stop -m fast`: sessions are ended, not waited for).
+    pub fn stop(&self) {
+        run_pg(
+            &self.bin.join("pg_ctl"),
+            &["-D", &self.data, "-m", "fast", "-w", "-t", "60", "stop"],
+        );
+    }
+
+    /// Starts the server again after [`OwnCluster::stop`], on the same port.
+    pub fn start_again(&self) {
+        run_pg(
+            &self.bin.join("pg_ctl"),
+            &[
+                "-D",
+                &self.data,
+                "-o",
+                &self.options,
+                "-l",
+                &self.log,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+        );
+    }
+
+    /// The server's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        let _ = pg_command(&self.bin.join("pg_ctl"))
+            .args(["-D", &self.data, "-m", "immediate", "-w", "stop"])
+            .output();
+    }
+}
