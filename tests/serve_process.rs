@@ -4,9 +4,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::load::{self, OnFailure};
 use common::pg;
 use common::process::{hulykvs, spawn_server, spawn_server_in};
 use common::proxy::{upstream_of, Mode, Proxy};
@@ -220,84 +222,28 @@ async fn sigterm_finishes_in_flight_requests_and_exits_0() {
     assert_eq!(resp.bytes().await.unwrap().as_ref(), b"helloworld");
 }
 
-/// Writes from several clients until stopped; returns every write acknowledged with 2xx.
-async fn write_until_killed(base: String, stop: Arc<Mutex<bool>>) -> Vec<(String, Vec<u8>)> {
-    let client = reqwest::Client::new();
-    let acked = Arc::new(Mutex::new(Vec::new()));
-    let mut tasks = Vec::new();
-    for writer in 0..8 {
-        let (client, base, stop, acked) = (
-            client.clone(),
-            base.clone(),
-            Arc::clone(&stop),
-            Arc::clone(&acked),
-        );
-        tasks.push(tokio::spawn(async move {
-            for i in 0.. {
-                if *stop.lock().unwrap() {
-                    break;
-                }
-                let key = format!("w{writer}-{i:06}");
-                let value = format!("value of {key} ").repeat(1 + i % 50).into_bytes();
-                let resp = client
-                    .put(format!("{base}/{key}"))
-                    .bearer_auth(token())
-                    .body(value.clone())
-                    .send()
-                    .await;
-                match resp {
-                    Ok(r) if r.status().is_success() => acked.lock().unwrap().push((key, value)),
-                    Ok(_) | Err(_) => break, // the server is gone
-                }
-            }
-        }));
-    }
-    for t in tasks {
-        let _ = t.await;
-    }
-    let acked = acked.lock().unwrap().clone();
-    acked
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_write_loses_no_acknowledged_write_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite:{}", dir.path().join("kvs.db").display());
     let mut server = spawn_server(&[("HULY_DB_CONNECTION", &db), ("HULY_TOKEN_SECRET", SECRET)]);
-    let stop = Arc::new(Mutex::new(false));
-    let writers = tokio::spawn(write_until_killed(
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers = tokio::spawn(load::write_until(
         server.url(&format!("/api2/{WS}/crash")),
+        token(),
+        8,
         Arc::clone(&stop),
+        OnFailure::Stop,
     ));
     tokio::time::sleep(Duration::from_millis(1500)).await;
     server.kill(); // SIGKILL, mid-stream
-    *stop.lock().unwrap() = true;
-    let acked = writers.await.unwrap();
-    assert!(
-        acked.len() > 50,
-        "only {} writes before the kill",
-        acked.len()
-    );
+    stop.store(true, Ordering::SeqCst);
+    let writes = writers.await.unwrap();
+    let acked = writes.iter().filter(|w| w.acknowledged()).count();
+    assert!(acked > 50, "only {acked} writes before the kill");
 
     let server = spawn_server(&[("HULY_DB_CONNECTION", &db), ("HULY_TOKEN_SECRET", SECRET)]);
-    let client = reqwest::Client::new();
-    for (key, value) in &acked {
-        let resp = client
-            .get(server.url(&format!("/api2/{WS}/crash/{key}")))
-            .bearer_auth(token())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200, "{key} was acknowledged but is gone");
-        let etag = resp.headers()["etag"].to_str().unwrap().to_owned();
-        let body = resp.bytes().await.unwrap();
-        assert_eq!(body.as_ref(), value.as_slice(), "{key}");
-        assert_eq!(
-            etag,
-            format!("\"{:x}\"", md5::compute(&body)),
-            "{key}: value and ETag agree"
-        );
-    }
+    load::assert_writes_durable(&server.url(&format!("/api2/{WS}/crash")), &token(), &writes).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod certs;
+pub mod load;
 pub mod pg;
 pub mod process;
 pub mod proxy;
