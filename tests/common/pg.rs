@@ -463,9 +463,10 @@ impl OwnCluster {
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .unwrap_or_else(|e| panic!("finding a free port: {e}"));
+        // Commits are durable as in production (only fsync is off: no test
+        // crashes the machine), so a test may stop the server any way it likes.
         let options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off \
-             -c synchronous_commit=off -c full_page_writes=off",
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
             dir.path().display()
         );
         let log = dir.path().join("log").to_string_lossy().into_owned();
