@@ -387,11 +387,18 @@ impl std::fmt::Debug for ServeConfig {
     }
 }
 
-/// Parses a duration setting that must be longer than zero.
+/// The longest timeout a setting may hold: deadlines are instants, and an
+/// instant that far out cannot be represented (adding it would panic).
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 86_400);
+
+/// Parses a duration setting that must be longer than zero and at most [`MAX_TIMEOUT`].
 fn positive_duration(name: &'static str, text: &str) -> Result<Duration, BadSetting> {
     let d = parse_duration(text).map_err(|why| bad(name, why))?;
     if d.is_zero() {
         return Err(bad(name, "must be longer than zero"));
+    }
+    if d > MAX_TIMEOUT {
+        return Err(bad(name, "must be at most 365d"));
     }
     Ok(d)
 }
@@ -510,6 +517,15 @@ mod tests {
         assert_eq!(parse_duration("15"), Ok(Duration::from_secs(15)));
         for bad in ["", "s", "1x", "h1", "1.5h", "99999999999999999999s"] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn timeouts_are_bounded() {
+        assert_eq!(positive_duration("X", "365d").unwrap(), MAX_TIMEOUT);
+        // Parsable, but no deadline that far out can be set: refused at start.
+        for bad in ["0", "0s", "366d", "18446744073709551615", "99999999999999d"] {
+            assert!(positive_duration("X", bad).is_err(), "{bad:?}");
         }
     }
 
