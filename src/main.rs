@@ -86,8 +86,13 @@ fn ignore_broken_pipe(e: std::io::Error) -> std::io::Result<()> {
 
 /// Logs to stderr; `RUST_LOG` filters (default `info`).
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // tokio-postgres logs every statement's parameters, values included, at
+    // debug: that target stays at info whatever RUST_LOG asks for.
+    if let Ok(quiet) = "tokio_postgres::query=info".parse() {
+        filter = filter.add_directive(quiet);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
