@@ -6,7 +6,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -18,7 +18,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, Notify, Semaphore};
 
 use crate::routes::{self, AppState};
 use crate::store::Store;
@@ -57,10 +57,14 @@ pub async fn serve<S: Store>(
     shutdown: impl Future<Output = ()>,
 ) -> Stopped {
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    // hyper starts its header timer as soon as a kept-alive connection waits
+    // for the next request, so it would close idle connections after the
+    // header timeout. The watchdog in `Conn::drive` enforces both limits;
+    // hyper's timer only backs it up, at the longest a head may take.
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(options.header_timeout)
+        .header_read_timeout(options.header_timeout.saturating_add(options.idle_timeout))
         .max_buf_size(64 * 1024);
     builder
         .http2()
@@ -100,6 +104,7 @@ pub async fn serve<S: Store>(
             builder: Arc::clone(&builder),
             stop: stop_rx.clone(),
             idle: options.idle_timeout,
+            header: options.header_timeout,
             epoch,
             peer,
         };
@@ -138,6 +143,7 @@ struct Conn<S> {
     builder: Arc<auto::Builder<TokioExecutor>>,
     stop: watch::Receiver<bool>,
     idle: Duration,
+    header: Duration,
     epoch: Instant,
     peer: SocketAddr,
 }
@@ -160,15 +166,15 @@ impl<S: Store> Conn<S> {
             let state = Arc::clone(&state);
             let activity = Arc::clone(&service_activity);
             async move {
-                let _busy = activity.request_started();
+                let _busy = activity.request_started(req.version() == hyper::Version::HTTP_2);
                 Ok::<_, Infallible>(logged(state, req).await)
             }
         });
         let conn = self.builder.serve_connection(io, service);
         tokio::pin!(conn);
-        let idle = self.idle;
+        let (idle, header) = (self.idle, self.header);
         let mut closing = false;
-        let mut next_check = activity.idle_deadline(idle);
+        let mut next_check = activity.next_check(idle, header);
         loop {
             tokio::select! {
                 result = conn.as_mut() => {
@@ -181,13 +187,20 @@ impl<S: Store> Conn<S> {
                     closing = true;
                     conn.as_mut().graceful_shutdown();
                 }
+                _ = activity.head_began.notified(), if !closing => {
+                    next_check = activity.next_check(idle, header);
+                }
                 _ = tokio::time::sleep_until(next_check.into()), if !closing => {
+                    if activity.head_timed_out(header) {
+                        // A client sending its request head too slowly: cut it.
+                        tracing::debug!(peer = %self.peer, "request head not received within the header timeout");
+                        break;
+                    }
                     if activity.is_idle(idle) {
                         closing = true;
                         conn.as_mut().graceful_shutdown();
                     } else {
-                        // Busy, or bytes moved since: look again one idle period on.
-                        next_check = activity.idle_deadline(idle).max(Instant::now() + idle / 4);
+                        next_check = activity.next_check(idle, header);
                     }
                 }
             }
@@ -214,11 +227,22 @@ async fn logged<S: Store>(
     response
 }
 
-/// When a connection last moved bytes, and how many requests it is serving.
+/// No request head under way.
+const NO_HEAD: u64 = u64::MAX;
+
+/// When a connection last moved bytes, how many requests it is serving, and
+/// since when a request head has been arriving (HTTP/1 only).
 struct Activity {
     epoch: Instant,
     last_millis: AtomicU64,
     in_flight: AtomicU64,
+    /// Milliseconds since `epoch` of the first byte read while no request was
+    /// in flight, until that request starts; [`NO_HEAD`] when none.
+    head_since: AtomicU64,
+    /// Woken when a head begins, so the watchdog can time it.
+    head_began: Notify,
+    /// HTTP/2 multiplexes requests over one connection: no head timing.
+    h2: AtomicBool,
 }
 
 impl Activity {
@@ -227,28 +251,95 @@ impl Activity {
             epoch,
             last_millis: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
+            head_since: AtomicU64::new(NO_HEAD),
+            head_began: Notify::new(),
+            h2: AtomicBool::new(false),
         };
         a.touch();
         a
     }
 
+    fn now_millis(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(NO_HEAD - 1)
+    }
+
+    fn at(&self, millis: u64, plus: Duration) -> Instant {
+        after(
+            self.epoch,
+            Duration::from_millis(millis).saturating_add(plus),
+        )
+    }
+
     fn touch(&self) {
-        let now = self.epoch.elapsed().as_millis() as u64;
-        self.last_millis.store(now, Ordering::Relaxed);
+        self.last_millis.store(self.now_millis(), Ordering::Relaxed);
+    }
+
+    /// Bytes arrived: with no request in flight, they begin the next request's head.
+    fn bytes_read(&self) {
+        self.touch();
+        if self.in_flight.load(Ordering::Acquire) == 0
+            && !self.h2.load(Ordering::Relaxed)
+            && self
+                .head_since
+                .compare_exchange(
+                    NO_HEAD,
+                    self.now_millis(),
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            self.head_began.notify_one();
+        }
     }
 
     fn idle_deadline(&self, idle: Duration) -> Instant {
-        self.epoch + Duration::from_millis(self.last_millis.load(Ordering::Relaxed)) + idle
+        self.at(self.last_millis.load(Ordering::Relaxed), idle)
+    }
+
+    fn head_deadline(&self, header: Duration) -> Option<Instant> {
+        match self.head_since.load(Ordering::Acquire) {
+            NO_HEAD => None,
+            since => Some(self.at(since, header)),
+        }
     }
 
     fn is_idle(&self, idle: Duration) -> bool {
         self.in_flight.load(Ordering::Acquire) == 0 && Instant::now() >= self.idle_deadline(idle)
     }
 
-    fn request_started(self: &Arc<Self>) -> InFlight {
+    fn head_timed_out(&self, header: Duration) -> bool {
+        self.in_flight.load(Ordering::Acquire) == 0
+            && self
+                .head_deadline(header)
+                .is_some_and(|at| Instant::now() >= at)
+    }
+
+    /// When the watchdog looks next: the idle deadline, or the head's if sooner.
+    fn next_check(&self, idle: Duration, header: Duration) -> Instant {
+        let now = Instant::now();
+        // Busy, or bytes moved since: look again a quarter idle period on at the soonest.
+        let idle_at = self.idle_deadline(idle).max(after(now, idle / 4));
+        match self.head_deadline(header) {
+            Some(head_at) => head_at.min(idle_at).max(now + Duration::from_millis(10)),
+            None => idle_at,
+        }
+    }
+
+    fn request_started(self: &Arc<Self>, h2: bool) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.head_since.store(NO_HEAD, Ordering::Release);
+        if h2 {
+            self.h2.store(true, Ordering::Relaxed);
+        }
         InFlight(Arc::clone(self))
     }
+}
+
+/// `base + by`, or a year on for durations too long to add.
+fn after(base: Instant, by: Duration) -> Instant {
+    base.checked_add(by)
+        .unwrap_or_else(|| base + Duration::from_secs(86_400 * 365))
 }
 
 /// Marks a request in flight until dropped.
@@ -276,7 +367,7 @@ impl<I: AsyncRead + Unpin> AsyncRead for TrackedIo<I> {
         let before = buf.filled().len();
         let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
-            self.activity.touch();
+            self.activity.bytes_read();
         }
         poll
     }
@@ -317,5 +408,50 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for TrackedIo<I> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_head_is_timed_from_its_first_byte_until_its_request_starts() {
+        let a = Arc::new(Activity::new(Instant::now()));
+        let header = Duration::from_millis(50);
+        assert!(a.head_deadline(header).is_none(), "no bytes, no head");
+        a.bytes_read();
+        assert!(a.head_deadline(header).is_some(), "a head began");
+        let busy = a.request_started(false);
+        assert!(a.head_deadline(header).is_none(), "its request started");
+        a.bytes_read();
+        assert!(a.head_deadline(header).is_none(), "a body is not a head");
+        drop(busy);
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(
+            !a.head_timed_out(header),
+            "an idle connection is not a slow head"
+        );
+        a.bytes_read();
+        assert!(!a.head_timed_out(header));
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(a.head_timed_out(header), "a head slower than the limit");
+    }
+
+    #[test]
+    fn http2_requests_are_not_timed_per_head() {
+        let a = Arc::new(Activity::new(Instant::now()));
+        drop(a.request_started(true));
+        a.bytes_read();
+        assert!(a.head_deadline(Duration::from_secs(1)).is_none());
+    }
+
+    #[test]
+    fn deadlines_of_absurd_limits_do_not_overflow() {
+        let a = Activity::new(Instant::now());
+        a.bytes_read();
+        let _ = a.next_check(Duration::MAX, Duration::MAX);
+        assert!(!a.is_idle(Duration::MAX));
+        assert!(!a.head_timed_out(Duration::MAX));
     }
 }
