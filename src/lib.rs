@@ -12,10 +12,12 @@
 //! - `migrate`: the embedded migrations of `sql/` and their status.
 //! - `client`: the `put`, `get`, `delete` and `list` subcommands over HTTP.
 //! - `token`: the `token` subcommand.
+//! - `bench`: the `bench` subcommand, a load generator over hyper's HTTP/1.1 client.
 //! - `exit`: the exit codes of the command line and the failure a subcommand returns.
 
 pub mod app;
 pub mod auth;
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod config;

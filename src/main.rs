@@ -19,6 +19,7 @@ fn main() -> ExitCode {
         Command::Delete(args) => on_runtime(hulykvs::client::delete(&args)),
         Command::List(args) => on_runtime(hulykvs::client::list(&args)),
         Command::Token(args) => hulykvs::token::run(&args).and_then(|token| print_line(&token)),
+        Command::Bench(args) => hulykvs::bench::run(&args),
         Command::Completions(args) => {
             hulykvs::cli::write_completions(args.shell, &mut std::io::stdout().lock())
                 .or_else(ignore_broken_pipe)
