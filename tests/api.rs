@@ -1244,62 +1244,61 @@ async fn legacy_api(kind: Kind) {
     assert_eq!(resp.status(), 204);
 }
 
+/// Sends 16 concurrent PUTs of distinct values to `path` with `header: value`;
+/// exactly one must answer `winner` and the other 15 `412`.
+async fn race_16_writers(
+    s: &TestServer,
+    path: &str,
+    header: &'static str,
+    value: &str,
+    winner: StatusCode,
+) {
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let req = s
+            .req(Method::PUT, path)
+            .header(header, value)
+            .body(format!("writer {i}"));
+        tasks.push(tokio::spawn(
+            async move { req.send().await.unwrap().status() },
+        ));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    let count = |want: StatusCode| statuses.iter().filter(|s| **s == want).count();
+    assert_eq!(
+        (count(winner), count(StatusCode::PRECONDITION_FAILED)),
+        (1, 15),
+        "{statuses:?}"
+    );
+}
+
 async fn racing_if_match_has_one_winner(kind: Kind) {
     let s = start(kind).await;
     let path = k("race", "cas");
     put(&s, &path, b"start").await;
-    let tag = etag_of(b"start");
-    let mut tasks = Vec::new();
-    for i in 0..16 {
-        let req = s
-            .req(Method::PUT, &path)
-            .header("if-match", tag.clone())
-            .body(format!("writer {i}"));
-        tasks.push(tokio::spawn(
-            async move { req.send().await.unwrap().status() },
-        ));
-    }
-    let mut statuses = Vec::new();
-    for t in tasks {
-        statuses.push(t.await.unwrap());
-    }
-    let won = statuses
-        .iter()
-        .filter(|s| **s == StatusCode::NO_CONTENT)
-        .count();
-    let lost = statuses
-        .iter()
-        .filter(|s| **s == StatusCode::PRECONDITION_FAILED)
-        .count();
-    assert_eq!((won, lost), (1, 15), "{statuses:?}");
+    race_16_writers(
+        &s,
+        &path,
+        "if-match",
+        &etag_of(b"start"),
+        StatusCode::NO_CONTENT,
+    )
+    .await;
 }
 
 async fn racing_if_none_match_has_one_winner(kind: Kind) {
     let s = start(kind).await;
-    let path = k("race", "create");
-    let mut tasks = Vec::new();
-    for i in 0..16 {
-        let req = s
-            .req(Method::PUT, &path)
-            .header("if-none-match", "*")
-            .body(format!("writer {i}"));
-        tasks.push(tokio::spawn(
-            async move { req.send().await.unwrap().status() },
-        ));
-    }
-    let mut statuses = Vec::new();
-    for t in tasks {
-        statuses.push(t.await.unwrap());
-    }
-    let won = statuses
-        .iter()
-        .filter(|s| **s == StatusCode::CREATED)
-        .count();
-    let lost = statuses
-        .iter()
-        .filter(|s| **s == StatusCode::PRECONDITION_FAILED)
-        .count();
-    assert_eq!((won, lost), (1, 15), "{statuses:?}");
+    race_16_writers(
+        &s,
+        &k("race", "create"),
+        "if-none-match",
+        "*",
+        StatusCode::CREATED,
+    )
+    .await;
 }
 
 async fn http2_cleartext(kind: Kind) {
