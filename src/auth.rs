@@ -30,6 +30,18 @@ pub struct Claims {
 }
 
 impl Claims {
+    /// Claims of the system account for a tool of ours (`extra.service = service`),
+    /// expiring `lifetime` from now.
+    pub fn system(service: &str, lifetime: std::time::Duration) -> Self {
+        Claims {
+            account: SYSTEM_ACCOUNT,
+            workspace: None,
+            extra: BTreeMap::from([("service".to_owned(), service.to_owned())]),
+            exp: Some(now_secs() + lifetime.as_secs()),
+            nbf: None,
+        }
+    }
+
     /// May this token touch `workspace` through API v2?
     pub fn may_use(&self, workspace: Uuid) -> bool {
         self.account == SYSTEM_ACCOUNT || self.workspace == Some(workspace)

@@ -31,7 +31,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant as TokioInstant;
 use uuid::Uuid;
 
-use crate::auth::{self, Claims, SYSTEM_ACCOUNT};
+use crate::auth::{self, Claims};
 use crate::cli::BenchArgs;
 use crate::config::parse_duration;
 use crate::exit::Failure;
@@ -421,14 +421,8 @@ fn authorization(args: &BenchArgs, run: Duration) -> Result<HeaderValue, Failure
     let token = match (&args.token, &args.token_secret) {
         (Some(token), _) => token.expose().trim().to_owned(),
         (None, Some(secret)) if !secret.expose().is_empty() => {
-            let claims = Claims {
-                account: SYSTEM_ACCOUNT,
-                workspace: None,
-                extra: BTreeMap::from([("service".to_owned(), "hulykvs-bench".to_owned())]),
-                // Seeding comes on top of the run; an hour more is plenty.
-                exp: Some(auth::now_secs() + run.as_secs() + 3600),
-                nbf: None,
-            };
+            // Seeding comes on top of the run; an hour more is plenty.
+            let claims = Claims::system("hulykvs-bench", run + Duration::from_secs(3600));
             auth::mint(&claims, secret.expose())
                 .map_err(|e| Failure::error(format!("cannot sign a system token: {e}")))?
         }
@@ -1172,7 +1166,7 @@ mod tests {
         let text = header.to_str().unwrap();
         let token = text.strip_prefix("Bearer ").unwrap();
         let claims = auth::Verifier::new("s3").verify(token).unwrap();
-        assert_eq!(claims.account, SYSTEM_ACCOUNT);
+        assert_eq!(claims.account, crate::auth::SYSTEM_ACCOUNT);
         assert!(header.is_sensitive());
     }
 }

@@ -2,7 +2,6 @@
 //! client per run, API v2 with `-w WORKSPACE`, the legacy API without it.
 //! Every failure becomes a [`Failure`] whose exit code follows SPEC §9.
 
-use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -15,7 +14,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use uuid::Uuid;
 
-use crate::auth::{self, Claims, SYSTEM_ACCOUNT};
+use crate::auth::{self, Claims};
 use crate::cli::{ClientArgs, DeleteArgs, GetArgs, ListArgs, PutArgs};
 use crate::config::parse_duration;
 use crate::exit::{Exit, Failure};
@@ -563,13 +562,7 @@ fn pem_section(label: &str, der: &[u8]) -> String {
 
 /// A system token for this run, signed with `secret`.
 fn system_token(secret: &str) -> Result<String, Failure> {
-    let claims = Claims {
-        account: SYSTEM_ACCOUNT,
-        workspace: None,
-        extra: BTreeMap::from([("service".to_owned(), "hulykvs".to_owned())]),
-        exp: Some(auth::now_secs() + MINTED_TOKEN_LIFETIME),
-        nbf: None,
-    };
+    let claims = Claims::system("hulykvs", Duration::from_secs(MINTED_TOKEN_LIFETIME));
     auth::mint(&claims, secret)
         .map_err(|e| Failure::error(format!("cannot sign a system token: {e}")))
 }
@@ -931,7 +924,7 @@ mod tests {
         args.token_secret = Some(Secret::from("s3".to_owned()));
         let minted = Service::new(&args).unwrap().token;
         let claims = auth::Verifier::new("s3").verify(&minted).unwrap();
-        assert_eq!(claims.account, SYSTEM_ACCOUNT);
+        assert_eq!(claims.account, crate::auth::SYSTEM_ACCOUNT);
         assert!(claims.exp.is_some());
 
         args.token = Some(Secret::from("given".to_owned()));
