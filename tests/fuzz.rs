@@ -370,6 +370,64 @@ async fn send(addr: std::net::SocketAddr, request: Vec<u8>) -> Result<Vec<u8>, S
     Ok(answer)
 }
 
+/// Checks one raw answer: a status from 200 to 499, and a JSON error body on
+/// every error the router makes (hyper's own refusals of unparsable requests
+/// have none, and HEAD has none). Returns the status.
+fn check_answer(answer: &[u8]) -> Result<u16, TestCaseError> {
+    let text = String::from_utf8_lossy(answer);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| TestCaseError::fail(format!("no complete answer: {text:?}")))?;
+    let status: u16 = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| TestCaseError::fail(format!("no status line: {head:?}")))?;
+    prop_assert!((200..500).contains(&status), "status {status}: {head}");
+    if status >= 400 && !body.is_empty() {
+        let json: serde_json::Value = serde_json::from_str(body)
+            .map_err(|e| TestCaseError::fail(format!("error body is not JSON ({e}): {body:?}")))?;
+        prop_assert!(json["code"].is_string(), "{json}");
+    }
+    Ok(status)
+}
+
+/// The kept corpus, `tests/corpus/requests.txt`: requests that once broke a
+/// router or sit on a parser's edge, replayed on every run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_router_answers_the_kept_corpus() {
+    let corpus = include_str!("corpus/requests.txt");
+    let server = start(Kind::Sqlite).await;
+    let token = system_token();
+    let blocks: Vec<&str> = corpus.split("\n=====\n").collect();
+    assert!(blocks.len() > 20, "the corpus is there");
+    for block in blocks {
+        let block: String = block
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let (head, body) = block.split_once("\n\n").unwrap_or((block.trim_end(), ""));
+        let mut lines = head.lines();
+        let request_line = lines.next().unwrap_or_default();
+        let mut request = format!("{request_line}\r\nHost: x\r\nConnection: close\r\n");
+        for line in lines {
+            request.push_str(&line.replace("{token}", &token));
+            request.push_str("\r\n");
+        }
+        request.push_str("\r\n");
+        // The body is verbatim but for CRLF line ends and the block's last newline.
+        let body = body.strip_suffix('\n').unwrap_or(body);
+        request.push_str(&body.replace('\n', "\r\n"));
+        let answer = send(server.addr, request.clone().into_bytes())
+            .await
+            .unwrap_or_else(|e| panic!("{e}: {request:?}"));
+        if let Err(e) = check_answer(&answer) {
+            panic!("{e}: {request:?}");
+        }
+    }
+}
+
 #[test]
 fn the_router_answers_every_request_without_a_500() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -386,25 +444,8 @@ fn the_router_answers_every_request_without_a_500() {
         let answer = runtime
             .block_on(send(addr, request.to_bytes(&token)))
             .map_err(|e| TestCaseError::fail(format!("connection failed: {e}")))?;
-        let text = String::from_utf8_lossy(&answer);
-        let (head, body) = text
-            .split_once("\r\n\r\n")
-            .ok_or_else(|| TestCaseError::fail(format!("no complete answer: {text:?}")))?;
-        let status: u16 = head
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| TestCaseError::fail(format!("no status line: {head:?}")))?;
-        prop_assert!((200..500).contains(&status), "status {status}: {head}");
+        let status = check_answer(&answer)?;
         *seen.lock().unwrap().entry(status).or_default() += 1;
-        // Every error the router makes has a JSON body (hyper's own refusals
-        // of unparsable requests have none, and HEAD has none).
-        if status >= 400 && !body.is_empty() {
-            let json: serde_json::Value = serde_json::from_str(body).map_err(|e| {
-                TestCaseError::fail(format!("error body is not JSON ({e}): {body:?}"))
-            })?;
-            prop_assert!(json["code"].is_string(), "{json}");
-        }
         Ok(())
     });
     runtime.block_on(async move { drop(server) });
