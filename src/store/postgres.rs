@@ -390,13 +390,19 @@ struct Statements {
 impl Statements {
     fn new(flavor: Flavor, schema: &str) -> Statements {
         let kvs = format!("{schema}.kvs");
-        let pk = "workspace = $1 AND namespace = $2 AND key = $3";
+        let key = flavor.key_bytewise();
+        // The key is compared as the bytewise index spells it, so point reads
+        // and writes match all three columns of kvs_key_bytewise: with
+        // `key = $3` and no statistics yet, PostgreSQL may pick that index on
+        // (workspace, namespace) alone and filter the whole namespace. Every
+        // database collation is deterministic, so equality is byte equality
+        // either way and the same rows match.
+        let pk = format!("workspace = $1 AND namespace = $2 AND {key} = $3");
         let insert = format!(
             "INSERT INTO {kvs} (workspace, namespace, key, md5, value, content_type) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (workspace, namespace, key)"
         );
         let update = format!("UPDATE {kvs} SET md5 = $4, value = $5, content_type = $6 WHERE {pk}");
-        let key = flavor.key_bytewise();
         let list = |upper: bool, after: bool| {
             let mut sql = format!(
                 "SELECT key FROM {kvs} WHERE workspace = $1 AND namespace = $2 AND {key} >= $3"
