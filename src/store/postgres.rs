@@ -22,7 +22,7 @@ use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -37,6 +37,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore};
 use rustls::{Error as TlsError, SignatureScheme};
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::oneshot;
 use tokio_postgres::config::SslNegotiation;
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::types::ToSql;
@@ -383,6 +384,10 @@ struct Statements {
     update_if_match: String,
     delete: String,
     delete_if_match: String,
+    /// Reads many keys in one query (PostgreSQL only): `$1`, `$2`, `$3` are
+    /// arrays of workspaces, namespaces and keys; each row carries the
+    /// 1-based position of its key as column 3.
+    read_many: Option<String>,
     /// Indexed by [`Statements::list`]: with or without an upper bound and `after`.
     list: [String; 4],
 }
@@ -430,6 +435,17 @@ impl Statements {
             update,
             delete: format!("DELETE FROM {kvs} WHERE {pk}"),
             delete_if_match: format!("DELETE FROM {kvs} WHERE {pk} AND md5 = ANY($4)"),
+            // LIMIT 1 (the primary key allows no more) keeps the lateral
+            // subquery from being flattened, so each key is one index probe
+            // whatever the planner guesses of the arrays' length.
+            read_many: (flavor == Flavor::Postgres).then(|| {
+                format!(
+                    "SELECT r.value, r.md5, r.content_type, q.i \
+                     FROM unnest($1::uuid[], $2::text[], $3::text[]) WITH ORDINALITY AS q(w, n, k, i) \
+                     CROSS JOIN LATERAL (SELECT value, md5, content_type FROM {kvs} \
+                     WHERE workspace = q.w AND namespace = q.n AND {key} = q.k LIMIT 1) AS r"
+                )
+            }),
             list: [
                 list(false, false),
                 list(true, false),
@@ -498,7 +514,8 @@ impl Bookkeeping {
 ///
 /// Cheap to share: the server holds one in an `Arc`.
 pub struct PgStore {
-    pool: Pool,
+    /// The pool and the GETs queued for it, shared with batched reads.
+    pooled: Arc<Pooled>,
     /// For the dedicated connections of the migration runner.
     config: tokio_postgres::Config,
     /// The configured schema, quoted for SQL.
@@ -508,7 +525,6 @@ pub struct PgStore {
     /// The TLS connector of every connection, from [`tls`].
     tls: DbTls,
     connect_timeout: Duration,
-    pool_timeout: Duration,
     statement_timeout: Duration,
     flavor: OnceLock<Flavor>,
     /// Set once migrations are applied; data operations refuse to run before.
@@ -558,14 +574,23 @@ impl PgStore {
             .runtime(Runtime::Tokio1)
             .build()
             .map_err(|e| StoreError::Internal(format!("cannot build the connection pool: {e}")))?;
-        Ok(PgStore {
+        let pooled = Arc::new(Pooled {
             pool,
+            tls: tls.clone(),
+            connect_timeout: opts.connect_timeout,
+            pool_timeout: opts.pool_timeout,
+            statement_timeout: opts.statement_timeout,
+            read_many: OnceLock::new(),
+            read_slots: (opts.pool_size / 4).max(1),
+            reads: Mutex::new(Reads::default()),
+        });
+        Ok(PgStore {
+            pooled,
             config,
             schema: format!("\"{}\"", opts.schema),
             schema_name: opts.schema.clone(),
             tls,
             connect_timeout: opts.connect_timeout,
-            pool_timeout: opts.pool_timeout,
             statement_timeout: opts.statement_timeout,
             flavor: OnceLock::new(),
             statements: OnceLock::new(),
@@ -653,8 +678,12 @@ impl PgStore {
 
     fn mark_migrated(&self, flavor: Flavor) {
         let _ = self.flavor.set(flavor);
-        self.statements
+        let statements = self
+            .statements
             .get_or_init(|| Statements::new(flavor, &self.schema));
+        if let Some(sql) = &statements.read_many {
+            let _ = self.pooled.read_many.set(sql.clone());
+        }
     }
 
     fn migrated(&self) -> Result<&Statements, StoreError> {
@@ -917,13 +946,224 @@ impl PgStore {
         Ok(())
     }
 
-    /// A pooled connection, or `Unavailable` when none comes in time.
-    async fn checkout(&self) -> Result<deadpool_postgres::Client, StoreError> {
-        self.pool.get().await.map_err(|e| match e {
-            PoolError::Timeout(TimeoutType::Wait) => StoreError::Unavailable(format!(
-                "no free database connection within {:?}",
-                self.pool_timeout
-            )),
+    /// Runs a prepared (and cached) query on a pooled connection.
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, StoreError> {
+        self.pooled.query(sql, params, None).await
+    }
+
+    /// Runs a prepared (and cached) statement on a pooled connection; returns
+    /// the number of rows it changed.
+    async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
+        self.pooled.execute(sql, params).await
+    }
+}
+
+/// Most GETs one batched read answers.
+const READ_BATCH_MAX: usize = 128;
+
+/// The connection pool, the limits that bound its use, and the GETs waiting
+/// to be read together. Shared (in an `Arc`) with the tasks that run batched
+/// reads, so a batch never depends on the request that started it.
+struct Pooled {
+    pool: Pool,
+    tls: DbTls,
+    connect_timeout: Duration,
+    pool_timeout: Duration,
+    statement_timeout: Duration,
+    /// The batched read; set once migrations are applied on PostgreSQL. On
+    /// CockroachDB every GET is its own query.
+    read_many: OnceLock<String>,
+    /// Reads in flight at once (single or batched); the GETs beyond wait in
+    /// the queue and go to the database together when a read finishes. A
+    /// quarter of the pool: few slots make large batches, and a batch of 64
+    /// keys costs the database about what 3 single reads do.
+    read_slots: usize,
+    reads: Mutex<Reads>,
+}
+
+/// Reads in flight and the GETs queued behind them. A queued GET implies
+/// every slot is busy: each slot, as it frees, takes the queue first.
+#[derive(Default)]
+struct Reads {
+    running: usize,
+    queue: Vec<QueuedRead>,
+}
+
+/// A GET waiting for a batched read.
+struct QueuedRead {
+    workspace: Uuid,
+    namespace: String,
+    key: String,
+    queued: Instant,
+    reply: oneshot::Sender<Result<Option<Entry>, StoreError>>,
+}
+
+/// How a GET goes to the database.
+enum ReadTurn {
+    /// A slot was free: read alone, now; the guard hands the slot on.
+    Alone(ReadSlot),
+    /// Every slot is busy: the answer comes from a batched read.
+    Queued(oneshot::Receiver<Result<Option<Entry>, StoreError>>),
+}
+
+/// A read slot; on drop it serves the queue with a batch task, or frees the slot.
+struct ReadSlot(Arc<Pooled>);
+
+impl Drop for ReadSlot {
+    fn drop(&mut self) {
+        Pooled::release_read_slot(&self.0);
+    }
+}
+
+impl Pooled {
+    /// Queues `item` behind the reads in flight, or gives it a slot of its own.
+    fn read_turn(self: &Arc<Self>, item: &ItemRef<'_>) -> ReadTurn {
+        let mut reads = self.reads.lock().unwrap_or_else(|e| e.into_inner());
+        if reads.running < self.read_slots {
+            reads.running += 1;
+            return ReadTurn::Alone(ReadSlot(Arc::clone(self)));
+        }
+        let (reply, answer) = oneshot::channel();
+        reads.queue.push(QueuedRead {
+            workspace: item.workspace,
+            namespace: item.namespace.to_owned(),
+            key: item.key.to_owned(),
+            queued: Instant::now(),
+            reply,
+        });
+        ReadTurn::Queued(answer)
+    }
+
+    /// A read finished (or its request went away): the queue, if any, gets
+    /// the slot in a task of its own; otherwise the slot is free.
+    fn release_read_slot(this: &Arc<Self>) {
+        let mut reads = this.reads.lock().unwrap_or_else(|e| e.into_inner());
+        if reads.queue.is_empty() {
+            reads.running -= 1;
+            return;
+        }
+        drop(reads);
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(Arc::clone(this).serve_queue());
+            }
+            // The runtime is going away: the queued GETs learn it from their
+            // dropped replies.
+            Err(_) => {
+                let mut reads = this.reads.lock().unwrap_or_else(|e| e.into_inner());
+                reads.queue.clear();
+                reads.running -= 1;
+            }
+        }
+    }
+
+    /// Holds a read slot while GETs are queued, reading them in batches.
+    async fn serve_queue(self: Arc<Self>) {
+        loop {
+            let batch = {
+                let mut reads = self.reads.lock().unwrap_or_else(|e| e.into_inner());
+                if reads.queue.is_empty() {
+                    reads.running -= 1;
+                    return;
+                }
+                let take = reads.queue.len().min(READ_BATCH_MAX);
+                reads.queue.drain(..take).collect::<Vec<_>>()
+            };
+            self.read_batch(batch).await;
+        }
+    }
+
+    /// Answers each queued GET of `batch` from one query (or from the
+    /// single-key statement when it holds one GET). A GET that has waited the
+    /// pool timeout already gets `Unavailable`, as it would from the pool.
+    async fn read_batch(&self, batch: Vec<QueuedRead>) {
+        let mut live = Vec::with_capacity(batch.len());
+        for read in batch {
+            if read.reply.is_closed() {
+                continue;
+            }
+            if read.queued.elapsed() >= self.pool_timeout {
+                let _ = read.reply.send(Err(self.no_connection()));
+                continue;
+            }
+            live.push(read);
+        }
+        let Some(oldest) = live.iter().map(|r| r.queued).min() else {
+            return;
+        };
+        let Some(sql) = self.read_many.get() else {
+            for read in live {
+                let _ = read.reply.send(Err(StoreError::Internal(
+                    "batched read before migrations".to_owned(),
+                )));
+            }
+            return;
+        };
+        let workspaces: Vec<Uuid> = live.iter().map(|r| r.workspace).collect();
+        let namespaces: Vec<&str> = live.iter().map(|r| r.namespace.as_str()).collect();
+        let keys: Vec<&str> = live.iter().map(|r| r.key.as_str()).collect();
+        let params: [&(dyn ToSql + Sync); 3] = [&workspaces, &namespaces, &keys];
+        let wait = self.pool_timeout.saturating_sub(oldest.elapsed());
+        let rows = match self.query(sql, &params, Some(wait)).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                for read in live {
+                    let _ = read.reply.send(Err(copy_error(&e)));
+                }
+                return;
+            }
+        };
+        let mut found: Vec<Option<Result<Entry, StoreError>>> = Vec::new();
+        found.resize_with(live.len(), || None);
+        for row in &rows {
+            let index = match row.try_get::<_, i64>(3) {
+                Ok(i) => usize::try_from(i - 1).ok().filter(|i| *i < live.len()),
+                Err(_) => None,
+            };
+            let Some(index) = index else {
+                tracing::warn!("batched read returned a row of no request");
+                continue;
+            };
+            let read = &live[index];
+            let item = ItemRef {
+                workspace: read.workspace,
+                namespace: &read.namespace,
+                key: &read.key,
+            };
+            found[index] = Some(entry_from_row(row, &item));
+        }
+        for (read, entry) in live.into_iter().zip(found) {
+            let _ = read.reply.send(entry.transpose());
+        }
+    }
+
+    fn no_connection(&self) -> StoreError {
+        StoreError::Unavailable(format!(
+            "no free database connection within {:?}",
+            self.pool_timeout
+        ))
+    }
+
+    /// A pooled connection, or `Unavailable` when none comes within `wait`
+    /// (the pool timeout when `None`).
+    async fn checkout(
+        &self,
+        wait: Option<Duration>,
+    ) -> Result<deadpool_postgres::Client, StoreError> {
+        let got = match wait {
+            None => self.pool.get().await,
+            Some(wait) => {
+                let mut timeouts = self.pool.timeouts();
+                timeouts.wait = Some(wait);
+                self.pool.timeout_get(&timeouts).await
+            }
+        };
+        got.map_err(|e| match e {
+            PoolError::Timeout(TimeoutType::Wait) => self.no_connection(),
             PoolError::Timeout(_) => StoreError::Unavailable(format!(
                 "could not connect to the database within {:?}",
                 self.connect_timeout
@@ -937,13 +1177,15 @@ impl PgStore {
         })
     }
 
-    /// Runs a prepared (and cached) query on a pooled connection.
+    /// Runs a prepared (and cached) query on a pooled connection, waiting
+    /// `wait` (default: the pool timeout) for one.
     async fn query(
         &self,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
+        wait: Option<Duration>,
     ) -> Result<Vec<Row>, StoreError> {
-        let client = self.checkout().await?;
+        let client = self.checkout(wait).await?;
         let conn: &deadpool_postgres::ClientWrapper = &client;
         let outcome = tokio::time::timeout(
             self.statement_timeout,
@@ -959,7 +1201,7 @@ impl PgStore {
     /// Runs a prepared (and cached) statement on a pooled connection; returns
     /// the number of rows it changed.
     async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
-        let client = self.checkout().await?;
+        let client = self.checkout(None).await?;
         let conn: &deadpool_postgres::ClientWrapper = &client;
         let outcome = tokio::time::timeout(
             self.statement_timeout,
@@ -989,7 +1231,10 @@ impl PgStore {
                 tokio::spawn(async move {
                     let _ = tokio::time::timeout(bound, cancel.cancel_query(tls)).await;
                 });
-                Err(self.timed_out())
+                Err(StoreError::Unavailable(format!(
+                    "the database did not answer within {:?}",
+                    self.statement_timeout
+                )))
             }
         }
     }
@@ -1185,6 +1430,14 @@ fn entry_from_row(row: &Row, item: &ItemRef<'_>) -> Result<Entry, StoreError> {
     })
 }
 
+/// The same error again, for each GET of a batch that failed.
+fn copy_error(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Unavailable(why) => StoreError::Unavailable(why.clone()),
+        StoreError::Internal(why) => StoreError::Internal(why.clone()),
+    }
+}
+
 fn stored_if(rows: u64) -> PutOutcome {
     if rows > 0 {
         PutOutcome::Stored
@@ -1203,8 +1456,24 @@ impl Store for PgStore {
             .name()
     }
 
+    /// A GET that finds a read slot free queries alone; while every slot is
+    /// busy, GETs queue and are read together, one query per batch.
     async fn get(&self, item: ItemRef<'_>) -> Result<Option<Entry>, StoreError> {
         let sql = self.migrated()?;
+        // Held until this read is done, then handed on to the queue.
+        let _slot = match self.pooled.read_many.get() {
+            None => None,
+            Some(_) => match self.pooled.read_turn(&item) {
+                ReadTurn::Alone(slot) => Some(slot),
+                ReadTurn::Queued(answer) => {
+                    return answer.await.unwrap_or_else(|_| {
+                        Err(StoreError::Unavailable(
+                            "the batched read was abandoned".to_owned(),
+                        ))
+                    })
+                }
+            },
+        };
         let rows = self
             .query(&sql.get, &[&item.workspace, &item.namespace, &item.key])
             .await?;
@@ -1368,6 +1637,33 @@ mod tests {
                 assert!(!lower.contains("drop column"), "{}: {statement}", m.name);
             }
         }
+    }
+
+    #[test]
+    fn point_statements_match_the_bytewise_index() {
+        let pg = Statements::new(Flavor::Postgres, "\"hulykvs\"");
+        for sql in [&pg.get, &pg.update, &pg.delete, &pg.delete_if_match] {
+            assert!(
+                sql.contains(r#"namespace = $2 AND key COLLATE "C" = $3"#),
+                "{sql}"
+            );
+        }
+        let many = pg
+            .read_many
+            .as_deref()
+            .expect("PostgreSQL reads in batches");
+        assert!(many.contains(r#"key COLLATE "C" = q.k LIMIT 1"#), "{many}");
+        assert!(many.contains("WITH ORDINALITY"), "{many}");
+        let crdb = Statements::new(Flavor::Cockroach, "\"s\"");
+        assert!(
+            crdb.get.ends_with("namespace = $2 AND key = $3"),
+            "{}",
+            crdb.get
+        );
+        assert!(
+            crdb.read_many.is_none(),
+            "CockroachDB reads one key a query"
+        );
     }
 
     #[test]
