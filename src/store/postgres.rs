@@ -388,6 +388,9 @@ struct Statements {
     /// arrays of workspaces, namespaces and keys; each row carries the
     /// 1-based position of its key as column 3.
     read_many: Option<String>,
+    /// Upserts many rows in one statement (PostgreSQL only): `$1`..`$6` are
+    /// arrays of the columns of [`Statements::upsert`]'s parameters.
+    upsert_many: Option<String>,
     /// Indexed by [`Statements::list`]: with or without an upper bound and `after`.
     list: [String; 4],
 }
@@ -435,6 +438,15 @@ impl Statements {
             update,
             delete: format!("DELETE FROM {kvs} WHERE {pk}"),
             delete_if_match: format!("DELETE FROM {kvs} WHERE {pk} AND md5 = ANY($4)"),
+            upsert_many: (flavor == Flavor::Postgres).then(|| {
+                format!(
+                    "INSERT INTO {kvs} (workspace, namespace, key, md5, value, content_type) \
+                     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], \
+                     $5::bytea[], $6::text[]) ON CONFLICT (workspace, namespace, key) \
+                     DO UPDATE SET md5 = excluded.md5, value = excluded.value, \
+                     content_type = excluded.content_type"
+                )
+            }),
             // LIMIT 1 (the primary key allows no more) keeps the lateral
             // subquery from being flattened, so each key is one index probe
             // whatever the planner guesses of the arrays' length.
@@ -580,9 +592,11 @@ impl PgStore {
             connect_timeout: opts.connect_timeout,
             pool_timeout: opts.pool_timeout,
             statement_timeout: opts.statement_timeout,
-            read_many: OnceLock::new(),
-            read_slots: (opts.pool_size / 4).max(1),
-            reads: Mutex::new(Reads::default()),
+            batched: OnceLock::new(),
+            reads: Lane::new(opts.pool_size / 4),
+            // A write may wait on a row lock: fewer slots than connections
+            // would hold other writes back while connections sit idle.
+            writes: Lane::new(opts.pool_size),
         });
         Ok(PgStore {
             pooled,
@@ -681,8 +695,13 @@ impl PgStore {
         let statements = self
             .statements
             .get_or_init(|| Statements::new(flavor, &self.schema));
-        if let Some(sql) = &statements.read_many {
-            let _ = self.pooled.read_many.set(sql.clone());
+        if let (Some(read_many), Some(upsert_many)) =
+            (&statements.read_many, &statements.upsert_many)
+        {
+            let _ = self.pooled.batched.set(Batched {
+                read_many: read_many.clone(),
+                upsert_many: upsert_many.clone(),
+            });
         }
     }
 
@@ -962,35 +981,77 @@ impl PgStore {
     }
 }
 
-/// Most GETs one batched read answers.
-const READ_BATCH_MAX: usize = 128;
+/// Most requests one batched statement serves.
+const BATCH_MAX: usize = 128;
 
-/// The connection pool, the limits that bound its use, and the GETs waiting
-/// to be read together. Shared (in an `Arc`) with the tasks that run batched
-/// reads, so a batch never depends on the request that started it.
+/// The connection pool, the limits that bound its use, and the requests
+/// waiting to go to the database together. Shared (in an `Arc`) with the
+/// tasks that run batches, so a batch never depends on the request that
+/// started it.
 struct Pooled {
     pool: Pool,
     tls: DbTls,
     connect_timeout: Duration,
     pool_timeout: Duration,
     statement_timeout: Duration,
-    /// The batched read; set once migrations are applied on PostgreSQL. On
-    /// CockroachDB every GET is its own query.
-    read_many: OnceLock<String>,
-    /// Reads in flight at once (single or batched); the GETs beyond wait in
-    /// the queue and go to the database together when a read finishes. A
-    /// quarter of the pool: few slots make large batches, and a batch of 64
-    /// keys costs the database about what 3 single reads do.
-    read_slots: usize,
-    reads: Mutex<Reads>,
+    /// The batched statements; set once migrations are applied on
+    /// PostgreSQL. On CockroachDB every request is its own statement.
+    batched: OnceLock<Batched>,
+    reads: Lane<QueuedRead>,
+    writes: Lane<QueuedWrite>,
 }
 
-/// Reads in flight and the GETs queued behind them. A queued GET implies
-/// every slot is busy: each slot, as it frees, takes the queue first.
-#[derive(Default)]
-struct Reads {
+/// The statements that serve many requests at once.
+struct Batched {
+    read_many: String,
+    upsert_many: String,
+}
+
+/// Statements of one kind in flight at once, and the requests queued behind
+/// them. A request finding a slot free runs alone, at once; while every slot
+/// is busy, requests queue, and each slot, as it frees, takes the queue as
+/// one batch. Few slots make large batches: a batch of 64 keys costs the
+/// database about what 3 single reads do.
+struct Lane<J> {
+    slots: usize,
+    state: Mutex<LaneState<J>>,
+}
+
+/// A queued request implies every slot is busy.
+struct LaneState<J> {
     running: usize,
-    queue: Vec<QueuedRead>,
+    queue: Vec<J>,
+    /// Names the next queued job, so its request can take it back.
+    next_id: u64,
+}
+
+impl<J> Lane<J> {
+    fn new(slots: usize) -> Self {
+        Lane {
+            slots: slots.max(1),
+            state: Mutex::new(LaneState {
+                running: 0,
+                queue: Vec::new(),
+                next_id: 0,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LaneState<J>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A request that can wait in a [`Lane`].
+trait Job: Sized + Send + 'static {
+    type Answer: Send;
+    fn lane(pooled: &Pooled) -> &Lane<Self>;
+    fn id(&self) -> u64;
+    fn queued(&self) -> Instant;
+    fn gone(&self) -> bool;
+    fn answer(self, answer: Result<Self::Answer, StoreError>);
+    /// Serves every job of `batch` with one statement.
+    fn run(pooled: &Pooled, batch: Vec<Self>) -> impl Future<Output = ()> + Send + '_;
 }
 
 /// A GET waiting for a batched read.
@@ -998,121 +1059,179 @@ struct QueuedRead {
     workspace: Uuid,
     namespace: String,
     key: String,
+    id: u64,
     queued: Instant,
     reply: oneshot::Sender<Result<Option<Entry>, StoreError>>,
 }
 
-/// How a GET goes to the database.
-enum ReadTurn {
-    /// A slot was free: read alone, now; the guard hands the slot on.
-    Alone(ReadSlot),
-    /// Every slot is busy: the answer comes from a batched read.
-    Queued(oneshot::Receiver<Result<Option<Entry>, StoreError>>),
+/// A PUT without a precondition waiting for a batched upsert.
+struct QueuedWrite {
+    workspace: Uuid,
+    namespace: String,
+    key: String,
+    value: NewValue,
+    id: u64,
+    queued: Instant,
+    reply: oneshot::Sender<Result<(), StoreError>>,
 }
 
-/// A read slot; on drop it serves the queue with a batch task, or frees the slot.
-struct ReadSlot(Arc<Pooled>);
+/// A slot of lane `J`; on drop it serves the queue with a batch task, or frees the slot.
+struct Slot<J: Job>(Arc<Pooled>, std::marker::PhantomData<J>);
 
-impl Drop for ReadSlot {
+impl<J: Job> Drop for Slot<J> {
     fn drop(&mut self) {
-        Pooled::release_read_slot(&self.0);
-    }
-}
-
-impl Pooled {
-    /// Queues `item` behind the reads in flight, or gives it a slot of its own.
-    fn read_turn(self: &Arc<Self>, item: &ItemRef<'_>) -> ReadTurn {
-        let mut reads = self.reads.lock().unwrap_or_else(|e| e.into_inner());
-        if reads.running < self.read_slots {
-            reads.running += 1;
-            return ReadTurn::Alone(ReadSlot(Arc::clone(self)));
-        }
-        let (reply, answer) = oneshot::channel();
-        reads.queue.push(QueuedRead {
-            workspace: item.workspace,
-            namespace: item.namespace.to_owned(),
-            key: item.key.to_owned(),
-            queued: Instant::now(),
-            reply,
-        });
-        ReadTurn::Queued(answer)
-    }
-
-    /// A read finished (or its request went away): the queue, if any, gets
-    /// the slot in a task of its own; otherwise the slot is free.
-    fn release_read_slot(this: &Arc<Self>) {
-        let mut reads = this.reads.lock().unwrap_or_else(|e| e.into_inner());
-        if reads.queue.is_empty() {
-            reads.running -= 1;
+        let lane = J::lane(&self.0);
+        let mut state = lane.lock();
+        if state.queue.is_empty() {
+            state.running -= 1;
             return;
         }
-        drop(reads);
+        drop(state);
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
-                runtime.spawn(Arc::clone(this).serve_queue());
+                runtime.spawn(serve_queue::<J>(Arc::clone(&self.0)));
             }
-            // The runtime is going away: the queued GETs learn it from their
-            // dropped replies.
+            // The runtime is going away: the queued requests learn it from
+            // their dropped replies.
             Err(_) => {
-                let mut reads = this.reads.lock().unwrap_or_else(|e| e.into_inner());
-                reads.queue.clear();
-                reads.running -= 1;
+                let mut state = lane.lock();
+                state.queue.clear();
+                state.running -= 1;
             }
         }
     }
+}
 
-    /// Holds a read slot while GETs are queued, reading them in batches.
-    async fn serve_queue(self: Arc<Self>) {
-        loop {
-            let batch = {
-                let mut reads = self.reads.lock().unwrap_or_else(|e| e.into_inner());
-                if reads.queue.is_empty() {
-                    reads.running -= 1;
-                    return;
-                }
-                let take = reads.queue.len().min(READ_BATCH_MAX);
-                reads.queue.drain(..take).collect::<Vec<_>>()
-            };
-            self.read_batch(batch).await;
-        }
+/// Takes a slot of lane `J` if one is free; otherwise queues the job `make`
+/// builds from its id.
+fn enter<J: Job>(pooled: &Arc<Pooled>, make: impl FnOnce(u64) -> J) -> Option<Slot<J>> {
+    let lane = J::lane(pooled);
+    let mut state = lane.lock();
+    if state.running < lane.slots {
+        state.running += 1;
+        return Some(Slot(Arc::clone(pooled), std::marker::PhantomData));
     }
+    let id = state.next_id;
+    state.next_id += 1;
+    state.queue.push(make(id));
+    None
+}
 
-    /// Answers each queued GET of `batch` from one query (or from the
-    /// single-key statement when it holds one GET). A GET that has waited the
-    /// pool timeout already gets `Unavailable`, as it would from the pool.
-    async fn read_batch(&self, batch: Vec<QueuedRead>) {
-        let mut live = Vec::with_capacity(batch.len());
-        for read in batch {
-            if read.reply.is_closed() {
-                continue;
+/// Holds a slot of lane `J` while jobs are queued, serving them in batches.
+/// A job that has waited the pool timeout gets `Unavailable`, as it would
+/// from the pool; the batch waits for a connection only what is left of its
+/// oldest job's pool timeout.
+async fn serve_queue<J: Job>(pooled: Arc<Pooled>) {
+    let lane = J::lane(&pooled);
+    loop {
+        let batch = {
+            let mut state = lane.lock();
+            if state.queue.is_empty() {
+                state.running -= 1;
+                return;
             }
-            if read.queued.elapsed() >= self.pool_timeout {
-                let _ = read.reply.send(Err(self.no_connection()));
-                continue;
-            }
-            live.push(read);
-        }
-        let Some(oldest) = live.iter().map(|r| r.queued).min() else {
-            return;
+            let take = state.queue.len().min(BATCH_MAX);
+            state.queue.drain(..take).collect::<Vec<_>>()
         };
-        let Some(sql) = self.read_many.get() else {
-            for read in live {
-                let _ = read.reply.send(Err(StoreError::Internal(
-                    "batched read before migrations".to_owned(),
+        let mut live = Vec::with_capacity(batch.len());
+        for job in batch {
+            if job.gone() {
+                continue;
+            }
+            if job.queued().elapsed() >= pooled.pool_timeout {
+                job.answer(Err(pooled.no_connection()));
+                continue;
+            }
+            live.push(job);
+        }
+        if pooled.batched.get().is_none() {
+            for job in live {
+                job.answer(Err(StoreError::Internal(
+                    "batched statement before migrations".to_owned(),
                 )));
             }
+            continue;
+        }
+        if !live.is_empty() {
+            J::run(&pooled, live).await;
+        }
+    }
+}
+
+/// The answer of queued job `id`. A job still queued after the pool timeout
+/// is taken back and gets `Unavailable`, as a request waiting for a pooled
+/// connection would; one already in a batch waits for it (the batch is
+/// bounded by the pool and statement timeouts). A dropped batch means the
+/// runtime is stopping.
+async fn wait_queued<J: Job>(
+    pooled: &Pooled,
+    id: u64,
+    mut answer: oneshot::Receiver<Result<J::Answer, StoreError>>,
+) -> Result<J::Answer, StoreError> {
+    let abandoned = |_| {
+        Err(StoreError::Unavailable(
+            "the batched statement was abandoned".to_owned(),
+        ))
+    };
+    match tokio::time::timeout(pooled.pool_timeout, &mut answer).await {
+        Ok(outcome) => outcome.unwrap_or_else(abandoned),
+        Err(_) => {
+            let taken_back = {
+                let mut state = J::lane(pooled).lock();
+                let at = state.queue.iter().position(|job| job.id() == id);
+                at.map(|at| state.queue.remove(at)).is_some()
+            };
+            if taken_back {
+                return Err(pooled.no_connection());
+            }
+            answer.await.unwrap_or_else(abandoned)
+        }
+    }
+}
+
+/// How long a batch may wait for a connection.
+fn batch_wait<J: Job>(pooled: &Pooled, batch: &[J]) -> Duration {
+    let oldest = batch
+        .iter()
+        .map(Job::queued)
+        .min()
+        .unwrap_or_else(Instant::now);
+    pooled.pool_timeout.saturating_sub(oldest.elapsed())
+}
+
+impl Job for QueuedRead {
+    type Answer = Option<Entry>;
+    fn lane(pooled: &Pooled) -> &Lane<Self> {
+        &pooled.reads
+    }
+    fn id(&self) -> u64 {
+        self.id
+    }
+    fn queued(&self) -> Instant {
+        self.queued
+    }
+    fn gone(&self) -> bool {
+        self.reply.is_closed()
+    }
+    fn answer(self, answer: Result<Option<Entry>, StoreError>) {
+        let _ = self.reply.send(answer);
+    }
+
+    /// One query for the batch; rows come back with the position of their key.
+    async fn run(pooled: &Pooled, live: Vec<Self>) {
+        let Some(sql) = pooled.batched.get() else {
             return;
         };
         let workspaces: Vec<Uuid> = live.iter().map(|r| r.workspace).collect();
         let namespaces: Vec<&str> = live.iter().map(|r| r.namespace.as_str()).collect();
         let keys: Vec<&str> = live.iter().map(|r| r.key.as_str()).collect();
         let params: [&(dyn ToSql + Sync); 3] = [&workspaces, &namespaces, &keys];
-        let wait = self.pool_timeout.saturating_sub(oldest.elapsed());
-        let rows = match self.query(sql, &params, Some(wait)).await {
+        let wait = batch_wait(pooled, &live);
+        let rows = match pooled.query(&sql.read_many, &params, Some(wait)).await {
             Ok(rows) => rows,
             Err(e) => {
                 for read in live {
-                    let _ = read.reply.send(Err(copy_error(&e)));
+                    read.answer(Err(copy_error(&e)));
                 }
                 return;
             }
@@ -1137,10 +1256,80 @@ impl Pooled {
             found[index] = Some(entry_from_row(row, &item));
         }
         for (read, entry) in live.into_iter().zip(found) {
-            let _ = read.reply.send(entry.transpose());
+            read.answer(entry.transpose());
         }
     }
+}
 
+impl Job for QueuedWrite {
+    type Answer = ();
+    fn lane(pooled: &Pooled) -> &Lane<Self> {
+        &pooled.writes
+    }
+    fn id(&self) -> u64 {
+        self.id
+    }
+    fn queued(&self) -> Instant {
+        self.queued
+    }
+    fn gone(&self) -> bool {
+        // A write whose client left is still written, as it would be alone.
+        false
+    }
+    fn answer(self, answer: Result<(), StoreError>) {
+        let _ = self.reply.send(answer);
+    }
+
+    /// One upsert for the batch. Writes of one key in one batch were
+    /// concurrent, so the last queued wins and the others are acknowledged as
+    /// overwritten at once (one statement may not update a row twice). Rows
+    /// go in key order, so two batches lock shared rows in the same order
+    /// and cannot deadlock.
+    async fn run(pooled: &Pooled, mut live: Vec<Self>) {
+        let Some(sql) = pooled.batched.get() else {
+            return;
+        };
+        // Stable: among writes of one key, the last queued stays last.
+        live.sort_by(|a, b| {
+            (a.workspace, a.namespace.as_bytes(), a.key.as_bytes()).cmp(&(
+                b.workspace,
+                b.namespace.as_bytes(),
+                b.key.as_bytes(),
+            ))
+        });
+        let mut rows: Vec<&QueuedWrite> = Vec::with_capacity(live.len());
+        for (i, write) in live.iter().enumerate() {
+            let same_next = live.get(i + 1).is_some_and(|next| {
+                (next.workspace, &next.namespace, &next.key)
+                    == (write.workspace, &write.namespace, &write.key)
+            });
+            if !same_next {
+                rows.push(write);
+            }
+        }
+        let workspaces: Vec<Uuid> = rows.iter().map(|w| w.workspace).collect();
+        let namespaces: Vec<&str> = rows.iter().map(|w| w.namespace.as_str()).collect();
+        let keys: Vec<&str> = rows.iter().map(|w| w.key.as_str()).collect();
+        let md5s: Vec<&[u8]> = rows.iter().map(|w| &w.value.md5[..]).collect();
+        let values: Vec<&[u8]> = rows.iter().map(|w| &w.value.value[..]).collect();
+        let types: Vec<&str> = rows.iter().map(|w| w.value.content_type.as_str()).collect();
+        let params: [&(dyn ToSql + Sync); 6] =
+            [&workspaces, &namespaces, &keys, &md5s, &values, &types];
+        let wait = batch_wait(pooled, &live);
+        let outcome = pooled
+            .execute_waiting(&sql.upsert_many, &params, Some(wait))
+            .await;
+        drop(rows);
+        for write in live {
+            write.answer(match &outcome {
+                Ok(_) => Ok(()),
+                Err(e) => Err(copy_error(e)),
+            });
+        }
+    }
+}
+
+impl Pooled {
     fn no_connection(&self) -> StoreError {
         StoreError::Unavailable(format!(
             "no free database connection within {:?}",
@@ -1201,7 +1390,17 @@ impl Pooled {
     /// Runs a prepared (and cached) statement on a pooled connection; returns
     /// the number of rows it changed.
     async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
-        let client = self.checkout(None).await?;
+        self.execute_waiting(sql, params, None).await
+    }
+
+    /// [`Pooled::execute`], waiting `wait` (default: the pool timeout) for a connection.
+    async fn execute_waiting(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        wait: Option<Duration>,
+    ) -> Result<u64, StoreError> {
+        let client = self.checkout(wait).await?;
         let conn: &deadpool_postgres::ClientWrapper = &client;
         let outcome = tokio::time::timeout(
             self.statement_timeout,
@@ -1461,19 +1660,25 @@ impl Store for PgStore {
     async fn get(&self, item: ItemRef<'_>) -> Result<Option<Entry>, StoreError> {
         let sql = self.migrated()?;
         // Held until this read is done, then handed on to the queue.
-        let _slot = match self.pooled.read_many.get() {
-            None => None,
-            Some(_) => match self.pooled.read_turn(&item) {
-                ReadTurn::Alone(slot) => Some(slot),
-                ReadTurn::Queued(answer) => {
-                    return answer.await.unwrap_or_else(|_| {
-                        Err(StoreError::Unavailable(
-                            "the batched read was abandoned".to_owned(),
-                        ))
-                    })
+        let mut _slot = None;
+        if self.pooled.batched.get().is_some() {
+            let mut waiting = None;
+            _slot = enter(&self.pooled, |id| {
+                let (reply, answer) = oneshot::channel();
+                waiting = Some((id, answer));
+                QueuedRead {
+                    workspace: item.workspace,
+                    namespace: item.namespace.to_owned(),
+                    key: item.key.to_owned(),
+                    id,
+                    queued: Instant::now(),
+                    reply,
                 }
-            },
-        };
+            });
+            if let Some((id, answer)) = waiting {
+                return wait_queued::<QueuedRead>(&self.pooled, id, answer).await;
+            }
+        }
         let rows = self
             .query(&sql.get, &[&item.workspace, &item.namespace, &item.key])
             .await?;
@@ -1500,6 +1705,31 @@ impl Store for PgStore {
             &value.content_type,
         ];
         match cond {
+            PutCondition::Always if self.pooled.batched.get().is_some() => {
+                let mut waiting = None;
+                let _slot = enter(&self.pooled, |id| {
+                    let (reply, answer) = oneshot::channel();
+                    waiting = Some((id, answer));
+                    QueuedWrite {
+                        id,
+                        workspace: item.workspace,
+                        namespace: item.namespace.to_owned(),
+                        key: item.key.to_owned(),
+                        value: value.clone(),
+                        queued: Instant::now(),
+                        reply,
+                    }
+                });
+                match waiting {
+                    Some((id, answer)) => {
+                        wait_queued::<QueuedWrite>(&self.pooled, id, answer).await?
+                    }
+                    None => {
+                        self.execute(&sql.upsert, &row).await?;
+                    }
+                }
+                Ok(PutOutcome::Stored)
+            }
             PutCondition::Always => {
                 self.execute(&sql.upsert, &row).await?;
                 Ok(PutOutcome::Stored)
