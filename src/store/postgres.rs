@@ -983,6 +983,9 @@ impl PgStore {
 
 /// Most requests one batched statement serves.
 const BATCH_MAX: usize = 128;
+/// Most value bytes one batched statement carries (a batch always takes at
+/// least one job): 128 values of 2 MB would otherwise make a 256 MB message.
+const BATCH_MAX_BYTES: usize = 8 << 20;
 
 /// The connection pool, the limits that bound its use, and the requests
 /// waiting to go to the database together. Shared (in an `Arc`) with the
@@ -1042,6 +1045,21 @@ impl<J> Lane<J> {
     }
 }
 
+/// How many of the queued jobs, of these weights, the next batch takes: at
+/// most [`BATCH_MAX`] and [`BATCH_MAX_BYTES`], and at least one.
+fn batch_len(weights: impl Iterator<Item = usize>) -> usize {
+    let mut take = 0;
+    let mut bytes = 0usize;
+    for weight in weights.take(BATCH_MAX) {
+        bytes = bytes.saturating_add(weight);
+        if take > 0 && bytes > BATCH_MAX_BYTES {
+            break;
+        }
+        take += 1;
+    }
+    take
+}
+
 /// A request that can wait in a [`Lane`].
 trait Job: Sized + Send + 'static {
     type Answer: Send;
@@ -1049,6 +1067,10 @@ trait Job: Sized + Send + 'static {
     fn id(&self) -> u64;
     fn queued(&self) -> Instant;
     fn gone(&self) -> bool;
+    /// Bytes this job adds to a batched statement, for [`BATCH_MAX_BYTES`].
+    fn weight(&self) -> usize {
+        0
+    }
     fn answer(self, answer: Result<Self::Answer, StoreError>);
     /// Serves every job of `batch` with one statement.
     fn run(pooled: &Pooled, batch: Vec<Self>) -> impl Future<Output = ()> + Send + '_;
@@ -1130,7 +1152,7 @@ async fn serve_queue<J: Job>(pooled: Arc<Pooled>) {
                 state.running -= 1;
                 return;
             }
-            let take = state.queue.len().min(BATCH_MAX);
+            let take = batch_len(state.queue.iter().map(Job::weight));
             state.queue.drain(..take).collect::<Vec<_>>()
         };
         let mut live = Vec::with_capacity(batch.len());
@@ -1271,6 +1293,9 @@ impl Job for QueuedWrite {
     }
     fn queued(&self) -> Instant {
         self.queued
+    }
+    fn weight(&self) -> usize {
+        self.value.value.len()
     }
     fn gone(&self) -> bool {
         // A write whose client left is still written, as it would be alone.
@@ -1954,5 +1979,18 @@ mod tests {
             let full = base * (1 << attempt.min(6));
             assert!(d >= full / 2 && d <= full, "{attempt}: {d:?}");
         }
+    }
+
+    #[test]
+    fn batches_are_bounded_in_count_and_bytes() {
+        assert_eq!(batch_len(std::iter::repeat(0).take(500)), BATCH_MAX);
+        assert_eq!(batch_len(std::iter::repeat(100).take(3)), 3);
+        assert_eq!(batch_len(std::iter::repeat(2_000_000).take(16)), 4);
+        assert_eq!(
+            batch_len([usize::MAX, 1].into_iter()),
+            1,
+            "one job always goes"
+        );
+        assert_eq!(batch_len(std::iter::empty()), 0);
     }
 }
