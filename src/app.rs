@@ -65,13 +65,7 @@ async fn serve_store<S: Store + Migrator>(store: S, config: ServeConfig) -> anyh
         db = %config.db.target.redacted(),
         "listening"
     );
-    let limits = ServerOptions {
-        header_timeout: config.header_timeout,
-        idle_timeout: config.idle_timeout,
-        max_connections: config.max_connections,
-        shutdown_timeout: config.shutdown_timeout,
-        tls,
-    };
+    let limits = ServerOptions::from_config(&config, tls);
     match server::serve(listener, state, limits, shutdown_signal()).await {
         Stopped::Drained => tracing::info!("stopped"),
         Stopped::TimedOut(open) => {

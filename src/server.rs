@@ -20,6 +20,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify, Semaphore};
 
+use crate::config::ServeConfig;
 use crate::routes::{self, AppState};
 use crate::store::Store;
 use crate::tls::TlsSource;
@@ -37,6 +38,19 @@ pub struct ServerOptions {
     pub shutdown_timeout: Duration,
     /// Serve HTTPS with this configuration; `None` serves plain HTTP.
     pub tls: Option<Arc<TlsSource>>,
+}
+
+impl ServerOptions {
+    /// The connection settings of `config`, serving HTTPS from `tls` when given.
+    pub fn from_config(config: &ServeConfig, tls: Option<Arc<TlsSource>>) -> Self {
+        ServerOptions {
+            header_timeout: config.header_timeout,
+            idle_timeout: config.idle_timeout,
+            max_connections: config.max_connections,
+            shutdown_timeout: config.shutdown_timeout,
+            tls,
+        }
+    }
 }
 
 /// How a server run ended.

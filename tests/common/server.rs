@@ -90,13 +90,7 @@ pub async fn start_on(kind: Kind, db_url: &str, flags: &[&str]) -> TestServer {
         Arc::clone(&source).watch(std::time::Duration::from_millis(200));
         source
     });
-    let limits = ServerOptions {
-        header_timeout: config.header_timeout,
-        idle_timeout: config.idle_timeout,
-        max_connections: config.max_connections,
-        shutdown_timeout: config.shutdown_timeout,
-        tls,
-    };
+    let limits = ServerOptions::from_config(&config, tls);
     let (stop, stopped) = oneshot::channel::<()>();
     let shutdown = async move {
         let _ = stopped.await;
