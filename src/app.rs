@@ -9,11 +9,9 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 
 use crate::config::{DbOptions, DbTarget, ServeConfig, DEFAULT_SECRET};
-use crate::migrate::MigrationState;
-use crate::routes::AppState;
-use crate::server::{self, ServerOptions, Stopped};
+use crate::http::tls::TlsSource;
+use crate::http::{self, AppState, ServerOptions, Stopped};
 use crate::store::{PgStore, SqliteStore, Store, StoreError};
-use crate::tls::TlsSource;
 
 /// How often the TLS files are checked for changes.
 const TLS_POLL: Duration = Duration::from_secs(2);
@@ -39,7 +37,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
 }
 
 /// The store-independent part of `serve`.
-async fn serve_store<S: Store + Migrator>(store: S, config: ServeConfig) -> anyhow::Result<()> {
+async fn serve_store<S: Store>(store: S, config: ServeConfig) -> anyhow::Result<()> {
     let tls = match &config.tls {
         None => None,
         Some(files) => {
@@ -66,7 +64,7 @@ async fn serve_store<S: Store + Migrator>(store: S, config: ServeConfig) -> anyh
         "listening"
     );
     let limits = ServerOptions::from_config(&config, tls);
-    match server::serve(listener, state, limits, shutdown_signal()).await {
+    match http::serve(listener, state, limits, shutdown_signal()).await {
         Stopped::Drained => tracing::info!("stopped"),
         Stopped::TimedOut(open) => {
             tracing::warn!(
@@ -81,8 +79,8 @@ async fn serve_store<S: Store + Migrator>(store: S, config: ServeConfig) -> anyh
 /// Applies migrations before serving. A database that cannot be reached yet is
 /// not fatal: the service starts unready (`/readyz` 503, data routes 503) and
 /// keeps trying in the background.
-async fn migrate_at_start<S: Store + Migrator>(state: &Arc<AppState<S>>) -> anyhow::Result<()> {
-    match state.store.apply_migrations().await {
+async fn migrate_at_start<S: Store>(state: &Arc<AppState<S>>) -> anyhow::Result<()> {
+    match state.store.migrate().await {
         Ok(applied) => {
             log_applied(&applied);
             state.migrated.store(true, Ordering::Release);
@@ -95,7 +93,7 @@ async fn migrate_at_start<S: Store + Migrator>(state: &Arc<AppState<S>>) -> anyh
                 let mut delay = Duration::from_millis(500);
                 loop {
                     tokio::time::sleep(delay).await;
-                    match state.store.apply_migrations().await {
+                    match state.store.migrate().await {
                         Ok(applied) => {
                             log_applied(&applied);
                             state.migrated.store(true, Ordering::Release);
@@ -128,12 +126,12 @@ pub async fn migrate(db: DbOptions, status: bool) -> anyhow::Result<Vec<String>>
     }
 }
 
-async fn migrate_store<S: Migrator>(store: S, status: bool) -> anyhow::Result<Vec<String>> {
+async fn migrate_store<S: Store>(store: S, status: bool) -> anyhow::Result<Vec<String>> {
     if status {
-        let states = store.migration_states().await?;
+        let states = store.migration_status().await?;
         return Ok(states.iter().map(ToString::to_string).collect());
     }
-    let applied = store.apply_migrations().await?;
+    let applied = store.migrate().await?;
     if applied.is_empty() {
         return Ok(vec!["up to date".to_owned()]);
     }
@@ -141,34 +139,6 @@ async fn migrate_store<S: Migrator>(store: S, status: bool) -> anyhow::Result<Ve
         .into_iter()
         .map(|n| format!("applied  {n}"))
         .collect())
-}
-
-/// What `serve` and `migrate` need of an engine beyond [`Store`].
-pub trait Migrator: Send + Sync + 'static {
-    fn apply_migrations(
-        &self,
-    ) -> impl std::future::Future<Output = Result<Vec<String>, StoreError>> + Send;
-    fn migration_states(
-        &self,
-    ) -> impl std::future::Future<Output = Result<Vec<MigrationState>, StoreError>> + Send;
-}
-
-impl Migrator for PgStore {
-    async fn apply_migrations(&self) -> Result<Vec<String>, StoreError> {
-        self.migrate().await
-    }
-    async fn migration_states(&self) -> Result<Vec<MigrationState>, StoreError> {
-        self.migration_status().await
-    }
-}
-
-impl Migrator for SqliteStore {
-    async fn apply_migrations(&self) -> Result<Vec<String>, StoreError> {
-        self.migrate().await
-    }
-    async fn migration_states(&self) -> Result<Vec<MigrationState>, StoreError> {
-        self.migration_status().await
-    }
 }
 
 /// Resolves on SIGTERM or Ctrl-C (SIGINT).

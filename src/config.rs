@@ -1,14 +1,13 @@
-//! Validated settings: sizes, durations, the database URL, and the whole
-//! configuration of `serve`, checked before any I/O.
+//! Validated settings: the whole configuration of `serve` and `migrate`, the
+//! units they are written in (sizes, durations), and the rules every setting
+//! follows. The command line fills these in (`cli::serve`); nothing here
+//! knows of flags or of the rooms that use the settings.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use uuid::Uuid;
-
-use crate::cli::{DbArgs, ServeArgs};
-use crate::tls::TlsFiles;
 
 /// The secret the previous service shipped with; accepted, but never quietly.
 pub const DEFAULT_SECRET: &str = "secret";
@@ -21,10 +20,13 @@ pub struct BadSetting {
     pub why: String,
 }
 
-fn bad(name: &'static str, why: impl Into<String>) -> BadSetting {
-    BadSetting {
-        name,
-        why: why.into(),
+impl BadSetting {
+    /// The setting `name` (its environment variable) is wrong because of `why`.
+    pub fn new(name: &'static str, why: impl Into<String>) -> Self {
+        BadSetting {
+            name,
+            why: why.into(),
+        }
     }
 }
 
@@ -38,33 +40,6 @@ pub enum DbTarget {
 }
 
 impl DbTarget {
-    /// Parses `HULY_DB_CONNECTION`; unset means the embedded store `sqlite:hulykvs.db`.
-    pub fn parse(text: Option<&str>) -> Result<Self, BadSetting> {
-        const NAME: &str = "HULY_DB_CONNECTION";
-        let text = match text.map(str::trim) {
-            None | Some("") => return Ok(DbTarget::Sqlite(PathBuf::from("hulykvs.db"))),
-            Some(t) => t,
-        };
-        if let Some(path) = text.strip_prefix("sqlite:") {
-            let path = path.strip_prefix("//").unwrap_or(path);
-            if path.is_empty() {
-                return Err(bad(
-                    NAME,
-                    "sqlite: needs a file path, as in sqlite:hulykvs.db",
-                ));
-            }
-            return Ok(DbTarget::Sqlite(PathBuf::from(path)));
-        }
-        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
-            PgUrl::parse(text).map_err(|why| bad(NAME, why))?;
-            return Ok(DbTarget::Postgres(text.to_owned()));
-        }
-        Err(bad(
-            NAME,
-            "expected postgresql://…, postgres://… or sqlite:PATH",
-        ))
-    }
-
     /// A description safe for logs: the password never appears.
     pub fn redacted(&self) -> String {
         match self {
@@ -80,171 +55,28 @@ impl std::fmt::Debug for DbTarget {
     }
 }
 
-/// libpq's `sslmode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SslMode {
-    /// Plaintext only.
-    Disable,
-    /// TLS when the server offers it, else plaintext (libpq's default; `allow`
-    /// is read as this too: both end up connected in the same cases).
-    Prefer,
-    /// TLS or no connection.
-    Require,
-    /// TLS, and the server's certificate chains to a trusted root.
-    VerifyCa,
-    /// `VerifyCa`, and the certificate names the host connected to.
-    VerifyFull,
-}
-
-/// What the server's certificate is checked against.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RootCerts {
-    /// The Mozilla roots compiled into the binary (webpki-roots); also what
-    /// libpq's `sslrootcert=system` asks for.
-    Builtin,
-    /// The PEM file of `sslrootcert=PATH`.
-    File(PathBuf),
-}
-
-/// How much of the server's certificate is checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verify {
-    /// Nothing: encryption against eavesdroppers only.
-    Nothing,
-    /// The chain up to a trusted root, but not the host name.
-    Chain,
-    /// The chain and the host name.
-    ChainAndName,
-}
-
-/// The TLS settings of a PostgreSQL URL, with libpq's meaning.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PgTls {
-    pub mode: SslMode,
-    /// `None`: `sslrootcert` not given.
-    pub root_certs: Option<RootCerts>,
-    /// `sslcert` and `sslkey`: a client certificate chain and its key, PEM.
-    pub client_cert: Option<(PathBuf, PathBuf)>,
-}
-
-impl PgTls {
-    /// What libpq checks in this mode: `require` and `prefer` verify the chain
-    /// when `sslrootcert` is given, and nothing otherwise.
-    pub fn verify(&self) -> Verify {
-        match self.mode {
-            SslMode::Disable => Verify::Nothing,
-            SslMode::Prefer | SslMode::Require if self.root_certs.is_none() => Verify::Nothing,
-            SslMode::Prefer | SslMode::Require | SslMode::VerifyCa => Verify::Chain,
-            SslMode::VerifyFull => Verify::ChainAndName,
-        }
-    }
-
-    /// The roots to verify against: `sslrootcert`, else the built-in ones.
-    pub fn roots(&self) -> RootCerts {
-        self.root_certs.clone().unwrap_or(RootCerts::Builtin)
-    }
-}
-
-/// A `postgres://` URL split into what tokio-postgres reads and the TLS
-/// parameters of libpq it does not know (`sslmode=verify-ca|verify-full`,
-/// `sslrootcert`, `sslcert`, `sslkey`).
+/// How to reach the database; shared by `serve` and `migrate`.
 #[derive(Debug, Clone)]
-pub struct PgUrl {
-    /// Everything but TLS; its `ssl_mode` is set from [`PgUrl::tls`].
-    pub config: tokio_postgres::Config,
-    pub tls: PgTls,
+pub struct DbOptions {
+    pub target: DbTarget,
+    /// Schema for the PostgreSQL tables, a plain identifier.
+    pub schema: String,
+    /// Pooled connections (PostgreSQL) or reader connections (SQLite).
+    pub pool_size: usize,
+    pub connect_timeout: Duration,
+    pub pool_timeout: Duration,
+    pub statement_timeout: Duration,
 }
 
-impl PgUrl {
-    /// Parses a URL; the error says what is wrong, never quoting a password.
-    pub fn parse(url: &str) -> Result<PgUrl, String> {
-        let (base, query) = url.split_once('?').unwrap_or((url, ""));
-        let mut kept = Vec::new();
-        let (mut mode, mut root, mut cert, mut key) = (None, None, None, None);
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (raw_key, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
-            let decode = |text: &str| {
-                percent_encoding::percent_decode_str(text)
-                    .decode_utf8()
-                    .map(|t| t.into_owned())
-                    .map_err(|_| format!("parameter {raw_key} is not UTF-8"))
-            };
-            let name = decode(raw_key)?;
-            let slot = match name.as_str() {
-                "sslmode" => &mut mode,
-                "sslrootcert" => &mut root,
-                "sslcert" => &mut cert,
-                "sslkey" => &mut key,
-                _ => {
-                    kept.push(pair);
-                    continue;
-                }
-            };
-            // As in libpq, the last one wins and an empty value means unset.
-            *slot = Some(decode(raw_value)?).filter(|v| !v.is_empty());
-        }
-        let root_certs = root.map(|path| match path.as_str() {
-            "system" => RootCerts::Builtin,
-            _ => RootCerts::File(PathBuf::from(path)),
-        });
-        let system = root_certs == Some(RootCerts::Builtin);
-        let mode = match mode.as_deref() {
-            None if system => SslMode::VerifyFull,
-            None => SslMode::Prefer,
-            Some("disable") => SslMode::Disable,
-            Some("allow" | "prefer") => SslMode::Prefer,
-            Some("require") => SslMode::Require,
-            Some("verify-ca") => SslMode::VerifyCa,
-            Some("verify-full") => SslMode::VerifyFull,
-            Some(other) => {
-                return Err(format!(
-                    "sslmode={other} is not one of disable, allow, prefer, require, \
-                     verify-ca, verify-full"
-                ))
-            }
-        };
-        if system && mode != SslMode::VerifyFull {
-            // libpq refuses this too: the public roots vouch for names, not for servers.
-            return Err("sslrootcert=system needs sslmode=verify-full".to_owned());
-        }
-        let client_cert = match (cert, key) {
-            (Some(cert), Some(key)) => Some((PathBuf::from(cert), PathBuf::from(key))),
-            (None, None) => None,
-            (Some(_), None) => return Err("sslcert needs sslkey".to_owned()),
-            (None, Some(_)) => return Err("sslkey needs sslcert".to_owned()),
-        };
-        let rest = if kept.is_empty() {
-            base.to_owned()
-        } else {
-            format!("{base}?{}", kept.join("&"))
-        };
-        let mut config: tokio_postgres::Config = rest
-            .parse()
-            .map_err(|e| format!("not a usable PostgreSQL URL: {e}"))?;
-        config.ssl_mode(match mode {
-            SslMode::Disable => tokio_postgres::config::SslMode::Disable,
-            SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
-            // tokio-postgres knows no verify-*: the connector does the checking.
-            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
-                tokio_postgres::config::SslMode::Require
-            }
-        });
-        // tokio-postgres names the TLS peer after `host`; with only `hostaddr`
-        // given, libpq checks the certificate against that address.
-        if config.get_hosts().is_empty() {
-            for addr in config.get_hostaddrs().to_vec() {
-                config.host(addr.to_string());
-            }
-        }
-        Ok(PgUrl {
-            config,
-            tls: PgTls {
-                mode,
-                root_certs,
-                client_cert,
-            },
-        })
-    }
+/// The PEM files of the TLS settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Certificate chain, leaf first (`HULY_TLS_CERT`).
+    pub cert: PathBuf,
+    /// Private key of the leaf (`HULY_TLS_KEY`).
+    pub key: PathBuf,
+    /// CA that client certificates must chain to (`HULY_TLS_CLIENT_CA`); `None`: no client certificates.
+    pub client_ca: Option<PathBuf>,
 }
 
 /// Replaces the password of a URL (`user:password@`) and any `password=` query value.
@@ -392,99 +224,15 @@ impl std::fmt::Debug for ServeConfig {
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 86_400);
 
 /// Parses a duration setting that must be longer than zero and at most [`MAX_TIMEOUT`].
-fn positive_duration(name: &'static str, text: &str) -> Result<Duration, BadSetting> {
-    let d = parse_duration(text).map_err(|why| bad(name, why))?;
+pub fn positive_duration(name: &'static str, text: &str) -> Result<Duration, BadSetting> {
+    let d = parse_duration(text).map_err(|why| BadSetting::new(name, why))?;
     if d.is_zero() {
-        return Err(bad(name, "must be longer than zero"));
+        return Err(BadSetting::new(name, "must be longer than zero"));
     }
     if d > MAX_TIMEOUT {
-        return Err(bad(name, "must be at most 365d"));
+        return Err(BadSetting::new(name, "must be at most 365d"));
     }
     Ok(d)
-}
-
-/// The TLS files of `serve`: a certificate and key together, a client CA only with them.
-fn tls_files(args: &ServeArgs) -> Result<Option<TlsFiles>, BadSetting> {
-    match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Ok(Some(TlsFiles {
-            cert: cert.clone(),
-            key: key.clone(),
-            client_ca: args.tls_client_ca.clone(),
-        })),
-        (None, None) if args.tls_client_ca.is_some() => Err(bad(
-            "HULY_TLS_CLIENT_CA",
-            "needs HULY_TLS_CERT and HULY_TLS_KEY",
-        )),
-        (None, None) => Ok(None),
-        (Some(_), None) => Err(bad("HULY_TLS_KEY", "must be set with HULY_TLS_CERT")),
-        (None, Some(_)) => Err(bad("HULY_TLS_CERT", "must be set with HULY_TLS_KEY")),
-    }
-}
-
-/// Checks a schema name: a plain identifier, so it can be quoted into SQL safely.
-pub fn check_schema(name: &str) -> Result<(), String> {
-    let mut chars = name.chars();
-    let first_ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
-    if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') || name.len() > 63 {
-        return Err(format!(
-            "{name:?} is not a plain identifier (letters, digits, _; at most 63)"
-        ));
-    }
-    Ok(())
-}
-
-impl ServeConfig {
-    /// Validates the command line and environment into a configuration.
-    pub fn from_args(args: &ServeArgs) -> Result<Self, BadSetting> {
-        let db = DbOptions::from_args(&args.db)?;
-        if args.token_secret.is_empty() {
-            return Err(bad("HULY_TOKEN_SECRET", "must not be empty"));
-        }
-        if args.require_secret && args.token_secret == DEFAULT_SECRET {
-            return Err(bad(
-                "HULY_TOKEN_SECRET",
-                "is the default \"secret\" and HULY_REQUIRE_SECRET is set; set a real secret",
-            ));
-        }
-        let host: IpAddr = args
-            .bind_host
-            .trim()
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse()
-            .map_err(|_| {
-                bad(
-                    "HULY_BIND_HOST",
-                    format!("{:?} is not an IP address", args.bind_host),
-                )
-            })?;
-        let payload_limit = parse_size(&args.payload_size_limit)
-            .map_err(|why| bad("HULY_PAYLOAD_SIZE_LIMIT", why))?;
-        let default_workspace = Uuid::parse_str(args.default_workspace.trim()).map_err(|e| {
-            bad(
-                "HULY_DEFAULT_WORKSPACE_UUID",
-                format!("{:?} is not a UUID: {e}", args.default_workspace),
-            )
-        })?;
-        if args.max_connections == 0 {
-            return Err(bad("HULY_MAX_CONNECTIONS", "must be at least 1"));
-        }
-        Ok(ServeConfig {
-            db,
-            token_secret: args.token_secret.clone(),
-            bind: SocketAddr::new(host, args.bind_port),
-            payload_limit,
-            default_workspace,
-            header_timeout: positive_duration("HULY_HEADER_TIMEOUT", &args.header_timeout)?,
-            body_timeout: positive_duration("HULY_BODY_TIMEOUT", &args.body_timeout)?,
-            idle_timeout: positive_duration("HULY_IDLE_TIMEOUT", &args.idle_timeout)?,
-            max_connections: args.max_connections,
-            shutdown_timeout: positive_duration("HULY_SHUTDOWN_TIMEOUT", &args.shutdown_timeout)?,
-            tls: tls_files(args)?,
-        })
-    }
 }
 
 #[cfg(test)]
@@ -530,95 +278,6 @@ mod tests {
     }
 
     #[test]
-    fn db_targets() {
-        assert_eq!(
-            DbTarget::parse(None).unwrap(),
-            DbTarget::Sqlite("hulykvs.db".into())
-        );
-        assert_eq!(
-            DbTarget::parse(Some("sqlite:/tmp/x.db")).unwrap(),
-            DbTarget::Sqlite("/tmp/x.db".into())
-        );
-        assert!(matches!(
-            DbTarget::parse(Some(
-                "postgresql://root@huly.local:26257/defaultdb?sslmode=disable"
-            )),
-            Ok(DbTarget::Postgres(_))
-        ));
-        assert!(DbTarget::parse(Some("mysql://x")).is_err());
-        assert!(DbTarget::parse(Some("sqlite:")).is_err());
-    }
-
-    #[test]
-    fn ssl_modes_read_as_libpq_does() {
-        let tls = |url: &str| PgUrl::parse(url).map(|u| (u.tls.mode, u.tls.verify()));
-        let base = "postgres://u@db:5432/x";
-        assert_eq!(tls(base), Ok((SslMode::Prefer, Verify::Nothing)));
-        for (mode, want, verify) in [
-            ("disable", SslMode::Disable, Verify::Nothing),
-            ("allow", SslMode::Prefer, Verify::Nothing),
-            ("prefer", SslMode::Prefer, Verify::Nothing),
-            ("require", SslMode::Require, Verify::Nothing),
-            ("verify-ca", SslMode::VerifyCa, Verify::Chain),
-            ("verify-full", SslMode::VerifyFull, Verify::ChainAndName),
-        ] {
-            assert_eq!(tls(&format!("{base}?sslmode={mode}")), Ok((want, verify)));
-        }
-        // With a root file, require checks the chain, as libpq does.
-        assert_eq!(
-            tls(&format!("{base}?sslmode=require&sslrootcert=/ca.pem")),
-            Ok((SslMode::Require, Verify::Chain))
-        );
-        assert_eq!(
-            tls(&format!("{base}?sslrootcert=system")),
-            Ok((SslMode::VerifyFull, Verify::ChainAndName))
-        );
-        assert!(tls(&format!("{base}?sslrootcert=system&sslmode=require")).is_err());
-        assert!(tls(&format!("{base}?sslmode=strict")).is_err());
-    }
-
-    #[test]
-    fn tls_parameters_are_taken_out_of_the_url() {
-        let url = PgUrl::parse(
-            "postgresql://u:pw@db:26257/x?sslmode=verify-full&application_name=kv\
-             &sslrootcert=%2Fetc%2Fca%20dir%2Froot.crt&sslcert=/c.pem&sslkey=/k.pem",
-        )
-        .unwrap();
-        assert_eq!(
-            url.tls.root_certs,
-            Some(RootCerts::File("/etc/ca dir/root.crt".into()))
-        );
-        assert_eq!(
-            url.tls.client_cert,
-            Some(("/c.pem".into(), "/k.pem".into()))
-        );
-        assert_eq!(url.config.get_application_name(), Some("kv"));
-        assert_eq!(url.config.get_dbname(), Some("x"));
-        assert_eq!(
-            url.config.get_ssl_mode(),
-            tokio_postgres::config::SslMode::Require
-        );
-        assert_eq!(
-            PgUrl::parse("postgres://db/x").unwrap().tls.roots(),
-            RootCerts::Builtin
-        );
-        assert!(PgUrl::parse("postgres://db/x?sslcert=/c.pem").is_err());
-        assert!(PgUrl::parse("postgres://db/x?sslkey=/k.pem").is_err());
-        assert!(PgUrl::parse("postgres://db/x?sslcrl=/crl.pem").is_err());
-        let only_addr = PgUrl::parse("postgres://u@/x?hostaddr=127.0.0.1").unwrap();
-        assert_eq!(
-            only_addr.config.get_hosts(),
-            [tokio_postgres::config::Host::Tcp("127.0.0.1".to_owned())]
-        );
-        assert!(matches!(
-            DbTarget::parse(Some(
-                "postgres://db/x?sslmode=verify-full&sslrootcert=/ca.pem"
-            )),
-            Ok(DbTarget::Postgres(_))
-        ));
-    }
-
-    #[test]
     fn passwords_are_redacted() {
         assert_eq!(
             redact_url("postgres://u:hunter2@db:5432/x?sslmode=require"),
@@ -632,52 +291,5 @@ mod tests {
             redact_url("postgres://root@db:26257"),
             "postgres://root@db:26257"
         );
-    }
-
-    #[test]
-    fn schema_names() {
-        assert!(check_schema("hulykvs").is_ok());
-        assert!(check_schema("_a1").is_ok());
-        for bad in ["", "1a", "a-b", "a\"b", "a b"] {
-            assert!(check_schema(bad).is_err(), "{bad:?}");
-        }
-    }
-}
-
-/// How to reach the database; shared by `serve` and `migrate`.
-#[derive(Debug, Clone)]
-pub struct DbOptions {
-    pub target: DbTarget,
-    /// Schema for the PostgreSQL tables, checked by [`check_schema`].
-    pub schema: String,
-    /// Pooled connections (PostgreSQL) or reader connections (SQLite).
-    pub pool_size: usize,
-    pub connect_timeout: Duration,
-    pub pool_timeout: Duration,
-    pub statement_timeout: Duration,
-}
-
-impl DbOptions {
-    /// Validates the database flags.
-    pub fn from_args(args: &DbArgs) -> Result<Self, BadSetting> {
-        let target = DbTarget::parse(args.db_connection.as_deref())?;
-        check_schema(&args.db_scheme).map_err(|why| bad("HULY_DB_SCHEME", why))?;
-        if args.db_pool_size == 0 {
-            return Err(bad("HULY_DB_POOL_SIZE", "must be at least 1"));
-        }
-        Ok(DbOptions {
-            target,
-            schema: args.db_scheme.clone(),
-            pool_size: args.db_pool_size,
-            connect_timeout: positive_duration(
-                "HULY_DB_CONNECT_TIMEOUT",
-                &args.db_connect_timeout,
-            )?,
-            pool_timeout: positive_duration("HULY_DB_POOL_TIMEOUT", &args.db_pool_timeout)?,
-            statement_timeout: positive_duration(
-                "HULY_DB_STATEMENT_TIMEOUT",
-                &args.db_statement_timeout,
-            )?,
-        })
     }
 }

@@ -1,32 +1,46 @@
 //! # Layout
-//! - `app`: `serve` and `migrate` end to end: open the store, migrate, bind, run until a signal.
-//! - `cli`: the command line, every subcommand and flag (clap).
-//! - `config`: validated settings of `serve` and `migrate`; sizes, durations, database URLs.
-//! - `wire`: what crosses HTTP for server and client alike: entity tags, percent-encoding, cursors, JSON bodies.
+//! One line per module; a request walks `http::server` → `http::layers` →
+//! `http::router` → `http::handlers` → `store` → SQL, and back.
+//!
+//! The shared core, imported by the rooms below and importing none of them:
+//! - `config`: validated settings of `serve` and `migrate`; sizes, durations, the database target.
 //! - `auth`: token claims, HS256 verification and minting.
-//! - `error`: the API's one error type and its mapping to status and JSON.
-//! - `routes`: the router and the handlers of every route.
-//! - `server`: the hyper server: accept loop, connection limits, timeouts, graceful shutdown.
-//! - `tls`: HTTPS for `serve`: PEM certificates, reloading, client certificates.
-//! - `store`: the storage trait and its engines, `store::postgres` and `store::sqlite`.
-//! - `migrate`: the embedded migrations of `sql/` and their status.
-//! - `client`: the `put`, `get`, `delete` and `list` subcommands over HTTP.
-//! - `token`: the `token` subcommand.
-//! - `bench`: the `bench` subcommand, a load generator over hyper's HTTP/1.1 client.
+//! - `wire`: what crosses HTTP for server and client alike: entity tags, percent-encoding, cursors, JSON bodies.
+//! - `error`: the API's one error type and its mapping to status and code.
 //! - `exit`: the exit codes of the command line and the failure a subcommand returns.
+//!
+//! The service:
+//! - `app`: `serve` and `migrate` end to end: open the store, migrate, bind, run until a signal.
+//! - `http`: the HTTP side of `serve`.
+//!   - `http::server`: accept loop, connection limits, header and idle timeouts, graceful shutdown.
+//!   - `http::layers`: what wraps every request, in order (`layers::access_log`: one log line each).
+//!   - `http::router`: the one `match` on method and path; authentication; parsed input to a handler.
+//!   - `http::handlers`: `handlers::item` (GET, HEAD, PUT, POST, DELETE of a value), `handlers::list`, `handlers::health`.
+//!   - `http::request`: path parts, preconditions, content type, listing query and body, parsed and checked.
+//!   - `http::response`: response bodies and the one place an error becomes a response.
+//!   - `http::state`: what every request shares (the store, the token verifier, limits).
+//!   - `http::tls`: HTTPS: PEM certificates, reloading, client certificates.
+//! - `store`: the storage trait, its types and what every engine shares (condition outcomes).
+//!   - `store::migrations`: migration files, history, status, the not-yet-migrated gate.
+//!   - `store::postgres`: PostgreSQL and CockroachDB: `url` (libpq URL and TLS parameters), `tls`
+//!     (connector), `sql` (dialects and statements), `migrate` (lease-locked runner), `pool`,
+//!     `batch` (GET/PUT coalescing), `row`, `errors`.
+//!   - `store::sqlite`: the embedded store: `connection`, `sql`, `writer` (group commit),
+//!     `readers` (reader threads), `migrate`.
+//!
+//! The command line (only `main` uses it):
+//! - `cli`: the clap root; `cli::flags` (secrets, flag values, the client's token).
+//!   - `cli::serve`: flags of `serve` and `migrate`, validated into `config`.
+//!   - `cli::client`: `put`, `get`, `delete`, `list` over reqwest: `args`, `service`, `tls`.
+//!   - `cli::token`: the `token` subcommand.
+//!   - `cli::bench`: the `bench` load generator: `args`, `plan`, `load`, `report`.
 
 pub mod app;
 pub mod auth;
-pub mod bench;
 pub mod cli;
-pub mod client;
 pub mod config;
 pub mod error;
 pub mod exit;
-pub mod migrate;
-pub mod routes;
-pub mod server;
+pub mod http;
 pub mod store;
-pub mod tls;
-pub mod token;
 pub mod wire;

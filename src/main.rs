@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
-use hulykvs::cli::{Cli, Command};
+use hulykvs::cli::{self, Cli, Command};
 use hulykvs::config::{DbOptions, ServeConfig};
 use hulykvs::exit::{Exit, Failure};
 
@@ -14,14 +14,14 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(&args),
         Command::Migrate(args) => migrate(&args.db, args.status),
-        Command::Put(args) => on_runtime(hulykvs::client::put(&args)),
-        Command::Get(args) => on_runtime(hulykvs::client::get(&args)),
-        Command::Delete(args) => on_runtime(hulykvs::client::delete(&args)),
-        Command::List(args) => on_runtime(hulykvs::client::list(&args)),
-        Command::Token(args) => hulykvs::token::run(&args).and_then(|token| print_line(&token)),
-        Command::Bench(args) => hulykvs::bench::run(&args),
+        Command::Put(args) => on_runtime(cli::client::put(&args)),
+        Command::Get(args) => on_runtime(cli::client::get(&args)),
+        Command::Delete(args) => on_runtime(cli::client::delete(&args)),
+        Command::List(args) => on_runtime(cli::client::list(&args)),
+        Command::Token(args) => cli::token::run(&args).and_then(|token| print_line(&token)),
+        Command::Bench(args) => cli::bench::run(&args),
         Command::Completions(args) => {
-            hulykvs::cli::write_completions(args.shell, &mut std::io::stdout().lock())
+            cli::write_completions(args.shell, &mut std::io::stdout().lock())
                 .or_else(ignore_broken_pipe)
                 .map_err(|e| Failure::error(format!("cannot write completions: {e}")))
         }
@@ -35,7 +35,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(args: &hulykvs::cli::ServeArgs) -> Result<(), Failure> {
+fn serve(args: &cli::serve::ServeArgs) -> Result<(), Failure> {
     init_logging();
     let config = ServeConfig::from_args(args).map_err(|e| Failure::usage(e.to_string()))?;
     on_runtime(async move {
@@ -45,7 +45,7 @@ fn serve(args: &hulykvs::cli::ServeArgs) -> Result<(), Failure> {
     })
 }
 
-fn migrate(args: &hulykvs::cli::DbArgs, status: bool) -> Result<(), Failure> {
+fn migrate(args: &cli::serve::DbArgs, status: bool) -> Result<(), Failure> {
     init_logging();
     let db = DbOptions::from_args(args).map_err(|e| Failure::usage(e.to_string()))?;
     let lines = on_runtime(async move {

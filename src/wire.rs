@@ -50,12 +50,6 @@ impl ETag {
     }
 }
 
-impl std::fmt::Display for ETag {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.header_value())
-    }
-}
-
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
 fn hex_value(c: u8) -> Option<u8> {

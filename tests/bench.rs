@@ -103,7 +103,7 @@ fn mixed_run_on_sqlite_reports_json() {
     // The seeded keys are there, named by their index.
     let key = hulykvs()
         .args(["get", "--url", &server.url(""), "-w"])
-        .arg(hulykvs::bench::BENCH_WORKSPACE)
+        .arg(hulykvs::cli::bench::BENCH_WORKSPACE)
         .args(["bench", "199"])
         .env("HULY_TOKEN_SECRET", SECRET)
         .output()

@@ -1,17 +1,21 @@
-//! The storage layer: one trait, one implementation per engine.
+//! The storage layer: one trait, one implementation per engine, and what the
+//! engines share (conditions and their outcomes, the migration bookkeeping).
 //!
 //! HTTP knows nothing of SQL and SQL knows nothing of HTTP. A request reaches
 //! a store as an [`ItemRef`] plus typed conditions ([`PutCondition`],
 //! [`DeleteCondition`]); the store answers with typed outcomes.
 
+use std::fmt;
 use std::future::Future;
 
 use bytes::Bytes;
 use uuid::Uuid;
 
+pub mod migrations;
 pub mod postgres;
 pub mod sqlite;
 
+use migrations::MigrationState;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -27,6 +31,44 @@ pub struct ItemRef<'a> {
     pub workspace: Uuid,
     pub namespace: &'a str,
     pub key: &'a str,
+}
+
+impl ItemRef<'_> {
+    /// An owned copy, for work that outlives the request (a queue, another thread).
+    pub fn owned(self) -> Item {
+        Item {
+            workspace: self.workspace,
+            namespace: self.namespace.to_owned(),
+            key: self.key.to_owned(),
+        }
+    }
+}
+
+/// Where one value lives, owned: an [`ItemRef`] that can wait in a queue or
+/// cross to another thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    pub workspace: Uuid,
+    pub namespace: String,
+    pub key: String,
+}
+
+impl Item {
+    /// The borrowed form the [`Store`] methods take.
+    pub fn borrowed(&self) -> ItemRef<'_> {
+        ItemRef {
+            workspace: self.workspace,
+            namespace: &self.namespace,
+            key: &self.key,
+        }
+    }
+}
+
+/// `workspace/namespace/key`, for error messages (keys may be logged; values never).
+impl fmt::Display for Item {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.workspace, self.namespace, self.key)
+    }
 }
 
 /// A stored value with what the HTTP layer needs to answer for it.
@@ -73,6 +115,24 @@ pub enum PutCondition {
     IfMatch(Vec<Digest>),
 }
 
+impl PutCondition {
+    /// Whether the condition can never hold (`If-Match` with no strong tag):
+    /// the engines then answer without a statement.
+    pub fn never_holds(&self) -> bool {
+        matches!(self, PutCondition::IfMatch(tags) if tags.is_empty())
+    }
+
+    /// The outcome of the condition's one statement, from the rows it changed.
+    pub fn outcome(&self, changed: u64) -> PutOutcome {
+        match self {
+            PutCondition::Always => PutOutcome::Stored,
+            _ if changed == 0 => PutOutcome::PreconditionFailed,
+            PutCondition::IfAbsent => PutOutcome::Created,
+            PutCondition::IfExists | PutCondition::IfMatch(_) => PutOutcome::Stored,
+        }
+    }
+}
+
 /// What a PUT did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PutOutcome {
@@ -93,6 +153,24 @@ pub enum DeleteCondition {
     IfExists,
     /// Delete only if the stored value's MD5 is one of these.
     IfMatch(Vec<Digest>),
+}
+
+impl DeleteCondition {
+    /// Whether the condition can never hold (`If-Match` with no strong tag).
+    pub fn never_holds(&self) -> bool {
+        matches!(self, DeleteCondition::IfMatch(tags) if tags.is_empty())
+    }
+
+    /// The outcome of the condition's one statement, from the rows it changed.
+    pub fn outcome(&self, changed: u64) -> DeleteOutcome {
+        match self {
+            _ if changed > 0 => DeleteOutcome::Deleted,
+            DeleteCondition::Always => DeleteOutcome::NotFound,
+            DeleteCondition::IfExists | DeleteCondition::IfMatch(_) => {
+                DeleteOutcome::PreconditionFailed
+            }
+        }
+    }
 }
 
 /// What a DELETE did.
@@ -118,8 +196,9 @@ pub struct ListQuery<'a> {
     pub limit: usize,
 }
 
-/// Why a store could not answer.
-#[derive(Debug, thiserror::Error)]
+/// Why a store could not answer. `Clone`: one failed batch answers each of
+/// its requests with the same error.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The database cannot be reached in time: the client should retry later (`503`).
     #[error("database unavailable: {0}")]
@@ -127,6 +206,16 @@ pub enum StoreError {
     /// Anything else (`500`); the text goes to the log, never to the client.
     #[error("database error: {0}")]
     Internal(String),
+}
+
+impl StoreError {
+    /// The same kind of error, its text prefixed with `what`.
+    pub fn context(self, what: impl fmt::Display) -> StoreError {
+        match self {
+            StoreError::Unavailable(text) => StoreError::Unavailable(format!("{what}: {text}")),
+            StoreError::Internal(text) => StoreError::Internal(format!("{what}: {text}")),
+        }
+    }
 }
 
 /// A key-value engine. Every conditional write is one atomic step in the database.
@@ -161,8 +250,20 @@ pub trait Store: Send + Sync + 'static {
         query: ListQuery<'_>,
     ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
 
-    /// Answers when the database does (for `/readyz`).
+    /// Answers when the database does and migrations are applied (for `/readyz`).
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Applies pending migrations under a lock every instance honours and
+    /// returns the names applied; until it succeeds, data operations answer
+    /// [`StoreError::Unavailable`]. Safe to call again and from several
+    /// processes at once: each migration runs exactly once.
+    fn migrate(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// Applied and pending migrations in order (for `hulykvs migrate
+    /// --status`); applies and creates nothing.
+    fn migration_status(
+        &self,
+    ) -> impl Future<Output = Result<Vec<MigrationState>, StoreError>> + Send;
 }
 
 /// The smallest string greater than every string that starts with `prefix`,
@@ -189,6 +290,53 @@ pub fn prefix_upper_bound(prefix: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn put_outcomes_follow_rows_changed() {
+        let tag = vec![[0u8; 16]];
+        assert_eq!(PutCondition::Always.outcome(0), PutOutcome::Stored);
+        assert_eq!(PutCondition::IfAbsent.outcome(1), PutOutcome::Created);
+        assert_eq!(
+            PutCondition::IfAbsent.outcome(0),
+            PutOutcome::PreconditionFailed
+        );
+        assert_eq!(PutCondition::IfExists.outcome(1), PutOutcome::Stored);
+        assert_eq!(
+            PutCondition::IfExists.outcome(0),
+            PutOutcome::PreconditionFailed
+        );
+        assert_eq!(
+            PutCondition::IfMatch(tag.clone()).outcome(1),
+            PutOutcome::Stored
+        );
+        assert_eq!(
+            PutCondition::IfMatch(tag.clone()).outcome(0),
+            PutOutcome::PreconditionFailed
+        );
+        assert!(PutCondition::IfMatch(Vec::new()).never_holds());
+        assert!(!PutCondition::IfMatch(tag).never_holds());
+        assert!(!PutCondition::IfExists.never_holds());
+    }
+
+    #[test]
+    fn delete_outcomes_follow_rows_changed() {
+        let tag = vec![[0u8; 16]];
+        assert_eq!(DeleteCondition::Always.outcome(1), DeleteOutcome::Deleted);
+        assert_eq!(DeleteCondition::Always.outcome(0), DeleteOutcome::NotFound);
+        assert_eq!(
+            DeleteCondition::IfExists.outcome(0),
+            DeleteOutcome::PreconditionFailed
+        );
+        assert_eq!(
+            DeleteCondition::IfMatch(tag.clone()).outcome(0),
+            DeleteOutcome::PreconditionFailed
+        );
+        assert_eq!(
+            DeleteCondition::IfMatch(tag).outcome(2),
+            DeleteOutcome::Deleted
+        );
+        assert!(DeleteCondition::IfMatch(Vec::new()).never_holds());
+    }
 
     #[test]
     fn upper_bound_bumps_last_code_point() {

@@ -1,5 +1,6 @@
 //! The hyper server: the accept loop, a cap on concurrent connections, header
-//! and idle timeouts, one log line per request, and graceful shutdown.
+//! and idle timeouts, and graceful shutdown. Each request goes to
+//! [`layers::handle`].
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -20,10 +21,11 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify, Semaphore};
 
+use super::layers;
+use super::state::AppState;
+use super::tls::TlsSource;
 use crate::config::ServeConfig;
-use crate::routes::{self, AppState};
 use crate::store::Store;
-use crate::tls::TlsSource;
 
 /// Settings of the connection layer.
 #[derive(Debug, Clone)]
@@ -70,23 +72,7 @@ pub async fn serve<S: Store>(
     options: ServerOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Stopped {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    // hyper starts its header timer as soon as a kept-alive connection waits
-    // for the next request, so it would close idle connections after the
-    // header timeout. The watchdog in `Conn::drive` enforces both limits;
-    // hyper's timer only backs it up, at the longest a head may take.
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(options.header_timeout.saturating_add(options.idle_timeout))
-        .max_buf_size(64 * 1024);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(256)
-        .keep_alive_interval(Some(options.idle_timeout / 2))
-        .keep_alive_timeout(options.header_timeout);
-    let builder = Arc::new(builder);
+    let builder = Arc::new(connection_builder(&options));
     let permits = Arc::new(Semaphore::new(options.max_connections));
     let (stop_tx, stop_rx) = watch::channel(false);
     let epoch = Instant::now();
@@ -151,6 +137,27 @@ pub async fn serve<S: Store>(
     }
 }
 
+/// HTTP/1.1 and HTTP/2 as every connection speaks them.
+fn connection_builder(options: &ServerOptions) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // hyper starts its header timer as soon as a kept-alive connection waits
+    // for the next request, so it would close idle connections after the
+    // header timeout. The watchdog in `Conn::drive` enforces both limits;
+    // hyper's timer only backs it up, at the longest a head may take.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(options.header_timeout.saturating_add(options.idle_timeout))
+        .max_buf_size(64 * 1024);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(256)
+        .keep_alive_interval(Some(options.idle_timeout / 2))
+        .keep_alive_timeout(options.header_timeout);
+    builder
+}
+
 /// What one connection's task needs.
 struct Conn<S> {
     state: Arc<AppState<S>>,
@@ -181,7 +188,7 @@ impl<S: Store> Conn<S> {
             let activity = Arc::clone(&service_activity);
             async move {
                 let _busy = activity.request_started(req.version() == hyper::Version::HTTP_2);
-                Ok::<_, Infallible>(logged(state, req).await)
+                Ok::<_, Infallible>(layers::handle(state, req).await)
             }
         });
         let conn = self.builder.serve_connection(io, service);
@@ -220,25 +227,6 @@ impl<S: Store> Conn<S> {
             }
         }
     }
-}
-
-/// Runs one request and writes its log line (method, path, status, duration; never a value).
-async fn logged<S: Store>(
-    state: Arc<AppState<S>>,
-    req: Request<Incoming>,
-) -> hyper::Response<routes::ResBody> {
-    let started = Instant::now();
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let response = routes::handle(state, req).await;
-    tracing::info!(
-        %method,
-        path = %path,
-        status = response.status().as_u16(),
-        micros = started.elapsed().as_micros() as u64,
-        "request"
-    );
-    response
 }
 
 /// No request head under way.

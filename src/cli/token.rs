@@ -3,12 +3,38 @@
 
 use std::collections::BTreeMap;
 
-use uuid::Uuid;
+use clap::Args;
 
+use super::flags::{uuid_flag, Secret};
 use crate::auth::{self, Claims, SYSTEM_ACCOUNT};
-use crate::cli::TokenArgs;
 use crate::config::parse_duration;
 use crate::exit::Failure;
+
+/// `token`: mint a JWT.
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    /// Sign for the system account, which may use every workspace.
+    #[arg(long, conflicts_with = "account")]
+    pub system: bool,
+    /// Account UUID the token speaks for.
+    #[arg(long, required_unless_present = "system")]
+    pub account: Option<String>,
+    /// Workspace UUID the token grants.
+    #[arg(long)]
+    pub workspace: Option<String>,
+    /// Service name, stored as extra.service.
+    #[arg(long)]
+    pub service: Option<String>,
+    /// Extra claim K=V (repeatable).
+    #[arg(long = "extra", value_name = "K=V")]
+    pub extra: Vec<String>,
+    /// Lifetime, such as 90s, 1h or 7d; without it the token does not expire.
+    #[arg(long, value_name = "DURATION")]
+    pub expires: Option<String>,
+    /// HS256 secret.
+    #[arg(long, env = "HULY_TOKEN_SECRET", hide_env_values = true)]
+    pub secret: Secret,
+}
 
 /// Mints the token `args` describe and returns it (without a newline).
 pub fn run(args: &TokenArgs) -> Result<String, Failure> {
@@ -82,18 +108,13 @@ fn claims(args: &TokenArgs, now: u64) -> Result<Claims, Failure> {
     })
 }
 
-/// Parses the UUID given to `flag`, naming the flag when it is not one.
-pub(crate) fn uuid_flag(flag: &str, text: &str) -> Result<Uuid, Failure> {
-    Uuid::parse_str(text.trim())
-        .map_err(|e| Failure::usage(format!("{flag} {text:?}: not a UUID ({e})")))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::cli::{Cli, Command};
     use crate::exit::Exit;
     use clap::Parser;
+    use uuid::Uuid;
 
     fn args(extra: &[&str]) -> TokenArgs {
         let argv = ["hulykvs", "token", "--secret", "s3"]

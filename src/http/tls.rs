@@ -1,7 +1,7 @@
 //! HTTPS for `serve`: a certificate and key from PEM files, reloaded when the
 //! files change or on SIGHUP, and optional client certificates (mutual TLS).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -11,16 +11,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 
-/// The PEM files of the TLS settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsFiles {
-    /// Certificate chain, leaf first (`HULY_TLS_CERT`).
-    pub cert: PathBuf,
-    /// Private key of the leaf (`HULY_TLS_KEY`).
-    pub key: PathBuf,
-    /// CA that client certificates must chain to (`HULY_TLS_CLIENT_CA`); `None`: no client certificates.
-    pub client_ca: Option<PathBuf>,
-}
+pub use crate::config::TlsFiles;
 
 /// Why the TLS files could not be used.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,80 @@
+//! The command line: the clap root and one room per subcommand, each with its
+//! own flags beside its code. Flags fall back to environment variables, then
+//! to defaults. Nothing outside `main` imports this module, and it feeds
+//! [`crate::config`], never the other way round.
+
+use clap::{Args, CommandFactory, Parser, Subcommand};
+
+pub mod bench;
+pub mod client;
+pub mod flags;
+pub mod serve;
+pub mod token;
+
+use self::bench::BenchArgs;
+use self::client::{DeleteArgs, GetArgs, ListArgs, PutArgs};
+use self::serve::{MigrateArgs, ServeArgs};
+use self::token::TokenArgs;
+
+/// hulykvs: the Huly key-value service and its command-line client.
+#[derive(Debug, Parser)]
+#[command(name = "hulykvs", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP service (applies pending migrations first).
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate(MigrateArgs),
+    /// Store a value.
+    Put(PutArgs),
+    /// Print a value's raw bytes.
+    Get(GetArgs),
+    /// Delete a value.
+    Delete(DeleteArgs),
+    /// List the keys of a namespace, one a line.
+    List(ListArgs),
+    /// Print a signed HS256 token for the service.
+    Token(TokenArgs),
+    /// Print a shell completion script.
+    Completions(CompletionsArgs),
+    /// Load-test a running service: throughput, latency percentiles, answers by status.
+    Bench(BenchArgs),
+}
+
+/// `completions`: print a completion script.
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// Shell to complete for.
+    pub shell: clap_complete::Shell,
+}
+
+/// Writes the completion script of `shell` for the whole command line.
+/// A closed pipe (`hulykvs completions bash | head`) is not an error.
+pub fn write_completions(
+    shell: clap_complete::Shell,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    // Generate into memory first: clap_complete panics when its writer fails.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "hulykvs", &mut script);
+    match out.write_all(&script).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,291 @@
+//! The flags of `serve` and `migrate`, and their validation into a
+//! [`ServeConfig`] or [`DbOptions`] before any I/O: a bad setting stops the
+//! process with one line naming its environment variable.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use clap::Args;
+use uuid::Uuid;
+
+use crate::config::{
+    parse_size, positive_duration, BadSetting, DbOptions, DbTarget, ServeConfig, TlsFiles,
+    DEFAULT_SECRET,
+};
+use crate::store::postgres::url::{check_schema, PgUrl};
+
+/// Where the data lives; shared by `serve` and `migrate`.
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    /// Database: postgresql://… (PostgreSQL or CockroachDB) or sqlite:PATH [default: sqlite:hulykvs.db]
+    #[arg(long, env = "HULY_DB_CONNECTION", hide_env_values = true)]
+    pub db_connection: Option<String>,
+
+    /// Schema holding the tables (PostgreSQL and CockroachDB).
+    #[arg(long, env = "HULY_DB_SCHEME", default_value = "hulykvs")]
+    pub db_scheme: String,
+
+    /// Time allowed to open a database connection.
+    #[arg(long, env = "HULY_DB_CONNECT_TIMEOUT", default_value = "5s")]
+    pub db_connect_timeout: String,
+
+    /// Database connections in the pool (PostgreSQL), or reader connections (SQLite).
+    #[arg(long, env = "HULY_DB_POOL_SIZE", default_value_t = 8)]
+    pub db_pool_size: usize,
+
+    /// Longest wait for a free pooled connection before answering 503.
+    #[arg(long, env = "HULY_DB_POOL_TIMEOUT", default_value = "5s")]
+    pub db_pool_timeout: String,
+
+    /// Longest wait for one database statement before answering 503.
+    #[arg(long, env = "HULY_DB_STATEMENT_TIMEOUT", default_value = "10s")]
+    pub db_statement_timeout: String,
+}
+
+/// Settings of `serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+
+    /// HS256 secret that tokens are signed with.
+    #[arg(
+        long,
+        env = "HULY_TOKEN_SECRET",
+        default_value = "secret",
+        hide_env_values = true,
+        hide_default_value = true
+    )]
+    pub token_secret: String,
+
+    /// Refuse to start with the default secret "secret".
+    #[arg(long, env = "HULY_REQUIRE_SECRET")]
+    pub require_secret: bool,
+
+    /// Address to listen on.
+    #[arg(long, env = "HULY_BIND_HOST", default_value = "0.0.0.0")]
+    pub bind_host: String,
+
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, env = "HULY_BIND_PORT", default_value_t = 8094)]
+    pub bind_port: u16,
+
+    /// Largest value accepted: bytes, or kb/mb/gb (powers of 1000), kib/mib/gib (of 1024).
+    #[arg(long, env = "HULY_PAYLOAD_SIZE_LIMIT", default_value = "2mb")]
+    pub payload_size_limit: String,
+
+    /// Workspace of the legacy /api routes.
+    #[arg(
+        long,
+        env = "HULY_DEFAULT_WORKSPACE_UUID",
+        default_value = "11111111-2222-3333-4444-555555555555"
+    )]
+    pub default_workspace: String,
+
+    /// Time a client has to send a request's headers.
+    #[arg(long, env = "HULY_HEADER_TIMEOUT", default_value = "10s")]
+    pub header_timeout: String,
+
+    /// Time a client has to send a request's body.
+    #[arg(long, env = "HULY_BODY_TIMEOUT", default_value = "30s")]
+    pub body_timeout: String,
+
+    /// An idle keep-alive connection is closed after this long.
+    #[arg(long, env = "HULY_IDLE_TIMEOUT", default_value = "60s")]
+    pub idle_timeout: String,
+
+    /// Most client connections served at once; more wait to be accepted.
+    #[arg(long, env = "HULY_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key); reloaded when it changes or on SIGHUP.
+    #[arg(long, env = "HULY_TLS_CERT")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// PEM private key of the TLS certificate.
+    #[arg(long, env = "HULY_TLS_KEY")]
+    pub tls_key: Option<std::path::PathBuf>,
+
+    /// Require client certificates signed by this PEM CA (mutual TLS).
+    #[arg(long, env = "HULY_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<std::path::PathBuf>,
+
+    /// On SIGTERM or Ctrl-C, how long in-flight requests get to finish.
+    #[arg(long, env = "HULY_SHUTDOWN_TIMEOUT", default_value = "30s")]
+    pub shutdown_timeout: String,
+}
+
+/// Settings of `migrate`.
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+
+    /// List applied and pending migrations instead of applying them.
+    #[arg(long)]
+    pub status: bool,
+}
+
+/// Parses `HULY_DB_CONNECTION`; unset means the embedded store `sqlite:hulykvs.db`.
+/// A PostgreSQL URL is checked whole here, TLS parameters included.
+fn db_target(text: Option<&str>) -> Result<DbTarget, BadSetting> {
+    const NAME: &str = "HULY_DB_CONNECTION";
+    let text = match text.map(str::trim) {
+        None | Some("") => return Ok(DbTarget::Sqlite(PathBuf::from("hulykvs.db"))),
+        Some(t) => t,
+    };
+    if let Some(path) = text.strip_prefix("sqlite:") {
+        let path = path.strip_prefix("//").unwrap_or(path);
+        if path.is_empty() {
+            return Err(BadSetting::new(
+                NAME,
+                "sqlite: needs a file path, as in sqlite:hulykvs.db",
+            ));
+        }
+        return Ok(DbTarget::Sqlite(PathBuf::from(path)));
+    }
+    if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+        PgUrl::parse(text).map_err(|why| BadSetting::new(NAME, why))?;
+        return Ok(DbTarget::Postgres(text.to_owned()));
+    }
+    Err(BadSetting::new(
+        NAME,
+        "expected postgresql://…, postgres://… or sqlite:PATH",
+    ))
+}
+
+impl DbOptions {
+    /// Validates the database flags.
+    pub fn from_args(args: &DbArgs) -> Result<Self, BadSetting> {
+        let target = db_target(args.db_connection.as_deref())?;
+        check_schema(&args.db_scheme).map_err(|why| BadSetting::new("HULY_DB_SCHEME", why))?;
+        if args.db_pool_size == 0 {
+            return Err(BadSetting::new("HULY_DB_POOL_SIZE", "must be at least 1"));
+        }
+        Ok(DbOptions {
+            target,
+            schema: args.db_scheme.clone(),
+            pool_size: args.db_pool_size,
+            connect_timeout: positive_duration(
+                "HULY_DB_CONNECT_TIMEOUT",
+                &args.db_connect_timeout,
+            )?,
+            pool_timeout: positive_duration("HULY_DB_POOL_TIMEOUT", &args.db_pool_timeout)?,
+            statement_timeout: positive_duration(
+                "HULY_DB_STATEMENT_TIMEOUT",
+                &args.db_statement_timeout,
+            )?,
+        })
+    }
+}
+
+/// The TLS files of `serve`: a certificate and key together, a client CA only with them.
+fn tls_files(args: &ServeArgs) -> Result<Option<TlsFiles>, BadSetting> {
+    match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Ok(Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: args.tls_client_ca.clone(),
+        })),
+        (None, None) if args.tls_client_ca.is_some() => Err(BadSetting::new(
+            "HULY_TLS_CLIENT_CA",
+            "needs HULY_TLS_CERT and HULY_TLS_KEY",
+        )),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(BadSetting::new(
+            "HULY_TLS_KEY",
+            "must be set with HULY_TLS_CERT",
+        )),
+        (None, Some(_)) => Err(BadSetting::new(
+            "HULY_TLS_CERT",
+            "must be set with HULY_TLS_KEY",
+        )),
+    }
+}
+
+impl ServeConfig {
+    /// Validates the command line and environment into a configuration.
+    pub fn from_args(args: &ServeArgs) -> Result<Self, BadSetting> {
+        let db = DbOptions::from_args(&args.db)?;
+        if args.token_secret.is_empty() {
+            return Err(BadSetting::new("HULY_TOKEN_SECRET", "must not be empty"));
+        }
+        if args.require_secret && args.token_secret == DEFAULT_SECRET {
+            return Err(BadSetting::new(
+                "HULY_TOKEN_SECRET",
+                "is the default \"secret\" and HULY_REQUIRE_SECRET is set; set a real secret",
+            ));
+        }
+        let host: IpAddr = args
+            .bind_host
+            .trim()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .map_err(|_| {
+                BadSetting::new(
+                    "HULY_BIND_HOST",
+                    format!("{:?} is not an IP address", args.bind_host),
+                )
+            })?;
+        let payload_limit = parse_size(&args.payload_size_limit)
+            .map_err(|why| BadSetting::new("HULY_PAYLOAD_SIZE_LIMIT", why))?;
+        let default_workspace = Uuid::parse_str(args.default_workspace.trim()).map_err(|e| {
+            BadSetting::new(
+                "HULY_DEFAULT_WORKSPACE_UUID",
+                format!("{:?} is not a UUID: {e}", args.default_workspace),
+            )
+        })?;
+        if args.max_connections == 0 {
+            return Err(BadSetting::new(
+                "HULY_MAX_CONNECTIONS",
+                "must be at least 1",
+            ));
+        }
+        Ok(ServeConfig {
+            db,
+            token_secret: args.token_secret.clone(),
+            bind: SocketAddr::new(host, args.bind_port),
+            payload_limit,
+            default_workspace,
+            header_timeout: positive_duration("HULY_HEADER_TIMEOUT", &args.header_timeout)?,
+            body_timeout: positive_duration("HULY_BODY_TIMEOUT", &args.body_timeout)?,
+            idle_timeout: positive_duration("HULY_IDLE_TIMEOUT", &args.idle_timeout)?,
+            max_connections: args.max_connections,
+            shutdown_timeout: positive_duration("HULY_SHUTDOWN_TIMEOUT", &args.shutdown_timeout)?,
+            tls: tls_files(args)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn db_targets() {
+        assert_eq!(
+            db_target(None).unwrap(),
+            DbTarget::Sqlite("hulykvs.db".into())
+        );
+        assert_eq!(
+            db_target(Some("sqlite:/tmp/x.db")).unwrap(),
+            DbTarget::Sqlite("/tmp/x.db".into())
+        );
+        assert!(matches!(
+            db_target(Some(
+                "postgresql://root@huly.local:26257/defaultdb?sslmode=disable"
+            )),
+            Ok(DbTarget::Postgres(_))
+        ));
+        assert!(matches!(
+            db_target(Some(
+                "postgres://db/x?sslmode=verify-full&sslrootcert=/ca.pem"
+            )),
+            Ok(DbTarget::Postgres(_))
+        ));
+        assert!(db_target(Some("postgres://db/x?sslmode=strict")).is_err());
+        assert!(db_target(Some("mysql://x")).is_err());
+        assert!(db_target(Some("sqlite:")).is_err());
+    }
+}

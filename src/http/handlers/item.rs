@@ -1,0 +1,82 @@
+//! The handlers of one value: GET and HEAD, PUT (and the legacy POST), DELETE.
+//! They receive parsed, validated input and answer with the store's outcome.
+
+use hyper::header::{self, HeaderValue};
+use hyper::{Response, StatusCode};
+
+use crate::error::ApiError;
+use crate::http::response::{empty, full, header_value, plain_500, status_only, ResBody};
+use crate::store::{
+    DeleteCondition, DeleteOutcome, ItemRef, NewValue, PutCondition, PutOutcome, Store,
+    DEFAULT_CONTENT_TYPE,
+};
+use crate::wire::{ETag, TagCondition};
+
+/// The value at `item`, or `304` when `if_none_match` matches its tag; no body for HEAD.
+pub async fn get<S: Store>(
+    store: &S,
+    item: ItemRef<'_>,
+    if_none_match: Option<TagCondition>,
+    head: bool,
+) -> Result<Response<ResBody>, ApiError> {
+    let entry = store.get(item).await?.ok_or(ApiError::NotFound)?;
+    let etag = ETag(entry.md5);
+    let etag_value = header_value(&etag.header_value());
+    if if_none_match.is_some_and(|c| c.matches_weakly(&etag)) {
+        return Ok(Response::builder()
+            .status(StatusCode::NOT_MODIFIED)
+            .header(header::ETAG, etag_value)
+            .body(empty())
+            .unwrap_or_else(|_| plain_500()));
+    }
+    let content_type = entry
+        .content_type
+        .as_deref()
+        .and_then(|t| HeaderValue::from_str(t).ok())
+        .unwrap_or(HeaderValue::from_static(DEFAULT_CONTENT_TYPE));
+    let builder = Response::builder()
+        .status(StatusCode::OK)
+        .header(header::ETAG, etag_value)
+        .header(header::CONTENT_TYPE, content_type);
+    let response = if head {
+        builder
+            .header(header::CONTENT_LENGTH, entry.value.len())
+            .body(empty())
+    } else {
+        builder.body(full(entry.value))
+    };
+    Ok(response.unwrap_or_else(|_| plain_500()))
+}
+
+/// Stores `value` at `item` if `cond` holds; answers with its `ETag`.
+pub async fn put<S: Store>(
+    store: &S,
+    item: ItemRef<'_>,
+    value: NewValue,
+    cond: PutCondition,
+) -> Result<Response<ResBody>, ApiError> {
+    let etag = ETag(value.md5);
+    let status = match store.put(item, value, cond).await? {
+        PutOutcome::Created => StatusCode::CREATED,
+        PutOutcome::Stored => StatusCode::NO_CONTENT,
+        PutOutcome::PreconditionFailed => return Err(ApiError::PreconditionFailed),
+    };
+    Ok(Response::builder()
+        .status(status)
+        .header(header::ETAG, header_value(&etag.header_value()))
+        .body(empty())
+        .unwrap_or_else(|_| plain_500()))
+}
+
+/// Deletes the value at `item` if `cond` holds.
+pub async fn delete<S: Store>(
+    store: &S,
+    item: ItemRef<'_>,
+    cond: DeleteCondition,
+) -> Result<Response<ResBody>, ApiError> {
+    match store.delete(item, cond).await? {
+        DeleteOutcome::Deleted => Ok(status_only(StatusCode::NO_CONTENT)),
+        DeleteOutcome::NotFound => Err(ApiError::NotFound),
+        DeleteOutcome::PreconditionFailed => Err(ApiError::PreconditionFailed),
+    }
+}

@@ -1,0 +1,153 @@
+//! The listing of a namespace: one page with a cursor when `limit` is given,
+//! else every key, streamed chunk by chunk so the namespace is never held in
+//! memory.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::header;
+use hyper::{Response, StatusCode};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::http::request::ListParams;
+use crate::http::response::{empty, json_response, plain_500, BodyError, ChannelBody, ResBody};
+use crate::http::state::AppState;
+use crate::store::{ListQuery, Store};
+use crate::wire::{self, KeyList};
+
+/// Keys fetched per database round trip while streaming an unbounded listing.
+const LIST_CHUNK: usize = 1000;
+
+/// The keys of `namespace` that `params` asks for. `shown_workspace` is the
+/// workspace as the path wrote it (API v2), echoed in the JSON; the legacy
+/// API has none.
+pub async fn list<S: Store>(
+    state: &Arc<AppState<S>>,
+    workspace: Uuid,
+    shown_workspace: Option<String>,
+    namespace: String,
+    params: ListParams,
+    head: bool,
+) -> Result<Response<ResBody>, ApiError> {
+    let page = params.limit.unwrap_or(LIST_CHUNK);
+    let mut keys = state
+        .store
+        .list(ListQuery {
+            workspace,
+            namespace: &namespace,
+            prefix: &params.prefix,
+            after: params.after.as_deref(),
+            limit: page + 1,
+        })
+        .await?;
+    let more = keys.len() > page;
+    keys.truncate(page);
+    if more && params.limit.is_none() {
+        return Ok(stream_list(
+            state,
+            workspace,
+            shown_workspace,
+            namespace,
+            params.prefix,
+            keys,
+            head,
+        ));
+    }
+    let cursor = match (more, keys.last()) {
+        (true, Some(last)) => Some(wire::encode_cursor(last)),
+        _ => None,
+    };
+    let body = KeyList {
+        workspace: shown_workspace,
+        namespace,
+        count: keys.len(),
+        keys,
+        cursor,
+    };
+    json_response(StatusCode::OK, &body, head)
+}
+
+/// Streams an unbounded listing chunk by chunk, so the namespace is never held
+/// in memory. The JSON holds the same fields, with `count` after the keys.
+fn stream_list<S: Store>(
+    state: &Arc<AppState<S>>,
+    workspace: Uuid,
+    shown_workspace: Option<String>,
+    namespace: String,
+    prefix: String,
+    first: Vec<String>,
+    head: bool,
+) -> Response<ResBody> {
+    let builder = Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json");
+    if head {
+        return builder.body(empty()).unwrap_or_else(|_| plain_500());
+    }
+    let (tx, rx) = mpsc::channel::<Result<Bytes, BodyError>>(2);
+    let state = Arc::clone(state);
+    tokio::spawn(async move {
+        let mut out = Vec::with_capacity(64 * 1024);
+        out.push(b'{');
+        if let Some(ws) = &shown_workspace {
+            out.extend_from_slice(b"\"workspace\":");
+            push_json(&mut out, ws);
+            out.push(b',');
+        }
+        out.extend_from_slice(b"\"namespace\":");
+        push_json(&mut out, &namespace);
+        out.extend_from_slice(b",\"keys\":[");
+        let mut count = 0usize;
+        let mut chunk = first;
+        loop {
+            for key in &chunk {
+                if count > 0 {
+                    out.push(b',');
+                }
+                push_json(&mut out, key);
+                count += 1;
+            }
+            let Some(last) = chunk.last().cloned() else {
+                break;
+            };
+            if tx
+                .send(Ok(Bytes::from(std::mem::take(&mut out))))
+                .await
+                .is_err()
+            {
+                return; // the client went away
+            }
+            let next = state
+                .store
+                .list(ListQuery {
+                    workspace,
+                    namespace: &namespace,
+                    prefix: &prefix,
+                    after: Some(&last),
+                    limit: LIST_CHUNK,
+                })
+                .await;
+            match next {
+                Ok(keys) => chunk = keys,
+                Err(e) => {
+                    tracing::error!(namespace = %namespace, error = %e, "listing failed mid-stream; response aborted");
+                    let _ = tx.send(Err(Box::new(e))).await;
+                    return;
+                }
+            }
+        }
+        out.extend_from_slice(format!("],\"count\":{count}}}").as_bytes());
+        let _ = tx.send(Ok(Bytes::from(out))).await;
+    });
+    builder
+        .body(ChannelBody { rx }.boxed_unsync())
+        .unwrap_or_else(|_| plain_500())
+}
+
+fn push_json(out: &mut Vec<u8>, text: &str) {
+    // Serializing a &str into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, text);
+}

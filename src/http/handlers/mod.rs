@@ -1,0 +1,8 @@
+//! The handlers, grouped by what they serve. Each receives parsed, validated
+//! input from the router and answers with a response or an [`ApiError`].
+//!
+//! [`ApiError`]: crate::error::ApiError
+
+pub mod health;
+pub mod item;
+pub mod list;

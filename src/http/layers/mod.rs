@@ -1,0 +1,25 @@
+//! The layers every request passes through on its way to the router, outermost
+//! first. Each is one function that takes the request and the next step, in a
+//! file of its own; [`handle`] is the one place their order is set. Handlers
+//! know nothing of them.
+
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+
+use super::response::ResBody;
+use super::router;
+use super::state::AppState;
+use crate::store::Store;
+
+pub mod access_log;
+
+/// Answers one request through every layer, then the router. Never fails:
+/// errors are responses.
+pub async fn handle<S: Store>(
+    state: Arc<AppState<S>>,
+    req: Request<Incoming>,
+) -> Response<ResBody> {
+    access_log::layer(req, |req| router::handle(state, req)).await
+}

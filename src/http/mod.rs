@@ -1,0 +1,17 @@
+//! The HTTP side: the listener and its connections ([`server`]), the layers
+//! every request passes ([`layers`]), the router ([`router`]) and the handlers
+//! it calls ([`handlers`]), with what they share: the parsed request
+//! ([`request`]), responses ([`response`]), the state ([`state`]), and HTTPS
+//! ([`tls`]). Nothing here knows SQL.
+
+mod handlers;
+mod layers;
+mod request;
+mod response;
+mod router;
+pub mod server;
+mod state;
+pub mod tls;
+
+pub use server::{serve, ServerOptions, Stopped};
+pub use state::AppState;

@@ -1,0 +1,302 @@
+//! What a request carries, parsed and checked before a handler sees it: path
+//! parts, preconditions and content type from the headers, the query of a
+//! listing, and the body within the size limit. Every failure is an
+//! [`ApiError`] naming what was wrong.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap};
+use hyper::Request;
+
+use crate::error::ApiError;
+use crate::store::{DeleteCondition, PutCondition, DEFAULT_CONTENT_TYPE};
+use crate::wire::{self, TagCondition};
+
+/// Longest namespace, in bytes.
+pub const MAX_NAMESPACE: usize = 255;
+/// Longest key (and prefix), in bytes.
+pub const MAX_KEY: usize = 1024;
+/// Largest `limit` of a paged listing.
+pub const MAX_LIMIT: usize = 10_000;
+
+/// A raw key path may not hold empty, `.` or `..` segments: proxies and clients
+/// rewrite those, so such a key could not be addressed reliably. Percent-encode them.
+pub(super) fn check_key_segments(key_raw: &str) -> Result<(), ApiError> {
+    if key_raw
+        .split('/')
+        .any(|s| s.is_empty() || s == "." || s == "..")
+    {
+        return Err(ApiError::bad_request(
+            "invalid_key",
+            "key path segments may not be empty, \".\" or \"..\"; percent-encode such keys",
+        ));
+    }
+    Ok(())
+}
+
+/// Percent-decodes a namespace or key and checks its length and content.
+pub(super) fn decode_part(raw: &str, what: &'static str, max: usize) -> Result<String, ApiError> {
+    let code = if what == "key" {
+        "invalid_key"
+    } else {
+        "invalid_namespace"
+    };
+    let text = wire::percent_decode(raw)
+        .map_err(|e| ApiError::bad_request(code, format!("{what}: {e}")))?;
+    check_text(&text, what, code, 1, max)?;
+    Ok(text)
+}
+
+fn check_text(
+    text: &str,
+    what: &str,
+    code: &'static str,
+    min: usize,
+    max: usize,
+) -> Result<(), ApiError> {
+    if text.len() < min {
+        return Err(ApiError::bad_request(code, format!("{what} is empty")));
+    }
+    if text.len() > max {
+        return Err(ApiError::bad_request(
+            code,
+            format!("{what} is {} bytes, longer than {max}", text.len()),
+        ));
+    }
+    if text.contains('\0') {
+        return Err(ApiError::bad_request(
+            code,
+            format!("{what} contains a NUL byte"),
+        ));
+    }
+    Ok(())
+}
+
+fn header_text<'h>(
+    headers: &'h HeaderMap,
+    name: &header::HeaderName,
+) -> Result<Option<&'h str>, ApiError> {
+    let Some(value) = headers.get(name) else {
+        return Ok(None);
+    };
+    value.to_str().map(Some).map_err(|_| {
+        ApiError::bad_request("invalid_header", format!("{name} is not visible ASCII"))
+    })
+}
+
+pub(super) fn tag_condition(
+    headers: &HeaderMap,
+    name: &header::HeaderName,
+) -> Result<Option<TagCondition>, ApiError> {
+    let Some(text) = header_text(headers, name)? else {
+        return Ok(None);
+    };
+    TagCondition::parse(text)
+        .map(Some)
+        .map_err(|e| ApiError::bad_request("invalid_etag", format!("{name}: {e}")))
+}
+
+pub(super) fn put_condition(headers: &HeaderMap) -> Result<PutCondition, ApiError> {
+    let if_match = tag_condition(headers, &header::IF_MATCH)?;
+    let if_none_match = tag_condition(headers, &header::IF_NONE_MATCH)?;
+    match (if_match, if_none_match) {
+        (Some(_), Some(_)) => Err(ApiError::bad_request(
+            "conflicting_preconditions",
+            "If-Match and If-None-Match cannot be combined",
+        )),
+        (None, None) => Ok(PutCondition::Always),
+        (None, Some(TagCondition::Any)) => Ok(PutCondition::IfAbsent),
+        (None, Some(TagCondition::List(_))) => Err(ApiError::bad_request(
+            "invalid_precondition",
+            "If-None-Match on PUT accepts only *",
+        )),
+        (Some(TagCondition::Any), None) => Ok(PutCondition::IfExists),
+        (Some(TagCondition::List(tags)), None) => {
+            Ok(PutCondition::IfMatch(TagCondition::strong_digests(&tags)))
+        }
+    }
+}
+
+pub(super) fn delete_condition(headers: &HeaderMap) -> Result<DeleteCondition, ApiError> {
+    if headers.contains_key(header::IF_NONE_MATCH) {
+        return Err(ApiError::bad_request(
+            "invalid_precondition",
+            "If-None-Match is not supported on DELETE",
+        ));
+    }
+    Ok(match tag_condition(headers, &header::IF_MATCH)? {
+        None => DeleteCondition::Always,
+        Some(TagCondition::Any) => DeleteCondition::IfExists,
+        Some(TagCondition::List(tags)) => {
+            DeleteCondition::IfMatch(TagCondition::strong_digests(&tags))
+        }
+    })
+}
+
+pub(super) fn content_type(headers: &HeaderMap) -> Result<String, ApiError> {
+    match header_text(headers, &header::CONTENT_TYPE)? {
+        None => Ok(DEFAULT_CONTENT_TYPE.to_owned()),
+        Some(t) if t.trim().is_empty() => Ok(DEFAULT_CONTENT_TYPE.to_owned()),
+        Some(t) if t.len() > 255 => Err(ApiError::bad_request(
+            "invalid_header",
+            "Content-Type is longer than 255 bytes",
+        )),
+        Some(t) => Ok(t.trim().to_owned()),
+    }
+}
+
+/// Reads the whole body within `timeout`, refusing it from `Content-Length`
+/// before reading when that is over `limit`, and while streaming otherwise.
+pub(super) async fn read_body(
+    req: Request<Incoming>,
+    limit: u64,
+    timeout: Duration,
+) -> Result<Bytes, ApiError> {
+    let declared = match header_text(req.headers(), &header::CONTENT_LENGTH)? {
+        None => None,
+        Some(text) => Some(text.trim().parse::<u64>().map_err(|_| {
+            ApiError::bad_request("invalid_header", "Content-Length is not a number")
+        })?),
+    };
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    let capacity = declared.unwrap_or(0).min(limit) as usize;
+    let mut body = req.into_body();
+    let read = async {
+        let mut buf = BytesMut::with_capacity(capacity);
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|_| ApiError::BodyIncomplete)?;
+            if let Ok(data) = frame.into_data() {
+                if (buf.len() + data.len()) as u64 > limit {
+                    return Err(ApiError::PayloadTooLarge { limit });
+                }
+                buf.extend_from_slice(&data);
+            }
+        }
+        Ok(buf.freeze())
+    };
+    tokio::time::timeout(timeout, read)
+        .await
+        .map_err(|_| ApiError::BodyTimeout)?
+}
+
+/// The query of a listing.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct ListParams {
+    pub(super) prefix: String,
+    pub(super) limit: Option<usize>,
+    /// The key to continue after, decoded from `cursor`.
+    pub(super) after: Option<String>,
+}
+
+impl ListParams {
+    /// Parses `application/x-www-form-urlencoded` (`+` is a space); unknown names are ignored.
+    pub(super) fn parse(query: &str) -> Result<Self, ApiError> {
+        let mut params = ListParams::default();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (name, raw) = pair.split_once('=').unwrap_or((pair, ""));
+            let value = wire::percent_decode(&raw.replace('+', " ")).map_err(|e| {
+                ApiError::bad_request("invalid_query", format!("query parameter {name:?}: {e}"))
+            })?;
+            match name {
+                "prefix" => {
+                    check_text(&value, "prefix", "invalid_prefix", 0, MAX_KEY)?;
+                    params.prefix = value;
+                }
+                "limit" => {
+                    let limit = value
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|n| (1..=MAX_LIMIT).contains(n))
+                        .ok_or_else(|| {
+                            ApiError::bad_request(
+                                "invalid_limit",
+                                format!("limit must be a whole number from 1 to {MAX_LIMIT}"),
+                            )
+                        })?;
+                    params.limit = Some(limit);
+                }
+                "cursor" => {
+                    let after = wire::decode_cursor(&value).ok_or_else(|| {
+                        ApiError::bad_request(
+                            "invalid_cursor",
+                            "cursor is not one this service issued",
+                        )
+                    })?;
+                    params.after = Some(after);
+                }
+                _ => {}
+            }
+        }
+        Ok(params)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::ETag;
+    use hyper::header::HeaderValue;
+
+    #[test]
+    fn key_segments() {
+        assert!(check_key_segments("a/b%2F%2Fc").is_ok());
+        assert!(check_key_segments("a/%2E%2E/b").is_ok());
+        for bad in ["a//b", "a/../b", "./a", "a/", "/a"] {
+            assert!(check_key_segments(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn list_params() {
+        let p = ListParams::parse("prefix=a+b%2Bc&limit=10&cursor=YQ&x=1").unwrap();
+        assert_eq!(p.prefix, "a b+c");
+        assert_eq!(p.limit, Some(10));
+        assert_eq!(p.after.as_deref(), Some("a"));
+        for bad in [
+            "limit=0",
+            "limit=10001",
+            "limit=x",
+            "cursor=!!",
+            "prefix=%00",
+            "prefix=%zz",
+            "prefix=%FF",
+        ] {
+            assert!(ListParams::parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(ListParams::parse("").unwrap(), ListParams::default());
+    }
+
+    #[test]
+    fn put_conditions() {
+        let tag = "\"5d41402abc4b2a76b9719d911017c592\"";
+        let mut h = HeaderMap::new();
+        assert_eq!(put_condition(&h).unwrap(), PutCondition::Always);
+        h.insert(header::IF_NONE_MATCH, HeaderValue::from_static("*"));
+        assert_eq!(put_condition(&h).unwrap(), PutCondition::IfAbsent);
+        h.insert(header::IF_MATCH, HeaderValue::from_static("*"));
+        assert!(put_condition(&h).is_err(), "both headers");
+        h.remove(header::IF_NONE_MATCH);
+        assert_eq!(put_condition(&h).unwrap(), PutCondition::IfExists);
+        h.insert(
+            header::IF_MATCH,
+            HeaderValue::from_str(&format!("W/{tag}, {tag}")).unwrap(),
+        );
+        assert_eq!(
+            put_condition(&h).unwrap(),
+            PutCondition::IfMatch(vec![ETag::of(b"hello").0])
+        );
+        h.remove(header::IF_MATCH);
+        h.insert(header::IF_NONE_MATCH, HeaderValue::from_static(tag));
+        assert!(put_condition(&h).is_err(), "If-None-Match with a tag");
+        h.insert(
+            header::IF_NONE_MATCH,
+            HeaderValue::from_static("\"nothex\""),
+        );
+        assert!(put_condition(&h).is_err());
+    }
+}

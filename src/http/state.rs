@@ -1,0 +1,36 @@
+//! What every request shares: the store and the settings the router and the
+//! handlers read.
+
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use crate::auth::Verifier;
+use crate::config::ServeConfig;
+use crate::store::Store;
+
+/// What every request handler shares.
+pub struct AppState<S> {
+    pub store: S,
+    pub(super) verifier: Verifier,
+    pub(super) payload_limit: u64,
+    pub(super) default_workspace: Uuid,
+    pub(super) body_timeout: Duration,
+    /// Set once migrations have been applied; `/readyz` answers 503 before.
+    pub migrated: AtomicBool,
+}
+
+impl<S: Store> AppState<S> {
+    /// State for `store` under `config`; not ready until [`AppState::migrated`] is set.
+    pub fn new(store: S, config: &ServeConfig) -> Self {
+        AppState {
+            store,
+            verifier: Verifier::new(&config.token_secret),
+            payload_limit: config.payload_limit,
+            default_workspace: config.default_workspace,
+            body_timeout: config.body_timeout,
+            migrated: AtomicBool::new(false),
+        }
+    }
+}

@@ -1,0 +1,447 @@
+//! GET and PUT coalescing (PostgreSQL only): while every slot of a lane is
+//! busy, requests queue, and each slot, as it frees, takes the queue to the
+//! database as one statement. A request that finds a slot free runs alone, at
+//! once, so an idle service pays nothing for this.
+//!
+//! Few slots make large batches: a batch of 64 keys costs the database about
+//! what 3 single reads do. CockroachDB runs every request alone.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+use tokio_postgres::types::ToSql;
+use uuid::Uuid;
+
+use super::pool::Pooled;
+use super::row::entry_from_row;
+use crate::store::{Entry, Item, ItemRef, NewValue, StoreError};
+
+/// Most requests one batched statement serves.
+const BATCH_MAX: usize = 128;
+/// Most value bytes one batched statement carries (a batch always takes at
+/// least one job): 128 values of 2 MB would otherwise make a 256 MB message.
+const BATCH_MAX_BYTES: usize = 8 << 20;
+
+/// The batched statements and the requests waiting for them. Built once
+/// migrations are applied, so a queued request always has its statement.
+pub(super) struct Batcher {
+    pooled: Arc<Pooled>,
+    /// Reads many keys in one query: see `Statements::read_many`.
+    read_many: String,
+    /// Upserts many rows in one statement: see `Statements::upsert_many`.
+    upsert_many: String,
+    reads: Lane<QueuedRead>,
+    writes: Lane<QueuedWrite>,
+}
+
+impl Batcher {
+    /// Lanes for a pool of `pool_size` connections.
+    pub(super) fn new(
+        pooled: Arc<Pooled>,
+        read_many: String,
+        upsert_many: String,
+        pool_size: usize,
+    ) -> Batcher {
+        Batcher {
+            pooled,
+            read_many,
+            upsert_many,
+            reads: Lane::new(pool_size / 4),
+            // A write may wait on a row lock: fewer slots than connections
+            // would hold other writes back while connections sit idle.
+            writes: Lane::new(pool_size),
+        }
+    }
+
+    /// Reads `item` with `alone` when a read slot is free, else in the next
+    /// batch of reads.
+    pub(super) async fn read(
+        self: &Arc<Self>,
+        item: ItemRef<'_>,
+        alone: impl Future<Output = Result<Option<Entry>, StoreError>>,
+    ) -> Result<Option<Entry>, StoreError> {
+        let mut waiting = None;
+        let slot = enter(self, |id| {
+            let (reply, answer) = oneshot::channel();
+            waiting = Some((id, answer));
+            QueuedRead {
+                item: item.owned(),
+                id,
+                queued: Instant::now(),
+                reply,
+            }
+        });
+        match waiting {
+            Some((id, answer)) => wait_queued::<QueuedRead>(self, id, answer).await,
+            None => {
+                // The slot is held until this read is done, then handed on to the queue.
+                let answer = alone.await;
+                drop(slot);
+                answer
+            }
+        }
+    }
+
+    /// Upserts `value` at `item` with `alone` when a write slot is free,
+    /// else in the next batch of upserts.
+    pub(super) async fn upsert(
+        self: &Arc<Self>,
+        item: ItemRef<'_>,
+        value: &NewValue,
+        alone: impl Future<Output = Result<u64, StoreError>>,
+    ) -> Result<(), StoreError> {
+        let mut waiting = None;
+        let slot = enter(self, |id| {
+            let (reply, answer) = oneshot::channel();
+            waiting = Some((id, answer));
+            QueuedWrite {
+                item: item.owned(),
+                value: value.clone(),
+                id,
+                queued: Instant::now(),
+                reply,
+            }
+        });
+        match waiting {
+            Some((id, answer)) => wait_queued::<QueuedWrite>(self, id, answer).await,
+            None => {
+                let answer = alone.await.map(|_| ());
+                drop(slot);
+                answer
+            }
+        }
+    }
+}
+
+/// Statements of one kind in flight at once, and the requests queued behind them.
+struct Lane<J> {
+    slots: usize,
+    state: Mutex<LaneState<J>>,
+}
+
+/// A queued request implies every slot is busy.
+struct LaneState<J> {
+    running: usize,
+    queue: Vec<J>,
+    /// Names the next queued job, so its request can take it back.
+    next_id: u64,
+}
+
+impl<J> Lane<J> {
+    fn new(slots: usize) -> Self {
+        Lane {
+            slots: slots.max(1),
+            state: Mutex::new(LaneState {
+                running: 0,
+                queue: Vec::new(),
+                next_id: 0,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LaneState<J>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// How many of the queued jobs, of these weights, the next batch takes: at
+/// most [`BATCH_MAX`] and [`BATCH_MAX_BYTES`], and at least one.
+fn batch_len(weights: impl Iterator<Item = usize>) -> usize {
+    let mut take = 0;
+    let mut bytes = 0usize;
+    for weight in weights.take(BATCH_MAX) {
+        bytes = bytes.saturating_add(weight);
+        if take > 0 && bytes > BATCH_MAX_BYTES {
+            break;
+        }
+        take += 1;
+    }
+    take
+}
+
+/// A request that can wait in a [`Lane`].
+trait Job: Sized + Send + 'static {
+    type Answer: Send;
+    fn lane(batcher: &Batcher) -> &Lane<Self>;
+    fn id(&self) -> u64;
+    fn queued(&self) -> Instant;
+    fn gone(&self) -> bool;
+    /// Bytes this job adds to a batched statement, for [`BATCH_MAX_BYTES`].
+    fn weight(&self) -> usize {
+        0
+    }
+    fn answer(self, answer: Result<Self::Answer, StoreError>);
+    /// Serves every job of `batch` with one statement.
+    fn run(batcher: &Batcher, batch: Vec<Self>) -> impl Future<Output = ()> + Send + '_;
+}
+
+/// A GET waiting for a batched read.
+struct QueuedRead {
+    item: Item,
+    id: u64,
+    queued: Instant,
+    reply: oneshot::Sender<Result<Option<Entry>, StoreError>>,
+}
+
+/// A PUT without a precondition waiting for a batched upsert.
+struct QueuedWrite {
+    item: Item,
+    value: NewValue,
+    id: u64,
+    queued: Instant,
+    reply: oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// A slot of lane `J`; on drop it serves the queue with a batch task, or frees the slot.
+struct Slot<J: Job>(Arc<Batcher>, std::marker::PhantomData<J>);
+
+impl<J: Job> Drop for Slot<J> {
+    fn drop(&mut self) {
+        let lane = J::lane(&self.0);
+        let mut state = lane.lock();
+        if state.queue.is_empty() {
+            state.running -= 1;
+            return;
+        }
+        drop(state);
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(serve_queue::<J>(Arc::clone(&self.0)));
+            }
+            // The runtime is going away: the queued requests learn it from
+            // their dropped replies.
+            Err(_) => {
+                let mut state = lane.lock();
+                state.queue.clear();
+                state.running -= 1;
+            }
+        }
+    }
+}
+
+/// Takes a slot of lane `J` if one is free; otherwise queues the job `make`
+/// builds from its id.
+fn enter<J: Job>(batcher: &Arc<Batcher>, make: impl FnOnce(u64) -> J) -> Option<Slot<J>> {
+    let lane = J::lane(batcher);
+    let mut state = lane.lock();
+    if state.running < lane.slots {
+        state.running += 1;
+        return Some(Slot(Arc::clone(batcher), std::marker::PhantomData));
+    }
+    let id = state.next_id;
+    state.next_id += 1;
+    state.queue.push(make(id));
+    None
+}
+
+/// Holds a slot of lane `J` while jobs are queued, serving them in batches.
+/// A job that has waited the pool timeout gets `Unavailable`, as it would
+/// from the pool; the batch waits for a connection only what is left of its
+/// oldest job's pool timeout.
+async fn serve_queue<J: Job>(batcher: Arc<Batcher>) {
+    let lane = J::lane(&batcher);
+    loop {
+        let batch = {
+            let mut state = lane.lock();
+            if state.queue.is_empty() {
+                state.running -= 1;
+                return;
+            }
+            let take = batch_len(state.queue.iter().map(Job::weight));
+            state.queue.drain(..take).collect::<Vec<_>>()
+        };
+        let mut live = Vec::with_capacity(batch.len());
+        for job in batch {
+            if job.gone() {
+                continue;
+            }
+            if job.queued().elapsed() >= batcher.pooled.pool_timeout {
+                job.answer(Err(batcher.pooled.no_connection()));
+                continue;
+            }
+            live.push(job);
+        }
+        if !live.is_empty() {
+            J::run(&batcher, live).await;
+        }
+    }
+}
+
+/// The answer of queued job `id`. A job still queued after the pool timeout
+/// is taken back and gets `Unavailable`, as a request waiting for a pooled
+/// connection would; one already in a batch waits for it (the batch is
+/// bounded by the pool and statement timeouts). A dropped batch means the
+/// runtime is stopping.
+async fn wait_queued<J: Job>(
+    batcher: &Batcher,
+    id: u64,
+    mut answer: oneshot::Receiver<Result<J::Answer, StoreError>>,
+) -> Result<J::Answer, StoreError> {
+    let abandoned = |_| {
+        Err(StoreError::Unavailable(
+            "the batched statement was abandoned".to_owned(),
+        ))
+    };
+    match tokio::time::timeout(batcher.pooled.pool_timeout, &mut answer).await {
+        Ok(outcome) => outcome.unwrap_or_else(abandoned),
+        Err(_) => {
+            let taken_back = {
+                let mut state = J::lane(batcher).lock();
+                let at = state.queue.iter().position(|job| job.id() == id);
+                at.map(|at| state.queue.remove(at)).is_some()
+            };
+            if taken_back {
+                return Err(batcher.pooled.no_connection());
+            }
+            answer.await.unwrap_or_else(abandoned)
+        }
+    }
+}
+
+/// How long a batch may wait for a connection.
+fn batch_wait<J: Job>(pooled: &Pooled, batch: &[J]) -> Duration {
+    let oldest = batch
+        .iter()
+        .map(Job::queued)
+        .min()
+        .unwrap_or_else(Instant::now);
+    pooled.pool_timeout.saturating_sub(oldest.elapsed())
+}
+
+impl Job for QueuedRead {
+    type Answer = Option<Entry>;
+    fn lane(batcher: &Batcher) -> &Lane<Self> {
+        &batcher.reads
+    }
+    fn id(&self) -> u64 {
+        self.id
+    }
+    fn queued(&self) -> Instant {
+        self.queued
+    }
+    fn gone(&self) -> bool {
+        self.reply.is_closed()
+    }
+    fn answer(self, answer: Result<Option<Entry>, StoreError>) {
+        let _ = self.reply.send(answer);
+    }
+
+    /// One query for the batch; rows come back with the position of their key.
+    async fn run(batcher: &Batcher, live: Vec<Self>) {
+        let workspaces: Vec<Uuid> = live.iter().map(|r| r.item.workspace).collect();
+        let namespaces: Vec<&str> = live.iter().map(|r| r.item.namespace.as_str()).collect();
+        let keys: Vec<&str> = live.iter().map(|r| r.item.key.as_str()).collect();
+        let params: [&(dyn ToSql + Sync); 3] = [&workspaces, &namespaces, &keys];
+        let pooled = &batcher.pooled;
+        let wait = batch_wait(pooled, &live);
+        let rows = match pooled.query(&batcher.read_many, &params, Some(wait)).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                for read in live {
+                    read.answer(Err(e.clone()));
+                }
+                return;
+            }
+        };
+        let mut found: Vec<Option<Result<Entry, StoreError>>> = Vec::new();
+        found.resize_with(live.len(), || None);
+        for row in &rows {
+            let index = match row.try_get::<_, i64>(3) {
+                Ok(i) => usize::try_from(i - 1).ok().filter(|i| *i < live.len()),
+                Err(_) => None,
+            };
+            let Some(index) = index else {
+                tracing::warn!("batched read returned a row of no request");
+                continue;
+            };
+            found[index] = Some(entry_from_row(row, &live[index].item.borrowed()));
+        }
+        for (read, entry) in live.into_iter().zip(found) {
+            read.answer(entry.transpose());
+        }
+    }
+}
+
+impl Job for QueuedWrite {
+    type Answer = ();
+    fn lane(batcher: &Batcher) -> &Lane<Self> {
+        &batcher.writes
+    }
+    fn id(&self) -> u64 {
+        self.id
+    }
+    fn queued(&self) -> Instant {
+        self.queued
+    }
+    fn weight(&self) -> usize {
+        self.value.value.len()
+    }
+    fn gone(&self) -> bool {
+        // A write whose client left is still written, as it would be alone.
+        false
+    }
+    fn answer(self, answer: Result<(), StoreError>) {
+        let _ = self.reply.send(answer);
+    }
+
+    /// One upsert for the batch. Writes of one key in one batch were
+    /// concurrent, so the last queued wins and the others are acknowledged as
+    /// overwritten at once (one statement may not update a row twice). Rows
+    /// go in key order, so two batches lock shared rows in the same order
+    /// and cannot deadlock.
+    async fn run(batcher: &Batcher, mut live: Vec<Self>) {
+        // Stable: among writes of one key, the last queued stays last.
+        live.sort_by(|a, b| {
+            let (a, b) = (&a.item, &b.item);
+            (a.workspace, a.namespace.as_bytes(), a.key.as_bytes()).cmp(&(
+                b.workspace,
+                b.namespace.as_bytes(),
+                b.key.as_bytes(),
+            ))
+        });
+        let mut rows: Vec<&QueuedWrite> = Vec::with_capacity(live.len());
+        for (i, write) in live.iter().enumerate() {
+            let same_next = live.get(i + 1).is_some_and(|next| next.item == write.item);
+            if !same_next {
+                rows.push(write);
+            }
+        }
+        let workspaces: Vec<Uuid> = rows.iter().map(|w| w.item.workspace).collect();
+        let namespaces: Vec<&str> = rows.iter().map(|w| w.item.namespace.as_str()).collect();
+        let keys: Vec<&str> = rows.iter().map(|w| w.item.key.as_str()).collect();
+        let md5s: Vec<&[u8]> = rows.iter().map(|w| &w.value.md5[..]).collect();
+        let values: Vec<&[u8]> = rows.iter().map(|w| &w.value.value[..]).collect();
+        let types: Vec<&str> = rows.iter().map(|w| w.value.content_type.as_str()).collect();
+        let params: [&(dyn ToSql + Sync); 6] =
+            [&workspaces, &namespaces, &keys, &md5s, &values, &types];
+        let pooled = &batcher.pooled;
+        let wait = batch_wait(pooled, &live);
+        let outcome = pooled
+            .execute_waiting(&batcher.upsert_many, &params, Some(wait))
+            .await;
+        drop(rows);
+        for write in live {
+            write.answer(outcome.as_ref().map(|_| ()).map_err(Clone::clone));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_are_bounded_in_count_and_bytes() {
+        assert_eq!(batch_len(std::iter::repeat(0).take(500)), BATCH_MAX);
+        assert_eq!(batch_len(std::iter::repeat(100).take(3)), 3);
+        assert_eq!(batch_len(std::iter::repeat(2_000_000).take(16)), 4);
+        assert_eq!(
+            batch_len([usize::MAX, 1].into_iter()),
+            1,
+            "one job always goes"
+        );
+        assert_eq!(batch_len(std::iter::empty()), 0);
+    }
+}

@@ -1,0 +1,271 @@
+//! PostgreSQL and CockroachDB through tokio-postgres and a deadpool pool.
+//!
+//! One code path serves both engines. `migrate` connects, tells them apart
+//! from `SELECT version()`, applies the migrations of its dialect under a lease
+//! row both engines honour ([`migrate`]), and only then builds the statements
+//! the data operations use ([`sql`]): until it succeeds, every data operation
+//! answers [`StoreError::Unavailable`].
+//!
+//! Every statement is prepared once per pooled connection and reused
+//! ([`pool`]); under load, GETs and plain PUTs share statements ([`batch`]).
+//! Connections use TLS as libpq would with the URL's parameters ([`url`],
+//! [`tls`]). Values never appear in logs or error texts.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use tokio_postgres::types::ToSql;
+
+mod batch;
+mod errors;
+mod migrate;
+mod pool;
+mod row;
+mod sql;
+mod tls;
+pub mod url;
+
+pub use sql::{COCKROACH_MIGRATIONS, POSTGRES_MIGRATIONS};
+
+use self::batch::Batcher;
+use self::errors::db_error;
+use self::pool::Pooled;
+use self::row::entry_from_row;
+use self::sql::{Flavor, Statements};
+use self::tls::DbTls;
+use self::url::{check_schema, PgUrl};
+use super::migrations::{Migrated, MigrationState};
+use super::{
+    prefix_upper_bound, DeleteCondition, DeleteOutcome, Entry, ItemRef, ListQuery, NewValue,
+    PutCondition, PutOutcome, Store, StoreError,
+};
+use crate::config::DbOptions;
+
+/// A key-value store in a PostgreSQL or CockroachDB database.
+///
+/// Cheap to share: the server holds one in an `Arc`.
+pub struct PgStore {
+    /// The pool, shared with the batches it serves.
+    pooled: Arc<Pooled>,
+    /// For the dedicated connections of the migration runner.
+    config: tokio_postgres::Config,
+    /// The configured schema, quoted for SQL.
+    schema: String,
+    /// The configured schema as written, for catalog lookups.
+    schema_name: String,
+    /// The TLS connector of every connection.
+    tls: DbTls,
+    connect_timeout: Duration,
+    statement_timeout: Duration,
+    pool_size: usize,
+    flavor: OnceLock<Flavor>,
+    /// The data statements, built once migrations are applied.
+    statements: Migrated<Statements>,
+    /// GET/PUT coalescing, set up with the statements on PostgreSQL.
+    batcher: OnceLock<Arc<Batcher>>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("backend", &self.backend())
+            .field("schema", &self.schema_name)
+            .field("migrated", &self.statements.is_open())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgStore {
+    /// Builds the pool from the URL and reads the TLS files it names; does
+    /// not connect yet (a database that is down must not stop this).
+    pub fn open(url: &str, opts: &DbOptions) -> Result<PgStore, StoreError> {
+        check_schema(&opts.schema).map_err(StoreError::Internal)?;
+        let bad_url =
+            |why: String| StoreError::Internal(format!("invalid HULY_DB_CONNECTION: {why}"));
+        let PgUrl {
+            mut config,
+            tls: settings,
+        } = PgUrl::parse(url).map_err(bad_url)?;
+        let tls = tls::connector(&settings, config.get_ssl_negotiation()).map_err(bad_url)?;
+        config.connect_timeout(opts.connect_timeout);
+        if config.get_application_name().is_none() {
+            config.application_name("hulykvs");
+        }
+        let pooled = Arc::new(Pooled::new(&config, tls.clone(), opts)?);
+        Ok(PgStore {
+            pooled,
+            config,
+            schema: format!("\"{}\"", opts.schema),
+            schema_name: opts.schema.clone(),
+            tls,
+            connect_timeout: opts.connect_timeout,
+            statement_timeout: opts.statement_timeout,
+            pool_size: opts.pool_size,
+            flavor: OnceLock::new(),
+            statements: Migrated::default(),
+            batcher: OnceLock::new(),
+        })
+    }
+
+    /// Opens the data operations once migrations are applied on `flavor`.
+    fn mark_migrated(&self, flavor: Flavor) {
+        let _ = self.flavor.set(flavor);
+        let statements = self
+            .statements
+            .open(|| Statements::new(flavor, &self.schema));
+        if let (Some(read_many), Some(upsert_many)) =
+            (&statements.read_many, &statements.upsert_many)
+        {
+            self.batcher.get_or_init(|| {
+                Arc::new(Batcher::new(
+                    Arc::clone(&self.pooled),
+                    read_many.clone(),
+                    upsert_many.clone(),
+                    self.pool_size,
+                ))
+            });
+        }
+    }
+
+    /// Runs a prepared (and cached) statement on a pooled connection; returns
+    /// the number of rows it changed.
+    async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
+        self.pooled.execute(sql, params).await
+    }
+}
+
+impl Store for PgStore {
+    /// `postgres` or `cockroachdb`; `postgres` until the engine is detected.
+    fn backend(&self) -> &'static str {
+        self.flavor
+            .get()
+            .copied()
+            .unwrap_or(Flavor::Postgres)
+            .name()
+    }
+
+    /// A GET that finds a read slot free queries alone; while every slot is
+    /// busy, GETs queue and are read together, one query per batch.
+    async fn get(&self, item: ItemRef<'_>) -> Result<Option<Entry>, StoreError> {
+        let sql = self.statements.get()?;
+        let pk: [&(dyn ToSql + Sync); 3] = [&item.workspace, &item.namespace, &item.key];
+        let alone = async {
+            let rows = self.pooled.query(&sql.get, &pk, None).await?;
+            rows.first()
+                .map(|row| entry_from_row(row, &item))
+                .transpose()
+        };
+        match self.batcher.get() {
+            Some(batcher) => batcher.read(item, alone).await,
+            None => alone.await,
+        }
+    }
+
+    async fn put(
+        &self,
+        item: ItemRef<'_>,
+        value: NewValue,
+        cond: PutCondition,
+    ) -> Result<PutOutcome, StoreError> {
+        let sql = self.statements.get()?;
+        if cond.never_holds() {
+            return Ok(PutOutcome::PreconditionFailed);
+        }
+        let bytes: &[u8] = &value.value;
+        let md5: &[u8] = &value.md5;
+        let row: [&(dyn ToSql + Sync); 6] = [
+            &item.workspace,
+            &item.namespace,
+            &item.key,
+            &md5,
+            &bytes,
+            &value.content_type,
+        ];
+        let changed = match &cond {
+            PutCondition::Always => {
+                let alone = self.execute(&sql.upsert, &row);
+                match self.batcher.get() {
+                    Some(batcher) => batcher.upsert(item, &value, alone).await.map(|()| 1)?,
+                    None => alone.await?,
+                }
+            }
+            PutCondition::IfAbsent => self.execute(&sql.insert_if_absent, &row).await?,
+            PutCondition::IfExists => self.execute(&sql.update, &row).await?,
+            PutCondition::IfMatch(tags) => {
+                let tags: Vec<&[u8]> = tags.iter().map(|t| &t[..]).collect();
+                let [a, b, c, d, e, f] = row;
+                let params: [&(dyn ToSql + Sync); 7] = [a, b, c, d, e, f, &tags];
+                self.execute(&sql.update_if_match, &params).await?
+            }
+        };
+        Ok(cond.outcome(changed))
+    }
+
+    async fn delete(
+        &self,
+        item: ItemRef<'_>,
+        cond: DeleteCondition,
+    ) -> Result<DeleteOutcome, StoreError> {
+        let sql = self.statements.get()?;
+        if cond.never_holds() {
+            return Ok(DeleteOutcome::PreconditionFailed);
+        }
+        let pk: [&(dyn ToSql + Sync); 3] = [&item.workspace, &item.namespace, &item.key];
+        let changed = match &cond {
+            DeleteCondition::Always | DeleteCondition::IfExists => {
+                self.execute(&sql.delete, &pk).await?
+            }
+            DeleteCondition::IfMatch(tags) => {
+                let tags: Vec<&[u8]> = tags.iter().map(|t| &t[..]).collect();
+                let [a, b, c] = pk;
+                let params: [&(dyn ToSql + Sync); 4] = [a, b, c, &tags];
+                self.execute(&sql.delete_if_match, &params).await?
+            }
+        };
+        Ok(cond.outcome(changed))
+    }
+
+    async fn list(&self, query: ListQuery<'_>) -> Result<Vec<String>, StoreError> {
+        let sql = self.statements.get()?;
+        if query.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+        let upper = prefix_upper_bound(query.prefix);
+        let mut params: Vec<&(dyn ToSql + Sync)> =
+            vec![&query.workspace, &query.namespace, &query.prefix];
+        if let Some(upper) = &upper {
+            params.push(upper);
+        }
+        if let Some(after) = &query.after {
+            params.push(after);
+        }
+        params.push(&limit);
+        let rows = self
+            .pooled
+            .query(
+                sql.list(upper.is_some(), query.after.is_some()),
+                &params,
+                None,
+            )
+            .await?;
+        rows.iter()
+            .map(|row| row.try_get(0).map_err(|e| db_error(&e)))
+            .collect()
+    }
+
+    /// `SELECT 1` through the pool; `Unavailable` also while migrations are
+    /// not applied, as `/readyz` wants both.
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.pooled.query("SELECT 1", &[], None).await?;
+        self.statements.get().map(|_| ())
+    }
+
+    async fn migrate(&self) -> Result<Vec<String>, StoreError> {
+        self.run_migrations().await
+    }
+
+    async fn migration_status(&self) -> Result<Vec<MigrationState>, StoreError> {
+        self.read_status().await
+    }
+}

@@ -1,0 +1,175 @@
+//! The connection pool (deadpool) and the one way a statement runs on it:
+//! prepared once per connection and cached, bounded by the pool and statement
+//! timeouts, cancelled on the server when it overruns, and retried when
+//! CockroachDB aborts it with a serialization failure.
+
+use std::time::Duration;
+
+use deadpool_postgres::{
+    Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime, TimeoutType,
+};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
+
+use super::errors::{db_error, retry_conflicts};
+use super::tls::DbTls;
+use crate::config::DbOptions;
+use crate::store::StoreError;
+
+/// The connection pool and the limits that bound its use. Shared (in an
+/// `Arc`) with the tasks that run batches, so a batch never depends on the
+/// request that started it.
+pub(super) struct Pooled {
+    pool: Pool,
+    tls: DbTls,
+    connect_timeout: Duration,
+    /// Longest wait for a free connection.
+    pub(super) pool_timeout: Duration,
+    statement_timeout: Duration,
+}
+
+impl Pooled {
+    /// Builds the pool; connects only when a connection is first needed.
+    pub(super) fn new(
+        config: &tokio_postgres::Config,
+        tls: DbTls,
+        opts: &DbOptions,
+    ) -> Result<Pooled, StoreError> {
+        let manager = Manager::from_config(
+            config.clone(),
+            tls.clone(),
+            ManagerConfig {
+                // Fast: no round trip per checkout; a closed connection is
+                // still noticed and replaced.
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(opts.pool_size)
+            .wait_timeout(Some(opts.pool_timeout))
+            .create_timeout(Some(opts.connect_timeout))
+            .recycle_timeout(Some(opts.connect_timeout))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| StoreError::Internal(format!("cannot build the connection pool: {e}")))?;
+        Ok(Pooled {
+            pool,
+            tls,
+            connect_timeout: opts.connect_timeout,
+            pool_timeout: opts.pool_timeout,
+            statement_timeout: opts.statement_timeout,
+        })
+    }
+
+    pub(super) fn no_connection(&self) -> StoreError {
+        StoreError::Unavailable(format!(
+            "no free database connection within {:?}",
+            self.pool_timeout
+        ))
+    }
+
+    /// A pooled connection, or `Unavailable` when none comes within `wait`
+    /// (the pool timeout when `None`).
+    async fn checkout(
+        &self,
+        wait: Option<Duration>,
+    ) -> Result<deadpool_postgres::Client, StoreError> {
+        let got = match wait {
+            None => self.pool.get().await,
+            Some(wait) => {
+                let mut timeouts = self.pool.timeouts();
+                timeouts.wait = Some(wait);
+                self.pool.timeout_get(&timeouts).await
+            }
+        };
+        got.map_err(|e| match e {
+            PoolError::Timeout(TimeoutType::Wait) => self.no_connection(),
+            PoolError::Timeout(_) => StoreError::Unavailable(format!(
+                "could not connect to the database within {:?}",
+                self.connect_timeout
+            )),
+            PoolError::Backend(e) => db_error(&e),
+            PoolError::Closed => StoreError::Unavailable("connection pool closed".to_owned()),
+            PoolError::NoRuntimeSpecified => {
+                StoreError::Internal("connection pool has no runtime".to_owned())
+            }
+            PoolError::PostCreateHook(e) => StoreError::Internal(e.to_string()),
+        })
+    }
+
+    /// Runs a prepared (and cached) query on a pooled connection, waiting
+    /// `wait` (default: the pool timeout) for one.
+    pub(super) async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        wait: Option<Duration>,
+    ) -> Result<Vec<Row>, StoreError> {
+        let client = self.checkout(wait).await?;
+        let conn: &deadpool_postgres::ClientWrapper = &client;
+        let outcome = tokio::time::timeout(
+            self.statement_timeout,
+            retry_conflicts(move || async move {
+                let statement = conn.prepare_cached(sql).await?;
+                conn.query(&statement, params).await
+            }),
+        )
+        .await;
+        self.settle(client, outcome)
+    }
+
+    /// Runs a prepared (and cached) statement on a pooled connection; returns
+    /// the number of rows it changed.
+    pub(super) async fn execute(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, StoreError> {
+        self.execute_waiting(sql, params, None).await
+    }
+
+    /// [`Pooled::execute`], waiting `wait` (default: the pool timeout) for a connection.
+    pub(super) async fn execute_waiting(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        wait: Option<Duration>,
+    ) -> Result<u64, StoreError> {
+        let client = self.checkout(wait).await?;
+        let conn: &deadpool_postgres::ClientWrapper = &client;
+        let outcome = tokio::time::timeout(
+            self.statement_timeout,
+            retry_conflicts(move || async move {
+                let statement = conn.prepare_cached(sql).await?;
+                conn.execute(&statement, params).await
+            }),
+        )
+        .await;
+        self.settle(client, outcome)
+    }
+
+    fn settle<T>(
+        &self,
+        client: deadpool_postgres::Client,
+        outcome: Result<Result<T, tokio_postgres::Error>, tokio::time::error::Elapsed>,
+    ) -> Result<T, StoreError> {
+        match outcome {
+            Ok(result) => result.map_err(|e| db_error(&e)),
+            Err(_) => {
+                // The statement may still run, and its answer would reach the
+                // next user of this connection: cancel it and drop the
+                // connection instead of returning it to the pool.
+                let cancel = client.cancel_token();
+                drop(deadpool_postgres::Object::take(client));
+                let (bound, tls) = (self.connect_timeout, self.tls.clone());
+                tokio::spawn(async move {
+                    let _ = tokio::time::timeout(bound, cancel.cancel_query(tls)).await;
+                });
+                Err(StoreError::Unavailable(format!(
+                    "the database did not answer within {:?}",
+                    self.statement_timeout
+                )))
+            }
+        }
+    }
+}

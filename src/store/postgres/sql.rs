@@ -1,0 +1,243 @@
+//! The SQL of the data operations, in both dialects: the embedded migration
+//! files, which engine answers, and the statements built for it once its
+//! migrations are applied.
+//!
+//! Keys are compared as raw bytes: with `COLLATE "C"` on PostgreSQL, whose
+//! database collation may be linguistic, and as they are on CockroachDB, which
+//! compares strings bytewise.
+
+use crate::store::migrations::Migration;
+
+macro_rules! migration {
+    ($dialect:literal, $version:literal, $name:literal) => {
+        Migration {
+            version: $version,
+            name: $name,
+            sql: include_str!(concat!("../../../sql/", $dialect, "/", $name, ".sql")),
+        }
+    };
+}
+
+/// The migrations of `sql/postgres/`, in order. `{schema}` in their text
+/// stands for the configured schema, quoted.
+pub static POSTGRES_MIGRATIONS: &[Migration] = &[
+    migration!("postgres", 1, "0001_kvs"),
+    migration!("postgres", 2, "0002_content_type"),
+    migration!("postgres", 3, "0003_kvs_key_bytewise"),
+];
+
+/// The migrations of `sql/cockroach/`, in order; same versions and names as
+/// [`POSTGRES_MIGRATIONS`], in CockroachDB's dialect.
+pub static COCKROACH_MIGRATIONS: &[Migration] = &[
+    migration!("cockroach", 1, "0001_kvs"),
+    migration!("cockroach", 2, "0002_content_type"),
+    migration!("cockroach", 3, "0003_kvs_key_bytewise"),
+];
+
+/// Which engine answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Flavor {
+    Postgres,
+    Cockroach,
+}
+
+impl Flavor {
+    pub(super) fn from_version(version: &str) -> Flavor {
+        if version.contains("CockroachDB") {
+            Flavor::Cockroach
+        } else {
+            Flavor::Postgres
+        }
+    }
+
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Flavor::Postgres => "postgres",
+            Flavor::Cockroach => "cockroachdb",
+        }
+    }
+
+    pub(super) fn migrations(self) -> &'static [Migration] {
+        match self {
+            Flavor::Postgres => POSTGRES_MIGRATIONS,
+            Flavor::Cockroach => COCKROACH_MIGRATIONS,
+        }
+    }
+
+    /// The key as an expression that compares and sorts bytewise.
+    fn key_bytewise(self) -> &'static str {
+        match self {
+            // Matches index kvs_key_bytewise (0003), so listings need no sort.
+            Flavor::Postgres => r#"key COLLATE "C""#,
+            // CockroachDB already compares strings as bytes, and its primary
+            // key serves listings only for the uncollated column.
+            Flavor::Cockroach => "key",
+        }
+    }
+}
+
+/// The data statements, built once the flavor is known.
+pub(super) struct Statements {
+    pub(super) get: String,
+    pub(super) upsert: String,
+    pub(super) insert_if_absent: String,
+    pub(super) update: String,
+    pub(super) update_if_match: String,
+    pub(super) delete: String,
+    pub(super) delete_if_match: String,
+    /// Reads many keys in one query (PostgreSQL only): `$1`, `$2`, `$3` are
+    /// arrays of workspaces, namespaces and keys; each row carries the
+    /// 1-based position of its key as column 3.
+    pub(super) read_many: Option<String>,
+    /// Upserts many rows in one statement (PostgreSQL only): `$1`..`$6` are
+    /// arrays of the columns of [`Statements::upsert`]'s parameters.
+    pub(super) upsert_many: Option<String>,
+    /// Indexed by [`Statements::list`]: with or without an upper bound and `after`.
+    pub(super) list: [String; 4],
+}
+
+impl Statements {
+    pub(super) fn new(flavor: Flavor, schema: &str) -> Statements {
+        let kvs = format!("{schema}.kvs");
+        let key = flavor.key_bytewise();
+        // The key is compared as the bytewise index spells it, so point reads
+        // and writes match all three columns of kvs_key_bytewise: with
+        // `key = $3` and no statistics yet, PostgreSQL may pick that index on
+        // (workspace, namespace) alone and filter the whole namespace. Every
+        // database collation is deterministic, so equality is byte equality
+        // either way and the same rows match.
+        let pk = format!("workspace = $1 AND namespace = $2 AND {key} = $3");
+        let insert = format!(
+            "INSERT INTO {kvs} (workspace, namespace, key, md5, value, content_type) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (workspace, namespace, key)"
+        );
+        let update = format!("UPDATE {kvs} SET md5 = $4, value = $5, content_type = $6 WHERE {pk}");
+        let list = |upper: bool, after: bool| {
+            let mut sql = format!(
+                "SELECT key FROM {kvs} WHERE workspace = $1 AND namespace = $2 AND {key} >= $3"
+            );
+            let mut n = 4;
+            if upper {
+                sql.push_str(&format!(" AND {key} < ${n}"));
+                n += 1;
+            }
+            if after {
+                sql.push_str(&format!(" AND {key} > ${n}"));
+                n += 1;
+            }
+            sql.push_str(&format!(" ORDER BY {key} LIMIT ${n}"));
+            sql
+        };
+        Statements {
+            get: format!("SELECT value, md5, content_type FROM {kvs} WHERE {pk}"),
+            upsert: format!(
+                "{insert} DO UPDATE SET md5 = excluded.md5, value = excluded.value, \
+                 content_type = excluded.content_type"
+            ),
+            insert_if_absent: format!("{insert} DO NOTHING"),
+            update_if_match: format!("{update} AND md5 = ANY($7)"),
+            update,
+            delete: format!("DELETE FROM {kvs} WHERE {pk}"),
+            delete_if_match: format!("DELETE FROM {kvs} WHERE {pk} AND md5 = ANY($4)"),
+            upsert_many: (flavor == Flavor::Postgres).then(|| {
+                format!(
+                    "INSERT INTO {kvs} (workspace, namespace, key, md5, value, content_type) \
+                     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], \
+                     $5::bytea[], $6::text[]) ON CONFLICT (workspace, namespace, key) \
+                     DO UPDATE SET md5 = excluded.md5, value = excluded.value, \
+                     content_type = excluded.content_type"
+                )
+            }),
+            // LIMIT 1 (the primary key allows no more) keeps the lateral
+            // subquery from being flattened, so each key is one index probe
+            // whatever the planner guesses of the arrays' length.
+            read_many: (flavor == Flavor::Postgres).then(|| {
+                format!(
+                    "SELECT r.value, r.md5, r.content_type, q.i \
+                     FROM unnest($1::uuid[], $2::text[], $3::text[]) WITH ORDINALITY AS q(w, n, k, i) \
+                     CROSS JOIN LATERAL (SELECT value, md5, content_type FROM {kvs} \
+                     WHERE workspace = q.w AND namespace = q.n AND {key} = q.k LIMIT 1) AS r"
+                )
+            }),
+            list: [
+                list(false, false),
+                list(true, false),
+                list(false, true),
+                list(true, true),
+            ],
+        }
+    }
+
+    pub(super) fn list(&self, upper: bool, after: bool) -> &str {
+        &self.list[usize::from(upper) | usize::from(after) << 1]
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn point_statements_match_the_bytewise_index() {
+        let pg = Statements::new(Flavor::Postgres, "\"hulykvs\"");
+        for sql in [&pg.get, &pg.update, &pg.delete, &pg.delete_if_match] {
+            assert!(
+                sql.contains(r#"namespace = $2 AND key COLLATE "C" = $3"#),
+                "{sql}"
+            );
+        }
+        let many = pg
+            .read_many
+            .as_deref()
+            .expect("PostgreSQL reads in batches");
+        assert!(many.contains(r#"key COLLATE "C" = q.k LIMIT 1"#), "{many}");
+        assert!(many.contains("WITH ORDINALITY"), "{many}");
+        let crdb = Statements::new(Flavor::Cockroach, "\"s\"");
+        assert!(
+            crdb.get.ends_with("namespace = $2 AND key = $3"),
+            "{}",
+            crdb.get
+        );
+        assert!(
+            crdb.read_many.is_none(),
+            "CockroachDB reads one key a query"
+        );
+    }
+
+    #[test]
+    fn listing_compares_bytes_without_like() {
+        let pg = Statements::new(Flavor::Postgres, "\"hulykvs\"");
+        for sql in &pg.list {
+            assert!(sql.contains(r#"ORDER BY key COLLATE "C""#), "{sql}");
+            assert!(sql.contains("\"hulykvs\".kvs"), "{sql}");
+            assert!(!sql.to_lowercase().contains("like"), "{sql}");
+        }
+        assert_eq!(
+            pg.list(true, true),
+            "SELECT key FROM \"hulykvs\".kvs WHERE workspace = $1 AND namespace = $2 \
+             AND key COLLATE \"C\" >= $3 AND key COLLATE \"C\" < $4 \
+             AND key COLLATE \"C\" > $5 ORDER BY key COLLATE \"C\" LIMIT $6"
+        );
+        assert!(pg
+            .list(false, true)
+            .contains("> $4 ORDER BY key COLLATE \"C\" LIMIT $5"));
+        let crdb = Statements::new(Flavor::Cockroach, "\"s\"");
+        for sql in &crdb.list {
+            assert!(!sql.contains("COLLATE"), "{sql}");
+        }
+        assert!(crdb
+            .list(false, false)
+            .ends_with("key >= $3 ORDER BY key LIMIT $4"));
+    }
+
+    #[test]
+    fn flavor_from_version() {
+        assert_eq!(
+            Flavor::from_version("CockroachDB CCL v23.2.4 (x86_64-pc-linux-gnu, built 2024/04/08)"),
+            Flavor::Cockroach
+        );
+        assert_eq!(
+            Flavor::from_version("PostgreSQL 15.6 on x86_64-pc-linux-gnu"),
+            Flavor::Postgres
+        );
+    }
+}

@@ -1,0 +1,282 @@
+//! The embedded store: SQLite through rusqlite, one file in WAL mode with
+//! `synchronous=FULL`.
+//!
+//! Writes go to one writer connection on a thread of its own that commits
+//! them in groups ([`writer`]); reads go to a few read-only connections, each
+//! on a thread of its own ([`readers`]). In WAL mode readers never wait for the
+//! writer, and no SQLite call ever runs on the runtime's worker threads.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+mod connection;
+mod migrate;
+mod readers;
+mod sql;
+mod writer;
+
+pub use migrate::MIGRATIONS;
+pub use writer::MAX_BATCH;
+
+use self::connection::{db_error, open_reader, open_writer};
+use self::migrate::{apply_migrations, migration_states, LockWaits, MIGRATION_LOCK_WAIT};
+use self::readers::Readers;
+use self::sql::{select_entry, select_keys, KeyRange};
+use self::writer::{writer_gone, Write, Writer};
+use super::migrations::{Migrated, MigrationState};
+use super::{
+    DeleteCondition, DeleteOutcome, Entry, ItemRef, ListQuery, NewValue, PutCondition, PutOutcome,
+    Store, StoreError,
+};
+use crate::config::DbOptions;
+
+/// The embedded store.
+///
+/// Cheap to share behind an `Arc`; dropping the last handle stops the writer
+/// thread once the writes already queued are committed.
+pub struct SqliteStore {
+    /// The database file, for log lines.
+    path: PathBuf,
+    writer: Writer,
+    readers: Readers,
+    /// How long the writer waits for another process holding the file's write lock.
+    lock_waits: LockWaits,
+    /// Open once this store has applied (or found applied) every migration.
+    migrated: Migrated<()>,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .field("migrated", &self.migrated.is_open())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens or creates the database file (creating missing parent folders), WAL journal,
+    /// synchronous=FULL, busy_timeout, checks that the file can be written; starts the writer
+    /// thread and the readers. Does not migrate. A path that cannot be opened or written is an
+    /// Err whose text names the path and the reason.
+    pub fn open(path: &Path, opts: &DbOptions) -> Result<SqliteStore, StoreError> {
+        let what = format!("cannot open SQLite database {}", path.display());
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                let why = if parent.exists() {
+                    format!("{} is not a folder", parent.display())
+                } else {
+                    format!("cannot create folder {}: {e}", parent.display())
+                };
+                StoreError::Internal(format!("{what}: {why}"))
+            })?;
+        }
+        let lock_wait = opts.statement_timeout;
+        let writer = open_writer(path, lock_wait).map_err(|e| e.context(&what))?;
+        let mut idle = Vec::with_capacity(opts.pool_size.max(1));
+        for _ in 0..opts.pool_size.max(1) {
+            idle.push(open_reader(path, lock_wait).map_err(|e| e.context(&what))?);
+        }
+        let readers = Readers::start(idle, opts.pool_timeout).map_err(|e| {
+            StoreError::Internal(format!("{what}: cannot start reader threads: {e}"))
+        })?;
+        // The writer waits up to `statement_timeout` for the file's write lock;
+        // a write allows as long again for the batches queued ahead of it.
+        let answer_wait = opts.statement_timeout.saturating_mul(2);
+        let writer = Writer::start(writer, opts.pool_timeout, answer_wait).map_err(|e| {
+            StoreError::Internal(format!("{what}: cannot start writer thread: {e}"))
+        })?;
+        tracing::debug!(path = %path.display(), readers = opts.pool_size.max(1), "opened SQLite store");
+
+        Ok(SqliteStore {
+            path: path.to_owned(),
+            writer,
+            readers,
+            lock_waits: LockWaits {
+                request: lock_wait,
+                migration: lock_wait.max(MIGRATION_LOCK_WAIT),
+            },
+            migrated: Migrated::default(),
+        })
+    }
+}
+
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn get(&self, item: ItemRef<'_>) -> Result<Option<Entry>, StoreError> {
+        self.migrated.get()?;
+        let item = item.owned();
+        self.readers
+            .run(move |conn| select_entry(conn, &item))
+            .await
+    }
+
+    async fn put(
+        &self,
+        item: ItemRef<'_>,
+        value: NewValue,
+        cond: PutCondition,
+    ) -> Result<PutOutcome, StoreError> {
+        self.migrated.get()?;
+        let item = item.owned();
+        self.writer
+            .write(|reply| Write::Put {
+                item,
+                value,
+                cond,
+                reply,
+            })
+            .await
+    }
+
+    async fn delete(
+        &self,
+        item: ItemRef<'_>,
+        cond: DeleteCondition,
+    ) -> Result<DeleteOutcome, StoreError> {
+        self.migrated.get()?;
+        let item = item.owned();
+        self.writer
+            .write(|reply| Write::Delete { item, cond, reply })
+            .await
+    }
+
+    async fn list(&self, query: ListQuery<'_>) -> Result<Vec<String>, StoreError> {
+        self.migrated.get()?;
+        let query = KeyRange::from(query);
+        self.readers
+            .run(move |conn| select_keys(conn, &query))
+            .await
+    }
+
+    /// A read through a reader; `Unavailable` also while migrations are not
+    /// applied or when the writer thread has stopped, as `/readyz` wants all three.
+    async fn ping(&self) -> Result<(), StoreError> {
+        if !self.writer.is_alive() {
+            return Err(writer_gone());
+        }
+        self.readers
+            .run(|conn| {
+                conn.query_row("SELECT 1", [], |_| Ok(()))
+                    .map_err(|e| db_error("ping", e))
+            })
+            .await?;
+        self.migrated.get().map(|_| ())
+    }
+
+    /// Several processes on one file at once: each migration runs exactly
+    /// once, every process succeeds.
+    async fn migrate(&self) -> Result<Vec<String>, StoreError> {
+        let waits = self.lock_waits;
+        let applied = self
+            .writer
+            .exclusive(move |conn| apply_migrations(conn, waits))
+            .await?;
+        for name in &applied {
+            tracing::debug!(migration = %name, path = %self.path.display(), "applied migration");
+        }
+        self.migrated.open(|| ());
+        Ok(applied)
+    }
+
+    async fn migration_status(&self) -> Result<Vec<MigrationState>, StoreError> {
+        self.readers.run(migration_states).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::DbTarget;
+
+    async fn migrated() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kvs.db");
+        let opts = DbOptions {
+            target: DbTarget::Sqlite(path.clone()),
+            schema: "hulykvs".to_owned(),
+            pool_size: 2,
+            connect_timeout: Duration::from_secs(5),
+            pool_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(5),
+        };
+        let store = SqliteStore::open(&path, &opts).unwrap();
+        store.migrate().await.unwrap();
+        (dir, store)
+    }
+
+    fn item(key: &str) -> ItemRef<'_> {
+        ItemRef {
+            workspace: uuid::Uuid::nil(),
+            namespace: "ns",
+            key,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_the_writer_fails_its_caller_and_writes_go_on() {
+        let (_dir, store) = migrated().await;
+        // Panics inside an open transaction: the writer must roll it back.
+        let panicked = store
+            .writer
+            .exclusive(|conn| -> Result<(), StoreError> {
+                conn.execute_batch("BEGIN IMMEDIATE; DELETE FROM kvs;")
+                    .unwrap();
+                panic!("a writer job that panics")
+            })
+            .await;
+        assert!(
+            matches!(&panicked, Err(StoreError::Internal(why)) if why.contains("before answering")),
+            "{panicked:?}"
+        );
+        assert!(store.writer.is_alive());
+        store.ping().await.unwrap();
+        let value = NewValue::new("v".into(), "text/plain".to_owned());
+        let put = store.put(item("k"), value, PutCondition::IfAbsent).await;
+        assert_eq!(put.unwrap(), PutOutcome::Created);
+        let read = store.get(item("k")).await.unwrap().unwrap();
+        assert_eq!(&read.value[..], b"v");
+    }
+
+    #[tokio::test]
+    async fn readiness_fails_once_the_writer_thread_is_gone() {
+        let (_dir, store) = migrated().await;
+        store.ping().await.unwrap();
+        // What the writer thread's guard does as the thread ends, by return or panic.
+        drop(writer::AliveGuard(std::sync::Arc::clone(
+            &store.writer.alive,
+        )));
+        assert!(!store.writer.is_alive());
+        let ping = store.ping().await;
+        assert!(matches!(ping, Err(StoreError::Unavailable(_))), "{ping:?}");
+    }
+
+    #[tokio::test]
+    async fn data_operations_wait_for_migrations() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kvs.db");
+        let opts = DbOptions {
+            target: DbTarget::Sqlite(path.clone()),
+            schema: "hulykvs".to_owned(),
+            pool_size: 1,
+            connect_timeout: Duration::from_secs(5),
+            pool_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(5),
+        };
+        let store = SqliteStore::open(&path, &opts).unwrap();
+        let early = store.get(item("k")).await;
+        assert!(
+            matches!(&early, Err(StoreError::Unavailable(why)) if why == "database not migrated yet"),
+            "{early:?}"
+        );
+        assert!(store.ping().await.is_err());
+        store.migrate().await.unwrap();
+        assert!(store.get(item("k")).await.unwrap().is_none());
+        store.ping().await.unwrap();
+    }
+}

@@ -1,0 +1,244 @@
+//! The SQL of the embedded store and the functions that run it on a
+//! connection: one statement per write, so each conditional write is one
+//! atomic step inside the writer's transaction.
+
+use std::collections::HashSet;
+
+use bytes::Bytes;
+use rusqlite::types::ToSql;
+use rusqlite::{params, Connection};
+use uuid::Uuid;
+
+use super::connection::db_error;
+use crate::store::{
+    prefix_upper_bound, DeleteCondition, DeleteOutcome, Digest, Entry, Item, ListQuery, NewValue,
+    PutCondition, PutOutcome, StoreError,
+};
+
+/// Longest an IF-MATCH list may be and still get a cached statement; longer
+/// lists are rare enough to prepare each time.
+const CACHED_MATCH_LIST: usize = 8;
+
+const SELECT_ENTRY: &str = "SELECT value, md5, content_type FROM kvs \
+     WHERE workspace = ?1 AND namespace = ?2 AND key = ?3";
+
+const UPSERT: &str = "INSERT INTO kvs (workspace, namespace, key, md5, value, content_type) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+     ON CONFLICT (workspace, namespace, key) DO UPDATE \
+     SET md5 = excluded.md5, value = excluded.value, content_type = excluded.content_type";
+
+const INSERT_IF_ABSENT: &str =
+    "INSERT INTO kvs (workspace, namespace, key, md5, value, content_type) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+     ON CONFLICT (workspace, namespace, key) DO NOTHING";
+
+const UPDATE: &str = "UPDATE kvs SET md5 = ?4, value = ?5, content_type = ?6 \
+     WHERE workspace = ?1 AND namespace = ?2 AND key = ?3";
+
+const DELETE: &str = "DELETE FROM kvs WHERE workspace = ?1 AND namespace = ?2 AND key = ?3";
+
+// One statement per bound shape, so SQLite can use both ends of the primary
+// key range; `(?5 IS NULL OR key < ?5)` would scan to the end of the namespace.
+const LIST_FROM: &str = "SELECT key FROM kvs WHERE workspace = ?1 AND namespace = ?2 \
+     AND key >= ?3 ORDER BY key LIMIT ?4";
+const LIST_FROM_UNTIL: &str = "SELECT key FROM kvs WHERE workspace = ?1 AND namespace = ?2 \
+     AND key >= ?3 AND key < ?5 ORDER BY key LIMIT ?4";
+const LIST_AFTER: &str = "SELECT key FROM kvs WHERE workspace = ?1 AND namespace = ?2 \
+     AND key > ?3 ORDER BY key LIMIT ?4";
+const LIST_AFTER_UNTIL: &str = "SELECT key FROM kvs WHERE workspace = ?1 AND namespace = ?2 \
+     AND key > ?3 AND key < ?5 ORDER BY key LIMIT ?4";
+
+/// A [`ListQuery`], owned so it can cross to another thread.
+pub(super) struct KeyRange {
+    workspace: Uuid,
+    namespace: String,
+    prefix: String,
+    after: Option<String>,
+    limit: usize,
+}
+
+impl From<ListQuery<'_>> for KeyRange {
+    fn from(query: ListQuery<'_>) -> Self {
+        KeyRange {
+            workspace: query.workspace,
+            namespace: query.namespace.to_owned(),
+            prefix: query.prefix.to_owned(),
+            after: query.after.map(str::to_owned),
+            limit: query.limit,
+        }
+    }
+}
+
+/// The workspace as the table stores it: hyphenated, lowercase.
+fn workspace_text<'b>(workspace: &Uuid, buf: &'b mut [u8; 45]) -> &'b str {
+    workspace.hyphenated().encode_lower(buf)
+}
+
+/// Runs the one statement of a PUT under `cond`.
+pub(super) fn put_row(
+    conn: &Connection,
+    item: &Item,
+    value: &NewValue,
+    cond: &PutCondition,
+) -> rusqlite::Result<PutOutcome> {
+    if cond.never_holds() {
+        return Ok(PutOutcome::PreconditionFailed);
+    }
+    let mut buf = Uuid::encode_buffer();
+    let workspace = workspace_text(&item.workspace, &mut buf);
+    let (md5, bytes): (&[u8], &[u8]) = (&value.md5, &value.value);
+    let row: [&dyn ToSql; 6] = [
+        &workspace,
+        &item.namespace,
+        &item.key,
+        &md5,
+        &bytes,
+        &value.content_type,
+    ];
+    let changed = match cond {
+        PutCondition::Always => conn.prepare_cached(UPSERT)?.execute(&row[..])?,
+        PutCondition::IfAbsent => conn.prepare_cached(INSERT_IF_ABSENT)?.execute(&row[..])?,
+        PutCondition::IfExists => conn.prepare_cached(UPDATE)?.execute(&row[..])?,
+        PutCondition::IfMatch(tags) => {
+            let tags = distinct(tags);
+            let sql = format!("{UPDATE} AND md5 IN ({})", placeholders(7, tags.len()));
+            let mut bind: Vec<&dyn ToSql> = row.to_vec();
+            bind.extend(tags.iter().map(|t| t as &dyn ToSql));
+            execute(conn, &sql, tags.len(), &bind)?
+        }
+    };
+    Ok(cond.outcome(changed as u64))
+}
+
+/// Runs the one statement of a DELETE under `cond`.
+pub(super) fn delete_row(
+    conn: &Connection,
+    item: &Item,
+    cond: &DeleteCondition,
+) -> rusqlite::Result<DeleteOutcome> {
+    if cond.never_holds() {
+        return Ok(DeleteOutcome::PreconditionFailed);
+    }
+    let mut buf = Uuid::encode_buffer();
+    let workspace = workspace_text(&item.workspace, &mut buf);
+    let key: [&dyn ToSql; 3] = [&workspace, &item.namespace, &item.key];
+    let changed = match cond {
+        DeleteCondition::Always | DeleteCondition::IfExists => {
+            conn.prepare_cached(DELETE)?.execute(&key[..])?
+        }
+        DeleteCondition::IfMatch(tags) => {
+            let tags = distinct(tags);
+            let sql = format!("{DELETE} AND md5 IN ({})", placeholders(4, tags.len()));
+            let mut bind: Vec<&dyn ToSql> = key.to_vec();
+            bind.extend(tags.iter().map(|t| t as &dyn ToSql));
+            execute(conn, &sql, tags.len(), &bind)?
+        }
+    };
+    Ok(cond.outcome(changed as u64))
+}
+
+/// Runs an IF-MATCH statement, caching it only for the short lists seen in practice.
+fn execute(
+    conn: &Connection,
+    sql: &str,
+    tags: usize,
+    bind: &[&dyn ToSql],
+) -> rusqlite::Result<usize> {
+    if tags <= CACHED_MATCH_LIST {
+        conn.prepare_cached(sql)?.execute(bind)
+    } else {
+        conn.prepare(sql)?.execute(bind)
+    }
+}
+
+/// The digests of an IF-MATCH list without repeats, as SQL blobs.
+fn distinct(tags: &[Digest]) -> Vec<&[u8]> {
+    let mut seen = HashSet::with_capacity(tags.len());
+    tags.iter()
+        .filter(|t| seen.insert(*t))
+        .map(|t| &t[..])
+        .collect()
+}
+
+/// `?first, ?first+1, …` for `count` parameters.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|i| format!("?{i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The entry stored at `item`, or `None`.
+pub(super) fn select_entry(conn: &Connection, item: &Item) -> Result<Option<Entry>, StoreError> {
+    let failed = |e| db_error(format_args!("get {item}"), e);
+    let mut buf = Uuid::encode_buffer();
+    let workspace = workspace_text(&item.workspace, &mut buf);
+    let mut stmt = conn.prepare_cached(SELECT_ENTRY).map_err(failed)?;
+    let mut rows = stmt
+        .query(params![workspace, item.namespace, item.key])
+        .map_err(failed)?;
+    let Some(row) = rows.next().map_err(failed)? else {
+        return Ok(None);
+    };
+    // Borrowed straight from SQLite's row buffer: one copy of the value, into
+    // the `Bytes` the response sends, and none of the digest.
+    let value = row
+        .get_ref(0)
+        .and_then(|v| Ok(v.as_blob()?))
+        .map_err(failed)?;
+    let md5 = row
+        .get_ref(1)
+        .and_then(|v| Ok(v.as_blob()?))
+        .map_err(failed)?;
+    let md5 = Digest::try_from(md5).map_err(|_| {
+        StoreError::Internal(format!(
+            "get {item}: the stored md5 is {} bytes, not 16",
+            md5.len()
+        ))
+    })?;
+    Ok(Some(Entry {
+        value: Bytes::copy_from_slice(value),
+        md5,
+        content_type: row.get(2).map_err(failed)?,
+    }))
+}
+
+/// The keys of one page of a listing, in byte order.
+pub(super) fn select_keys(conn: &Connection, query: &KeyRange) -> Result<Vec<String>, StoreError> {
+    // `key > after` implies `key >= prefix` once `after` is not below the prefix;
+    // one lower bound lets SQLite seek straight to the first key.
+    let (after, lower) = match &query.after {
+        Some(after) if after.as_str() >= query.prefix.as_str() => (true, after),
+        _ => (false, &query.prefix),
+    };
+    let upper = prefix_upper_bound(&query.prefix);
+    let sql = match (after, upper.is_some()) {
+        (false, false) => LIST_FROM,
+        (false, true) => LIST_FROM_UNTIL,
+        (true, false) => LIST_AFTER,
+        (true, true) => LIST_AFTER_UNTIL,
+    };
+    let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+    let mut buf = Uuid::encode_buffer();
+    let workspace = workspace_text(&query.workspace, &mut buf);
+    let mut bind: Vec<&dyn ToSql> = vec![&workspace, &query.namespace, lower, &limit];
+    if let Some(upper) = &upper {
+        bind.push(upper);
+    }
+    let failed = |e| {
+        db_error(
+            format_args!(
+                "list {}/{} prefix {:?}",
+                query.workspace, query.namespace, query.prefix
+            ),
+            e,
+        )
+    };
+    let mut stmt = conn.prepare_cached(sql).map_err(failed)?;
+    let keys = stmt
+        .query_map(&bind[..], |row| row.get::<_, String>(0))
+        .map_err(failed)?
+        .collect::<rusqlite::Result<Vec<String>>>()
+        .map_err(failed)?;
+    Ok(keys)
+}
