@@ -1,39 +1,59 @@
 //! # Layout
-//! One line per module; a request walks `http::server` → `http::layers` →
-//! `http::router` → `http::handlers` → `store` → SQL, and back.
+//! One line per module. A request walks `http::server` → `http::layers` →
+//! `http::router` → `http::handlers` → `store` → SQL, and back. `config`,
+//! `auth` and `exit` import nothing of the crate; `store` reads `config`;
+//! `wire` and `error` know the store's types; only `main` uses `cli`. No
+//! module imports one that imports it back (`tests/layout.rs` checks).
 //!
-//! The shared core, imported by the rooms below and importing none of them:
 //! - `config`: validated settings of `serve` and `migrate`; sizes, durations, the database target.
 //! - `auth`: token claims, HS256 verification and minting.
 //! - `wire`: what crosses HTTP for server and client alike: entity tags, percent-encoding, cursors, JSON bodies.
-//! - `error`: the API's one error type and its mapping to status and code.
+//! - `error`: the API's one error type and its status and code.
 //! - `exit`: the exit codes of the command line and the failure a subcommand returns.
-//!
-//! The service:
 //! - `app`: `serve` and `migrate` end to end: open the store, migrate, bind, run until a signal.
-//! - `http`: the HTTP side of `serve`.
-//!   - `http::server`: accept loop, connection limits, header and idle timeouts, graceful shutdown.
-//!   - `http::layers`: what wraps every request, in order (`layers::access_log`: one log line each).
+//! - `http`: the HTTP side of `serve`; nothing in it knows SQL.
+//!   - `http::server`: accept loop, connection cap, header and idle timeouts, graceful shutdown.
+//!   - `http::layers`: what wraps every request, in the order of one function.
+//!     - `http::layers::access_log`: one log line per request, never a value.
 //!   - `http::router`: the one `match` on method and path; authentication; parsed input to a handler.
-//!   - `http::handlers`: `handlers::item` (GET, HEAD, PUT, POST, DELETE of a value), `handlers::list`, `handlers::health`.
+//!   - `http::handlers`: the handlers, grouped by what they serve.
+//!     - `http::handlers::item`: GET, HEAD, PUT (legacy POST) and DELETE of one value.
+//!     - `http::handlers::list`: listings, paged or streamed.
+//!     - `http::handlers::health`: `/status`, `/livez`, `/readyz`.
 //!   - `http::request`: path parts, preconditions, content type, listing query and body, parsed and checked.
 //!   - `http::response`: response bodies and the one place an error becomes a response.
-//!   - `http::state`: what every request shares (the store, the token verifier, limits).
+//!   - `http::state`: what every request shares: the store, the token verifier, limits.
 //!   - `http::tls`: HTTPS: PEM certificates, reloading, client certificates.
-//! - `store`: the storage trait, its types and what every engine shares (condition outcomes).
+//! - `store`: the storage trait, its types, and what every engine shares (condition outcomes).
 //!   - `store::migrations`: migration files, history, status, the not-yet-migrated gate.
-//!   - `store::postgres`: PostgreSQL and CockroachDB: `url` (libpq URL and TLS parameters), `tls`
-//!     (connector), `sql` (dialects and statements), `migrate` (lease-locked runner), `pool`,
-//!     `batch` (GET/PUT coalescing), `row`, `errors`.
-//!   - `store::sqlite`: the embedded store: `connection`, `sql`, `writer` (group commit),
-//!     `readers` (reader threads), `migrate`.
-//!
-//! The command line (only `main` uses it):
-//! - `cli`: the clap root; `cli::flags` (secrets, flag values, the client's token).
+//!   - `store::postgres`: PostgreSQL and CockroachDB, one code path.
+//!     - `store::postgres::url`: the libpq URL, its TLS parameters, schema names.
+//!     - `store::postgres::tls`: the rustls connector of every connection.
+//!     - `store::postgres::sql`: migration files per dialect, engine detection, data statements.
+//!     - `store::postgres::migrate`: the migration runner under a lease row both engines honour.
+//!     - `store::postgres::pool`: the connection pool and how a statement runs on it.
+//!     - `store::postgres::batch`: GET and PUT coalescing under load.
+//!     - `store::postgres::row`: a stored row read back into an entry.
+//!     - `store::postgres::errors`: SQLSTATEs, retries of serialization failures, error texts.
+//!   - `store::sqlite`: the embedded store, one file in WAL mode.
+//!     - `store::sqlite::connection`: opening the writer and readers; SQLite's errors.
+//!     - `store::sqlite::sql`: statements and the functions that run them.
+//!     - `store::sqlite::writer`: the writer thread, group commit, its panic guard.
+//!     - `store::sqlite::readers`: the reader threads and their queue.
+//!     - `store::sqlite::migrate`: migrations under SQLite's write lock.
+//! - `cli`: the command line (only `main` uses it): the clap root and completions.
+//!   - `cli::flags`: secrets, UUID and duration flags, the token a client run sends.
 //!   - `cli::serve`: flags of `serve` and `migrate`, validated into `config`.
-//!   - `cli::client`: `put`, `get`, `delete`, `list` over reqwest: `args`, `service`, `tls`.
 //!   - `cli::token`: the `token` subcommand.
-//!   - `cli::bench`: the `bench` load generator: `args`, `plan`, `load`, `report`.
+//!   - `cli::client`: `put`, `get`, `delete` and `list` over reqwest.
+//!     - `cli::client::args`: their flags.
+//!     - `cli::client::service`: URLs, requests, and the line a failure prints.
+//!     - `cli::client::tls`: CA and client certificates; TLS failures in words.
+//!   - `cli::bench`: the `bench` load generator.
+//!     - `cli::bench::args`: its flags.
+//!     - `cli::bench::plan`: what a run does, validated before any I/O.
+//!     - `cli::bench::load`: probing, seeding, and the connections under load.
+//!     - `cli::bench::report`: tallies, the JSON report, the table.
 
 pub mod app;
 pub mod auth;
