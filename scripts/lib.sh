@@ -9,7 +9,7 @@
 #   DB      the database make_db makes and cleanup drops
 # and PGHOST, PGPORT, PGUSER for psql.
 
-log() { echo "$SCRIPT: $*" >&2; }
+log() { echo "scripts/$SCRIPT: $*" >&2; }
 die() {
   log "$*"
   exit 1

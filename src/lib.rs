@@ -2,8 +2,9 @@
 //! One line per module. A request walks `http::server` → `http::layers` →
 //! `http::router` → `http::handlers` → `store` → SQL, and back. `config`,
 //! `auth` and `exit` import nothing of the crate; `store` reads `config`;
-//! `wire` and `error` know the store's types; only `main` uses `cli`. No
-//! module imports one that imports it back (`tests/layout.rs` checks).
+//! `wire` and `error` know the store's types (`error` also `auth`'s); no room
+//! of the library imports `cli`, which `main` runs. No top-level module
+//! imports one that imports it back (`tests/layout.rs` checks).
 //!
 //! - `config`: validated settings of `serve` and `migrate`; sizes, durations, the database target.
 //! - `auth`: token claims, HS256 verification and minting.

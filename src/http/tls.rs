@@ -11,7 +11,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 
-pub use crate::config::TlsFiles;
+use crate::config::TlsFiles;
 
 /// Why the TLS files could not be used.
 #[derive(Debug, thiserror::Error)]

@@ -25,6 +25,7 @@ pub use report::{Latency, Report};
 use self::plan::Plan;
 use crate::exit::Failure;
 
+/// `hulykvs bench`: validates the flags, starts its own runtime, writes the
 /// keys, runs the workload and prints the report.
 pub fn run(args: &BenchArgs) -> Result<(), Failure> {
     let plan = Plan::from_args(args)?;

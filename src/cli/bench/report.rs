@@ -98,10 +98,9 @@ impl Tally {
 
     /// The report of a run of `plan`, from the merged tally of every connection.
     pub(super) fn report(&self, plan: &Plan) -> Report {
-        let total = self;
-        let requests = total.latency.len();
+        let requests = self.latency.len();
         let seconds = plan.duration.as_secs_f64();
-        let status = total
+        let status = self
             .status
             .iter()
             .enumerate()
@@ -111,7 +110,7 @@ impl Tally {
         let (p50, p90, p99, max, mean) = if requests == 0 {
             (0, 0, 0, 0, 0.0)
         } else {
-            let h = &total.latency;
+            let h = &self.latency;
             (
                 h.value_at_quantile(0.50),
                 h.value_at_quantile(0.90),
@@ -134,8 +133,8 @@ impl Tally {
                 mean: (mean * 10.0).round() / 10.0,
             },
             status,
-            errors: total.errors,
-            cas_retries: total.cas_retries,
+            errors: self.errors,
+            cas_retries: self.cas_retries,
         }
     }
 }

@@ -66,6 +66,18 @@ fn is_unavailable_code(code: &str) -> bool {
         || matches!(code, "57P01" | "57P02" | "57P03" | "57014" | "40001")
 }
 
+/// No connection could be opened within `bound`.
+pub(super) fn connect_timed_out(bound: Duration) -> StoreError {
+    StoreError::Unavailable(format!(
+        "could not connect to the database within {bound:?}"
+    ))
+}
+
+/// A statement got no answer within `bound`.
+pub(super) fn statement_timed_out(bound: Duration) -> StoreError {
+    StoreError::Unavailable(format!("the database did not answer within {bound:?}"))
+}
+
 /// Maps a driver error. The text holds the server's message and SQLSTATE but
 /// never its DETAIL, which may quote a row; no value reaches it.
 pub(super) fn db_error(e: &tokio_postgres::Error) -> StoreError {

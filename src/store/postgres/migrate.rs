@@ -15,7 +15,8 @@ use tokio_postgres::Client;
 use uuid::Uuid;
 
 use super::errors::{
-    backoff, db_error, is_creation_race, is_lock_contention, jitter, retry_conflicts,
+    backoff, connect_timed_out, db_error, is_creation_race, is_lock_contention, jitter,
+    retry_conflicts, statement_timed_out,
 };
 use super::sql::Flavor;
 use super::PgStore;
@@ -151,12 +152,7 @@ impl PgStore {
         let (client, connection) =
             tokio::time::timeout(self.connect_timeout, self.config.connect(self.tls.clone()))
                 .await
-                .map_err(|_| {
-                    StoreError::Unavailable(format!(
-                        "could not connect to the database within {:?}",
-                        self.connect_timeout
-                    ))
-                })?
+                .map_err(|_| connect_timed_out(self.connect_timeout))?
                 .map_err(|e| db_error(&e))?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
@@ -187,15 +183,8 @@ impl PgStore {
     ) -> Result<T, StoreError> {
         match tokio::time::timeout(self.statement_timeout, work).await {
             Ok(outcome) => outcome.map_err(|e| db_error(&e)),
-            Err(_) => Err(self.timed_out()),
+            Err(_) => Err(statement_timed_out(self.statement_timeout)),
         }
-    }
-
-    fn timed_out(&self) -> StoreError {
-        StoreError::Unavailable(format!(
-            "the database did not answer within {:?}",
-            self.statement_timeout
-        ))
     }
 
     async fn table_exists(&self, client: &Client, table: &str) -> Result<bool, StoreError> {
@@ -225,7 +214,7 @@ impl PgStore {
                 match tokio::time::timeout(self.statement_timeout, client.batch_execute(statement))
                     .await
                 {
-                    Err(_) => return Err(self.timed_out()),
+                    Err(_) => return Err(statement_timed_out(self.statement_timeout)),
                     Ok(Ok(())) => {}
                     // IF NOT EXISTS still races on PostgreSQL: two sessions
                     // both see nothing and one fails on a catalog index.
@@ -424,9 +413,10 @@ async fn renew_lease(
     }
 }
 
-/// Why the lease counts as lost after a renewal (`None`: timed out), or
-/// `None` while it is held. A renewal that failed counts as lost: the lease
-/// may run out before the next one, and another instance may take it over.
+/// Why the lease counts as lost, given what one renewal did (`None` when it
+/// did not finish in time); `None` while the lease is still held. A renewal
+/// that failed counts as lost: the lease may run out before the next one,
+/// and another instance may take it over.
 fn lease_lost(renewal: Option<Result<u64, StoreError>>) -> Option<String> {
     match renewal {
         Some(Ok(0)) => Some("another instance took it over".to_owned()),

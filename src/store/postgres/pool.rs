@@ -11,7 +11,7 @@ use deadpool_postgres::{
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
-use super::errors::{db_error, retry_conflicts};
+use super::errors::{connect_timed_out, db_error, retry_conflicts, statement_timed_out};
 use super::tls::DbTls;
 use crate::config::DbOptions;
 use crate::store::StoreError;
@@ -84,10 +84,7 @@ impl Pooled {
         };
         got.map_err(|e| match e {
             PoolError::Timeout(TimeoutType::Wait) => self.no_connection(),
-            PoolError::Timeout(_) => StoreError::Unavailable(format!(
-                "could not connect to the database within {:?}",
-                self.connect_timeout
-            )),
+            PoolError::Timeout(_) => connect_timed_out(self.connect_timeout),
             PoolError::Backend(e) => db_error(&e),
             PoolError::Closed => StoreError::Unavailable("connection pool closed".to_owned()),
             PoolError::NoRuntimeSpecified => {
@@ -165,10 +162,7 @@ impl Pooled {
                 tokio::spawn(async move {
                     let _ = tokio::time::timeout(bound, cancel.cancel_query(tls)).await;
                 });
-                Err(StoreError::Unavailable(format!(
-                    "the database did not answer within {:?}",
-                    self.statement_timeout
-                )))
+                Err(statement_timed_out(self.statement_timeout))
             }
         }
     }

@@ -194,7 +194,8 @@ mod tests {
     use super::*;
     use crate::config::DbTarget;
 
-    async fn migrated() -> (tempfile::TempDir, SqliteStore) {
+    /// A store on a new file in a new folder, not migrated yet.
+    fn fresh() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("kvs.db");
         let opts = DbOptions {
@@ -205,7 +206,11 @@ mod tests {
             pool_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(5),
         };
-        let store = SqliteStore::open(&path, &opts).unwrap();
+        (dir, SqliteStore::open(&path, &opts).unwrap())
+    }
+
+    async fn migrated() -> (tempfile::TempDir, SqliteStore) {
+        let (dir, store) = fresh();
         store.migrate().await.unwrap();
         (dir, store)
     }
@@ -258,17 +263,7 @@ mod tests {
 
     #[tokio::test]
     async fn data_operations_wait_for_migrations() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("kvs.db");
-        let opts = DbOptions {
-            target: DbTarget::Sqlite(path.clone()),
-            schema: "hulykvs".to_owned(),
-            pool_size: 1,
-            connect_timeout: Duration::from_secs(5),
-            pool_timeout: Duration::from_secs(5),
-            statement_timeout: Duration::from_secs(5),
-        };
-        let store = SqliteStore::open(&path, &opts).unwrap();
+        let (_dir, store) = fresh();
         let early = store.get(item("k")).await;
         assert!(
             matches!(&early, Err(StoreError::Unavailable(why)) if why == "database not migrated yet"),

@@ -74,7 +74,7 @@ impl Writer {
         self.enqueue(Job::Write(make(tx))).await?;
         match tokio::time::timeout(self.answer_wait, rx).await {
             Ok(Ok(answer)) => answer,
-            Ok(Err(_)) => Err(failed_mid_write()),
+            Ok(Err(_)) => Err(self.dropped()),
             Err(_) => Err(StoreError::Unavailable(format!(
                 "the SQLite writer did not answer within {:?}",
                 self.answer_wait
@@ -93,7 +93,17 @@ impl Writer {
             let _ = tx.send(f(conn));
         }));
         self.enqueue(job).await?;
-        rx.await.map_err(|_| failed_mid_write())?
+        rx.await.map_err(|_| self.dropped())?
+    }
+
+    /// Why a job's answer never came: the thread stopped, or the work
+    /// holding the job panicked (caught; the thread goes on).
+    fn dropped(&self) -> StoreError {
+        if self.is_alive() {
+            StoreError::Internal("the SQLite writer failed before answering".to_owned())
+        } else {
+            writer_gone()
+        }
     }
 
     async fn enqueue(&self, job: Job) -> Result<(), StoreError> {
@@ -111,11 +121,6 @@ impl Writer {
 /// The writer thread is gone: nothing can be written.
 pub(super) fn writer_gone() -> StoreError {
     StoreError::Unavailable("the SQLite writer thread has stopped".to_owned())
-}
-
-/// The work holding a write failed before its answer (a caught panic).
-fn failed_mid_write() -> StoreError {
-    StoreError::Internal("the SQLite writer failed before answering".to_owned())
 }
 
 /// Clears the writer's `alive` flag when its thread ends, by return or by panic.
