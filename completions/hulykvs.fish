@@ -39,10 +39,11 @@ complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "help" -d 'Print thi
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l db-connection -d 'Database: postgresql://… (PostgreSQL or CockroachDB) or sqlite:PATH [default: sqlite:hulykvs.db]' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l db-scheme -d 'Schema holding the tables (PostgreSQL and CockroachDB)' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l db-connect-timeout -d 'Time allowed to open a database connection' -r
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l db-pool-size -d 'Database connections in the pool (PostgreSQL), or reader connections (SQLite)' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l db-pool-size -d 'Database connections in the pool (PostgreSQL), or reader connections (SQLite, at most 64), 1 to 1000' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l db-pool-timeout -d 'Longest wait for a free pooled connection before answering 503' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l db-statement-timeout -d 'Longest wait for one database statement before answering 503' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l token-secret -d 'HS256 secret that tokens are signed with' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l require-secret -d 'Refuse to start with the default secret "secret" (true or false; the flag alone is true)' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l bind-host -d 'Address to listen on' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l bind-port -d 'Port to listen on (0 picks a free one)' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l payload-size-limit -d 'Largest value accepted: bytes, or kb/mb/gb (powers of 1000), kib/mib/gib (of 1024)' -r
@@ -50,18 +51,18 @@ complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l default-worksp
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l header-timeout -d 'Time a client has to send a request\'s headers' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l body-timeout -d 'Time a client has to send a request\'s body' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l idle-timeout -d 'An idle keep-alive connection is closed after this long' -r
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l max-connections -d 'Most client connections served at once; more wait to be accepted' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l max-connections -d 'Most client connections served at once (1 to 1000000); more wait to be accepted' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l tls-cert -d 'Serve HTTPS with this PEM certificate chain (needs --tls-key); reloaded when it changes or on SIGHUP' -r -F
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l tls-key -d 'PEM private key of the TLS certificate' -r -F
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l tls-client-ca -d 'Require client certificates signed by this PEM CA (mutual TLS)' -r -F
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l cors-origins -d 'Browser origins answered with CORS headers: unset for any (with credentials, as the previous service), a comma list of origins such as https://huly.example, or off' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l shutdown-timeout -d 'On SIGTERM or Ctrl-C, how long in-flight requests get to finish' -r
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l require-secret -d 'Refuse to start with the default secret "secret"'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -s h -l help -d 'Print help'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -s V -l version -d 'Print version'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand migrate" -l db-connection -d 'Database: postgresql://… (PostgreSQL or CockroachDB) or sqlite:PATH [default: sqlite:hulykvs.db]' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand migrate" -l db-scheme -d 'Schema holding the tables (PostgreSQL and CockroachDB)' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand migrate" -l db-connect-timeout -d 'Time allowed to open a database connection' -r
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand migrate" -l db-pool-size -d 'Database connections in the pool (PostgreSQL), or reader connections (SQLite)' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand migrate" -l db-pool-size -d 'Database connections in the pool (PostgreSQL), or reader connections (SQLite, at most 64), 1 to 1000' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand migrate" -l db-pool-timeout -d 'Longest wait for a free pooled connection before answering 503' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand migrate" -l db-statement-timeout -d 'Longest wait for one database statement before answering 503' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand migrate" -l status -d 'List applied and pending migrations instead of applying them'
@@ -119,13 +120,13 @@ complete -c hulykvs -n "__fish_hulykvs_using_subcommand list" -l page-size -d 'K
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand list" -l json -d 'Print one JSON document in the service\'s shape, all pages merged'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand list" -s h -l help -d 'Print help'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand list" -s V -l version -d 'Print version'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand token" -l account -d 'Account UUID the token speaks for' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand token" -l account -d 'Account UUID the token speaks for [default: the system account]' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand token" -l workspace -d 'Workspace UUID the token grants' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand token" -l service -d 'Service name, stored as extra.service' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand token" -l extra -d 'Extra claim K=V (repeatable)' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand token" -l expires -d 'Lifetime, such as 90s, 1h or 7d; without it the token does not expire' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand token" -l secret -d 'HS256 secret' -r
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand token" -l system -d 'Sign for the system account, which may use every workspace'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand token" -l system -d 'Sign for the system account, which may use every workspace (the default without --account)'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand token" -s h -l help -d 'Print help'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand token" -s V -l version -d 'Print version'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand completions" -s h -l help -d 'Print help'

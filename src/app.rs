@@ -1,5 +1,6 @@
-//! `hulykvs serve` and `hulykvs migrate` end to end: open the store, migrate,
-//! bind, serve until SIGTERM or Ctrl-C.
+//! `hulykvs serve` and `hulykvs migrate` end to end: open the store, listen,
+//! apply migrations while already answering probes, serve until SIGTERM or
+//! Ctrl-C (or a migration that fails for good).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -7,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 
 use crate::config::{DbOptions, DbTarget, ServeConfig, DEFAULT_SECRET};
 use crate::http::tls::TlsSource;
@@ -51,7 +53,6 @@ async fn serve_store<S: Store>(store: S, config: ServeConfig) -> anyhow::Result<
         .await
         .with_context(|| format!("cannot listen on {}", config.bind))?;
     let state = Arc::new(AppState::new(store, &config));
-    migrate_at_start(&state).await?;
     let addr = listener
         .local_addr()
         .context("cannot read the bound address")?;
@@ -63,8 +64,25 @@ async fn serve_store<S: Store>(store: S, config: ServeConfig) -> anyhow::Result<
         db = %config.db.target.redacted(),
         "listening"
     );
+    // Listening comes first: while migrations run or wait for another
+    // instance's lease (an index build may take minutes), /livez answers, and
+    // /readyz and the data routes answer 503 `migrating`.
+    let (failed_tx, mut failed_rx) = oneshot::channel();
+    let migrating = Arc::clone(&state);
+    tokio::spawn(async move {
+        if let Err(e) = migrate_until_applied(&migrating).await {
+            let _ = failed_tx.send(e);
+        }
+    });
+    let mut failure = None;
+    let shutdown = async {
+        tokio::select! {
+            () = shutdown_signal() => {}
+            Ok(e) = &mut failed_rx => failure = Some(e),
+        }
+    };
     let limits = ServerOptions::from_config(&config, tls);
-    match http::serve(listener, state, limits, shutdown_signal()).await {
+    match http::serve(listener, state, limits, shutdown).await {
         Stopped::Drained => tracing::info!("stopped"),
         Stopped::TimedOut(open) => {
             tracing::warn!(
@@ -73,47 +91,34 @@ async fn serve_store<S: Store>(store: S, config: ServeConfig) -> anyhow::Result<
             )
         }
     }
-    Ok(())
-}
-
-/// Applies migrations before serving. A database that cannot be reached yet is
-/// not fatal: the service starts unready (`/readyz` 503, data routes 503) and
-/// keeps trying in the background.
-async fn migrate_at_start<S: Store>(state: &Arc<AppState<S>>) -> anyhow::Result<()> {
-    match state.store.migrate().await {
-        Ok(applied) => {
-            log_applied(&applied);
-            state.migrated.store(true, Ordering::Release);
-            Ok(())
-        }
-        Err(StoreError::Unavailable(why)) => {
-            tracing::warn!(%why, "database unavailable; serving 503 and retrying migrations");
-            let state = Arc::clone(state);
-            tokio::spawn(async move {
-                let mut delay = Duration::from_millis(500);
-                loop {
-                    tokio::time::sleep(delay).await;
-                    match state.store.migrate().await {
-                        Ok(applied) => {
-                            log_applied(&applied);
-                            state.migrated.store(true, Ordering::Release);
-                            tracing::info!("database reachable; ready");
-                            return;
-                        }
-                        Err(e) => tracing::warn!(error = %e, "migrations still pending"),
-                    }
-                    delay = (delay * 2).min(Duration::from_secs(10));
-                }
-            });
-            Ok(())
-        }
-        Err(e) => Err(anyhow::Error::new(e).context("cannot apply migrations")),
+    match failure {
+        Some(e) => Err(anyhow::Error::new(e).context("cannot apply migrations")),
+        None => Ok(()),
     }
 }
 
-fn log_applied(applied: &[String]) {
-    for name in applied {
-        tracing::info!(migration = %name, "migration applied");
+/// Applies migrations while the service already answers. A database that
+/// cannot be reached (or a lease held past its wait) is retried with backoff;
+/// any other failure is returned, and stops the service.
+async fn migrate_until_applied<S: Store>(state: &AppState<S>) -> Result<(), StoreError> {
+    let mut delay = Duration::from_millis(500);
+    loop {
+        match state.store.migrate().await {
+            Ok(applied) => {
+                for name in &applied {
+                    tracing::info!(migration = %name, "migration applied");
+                }
+                state.migrated.store(true, Ordering::Release);
+                tracing::info!("migrations applied; ready");
+                return Ok(());
+            }
+            Err(StoreError::Unavailable(why)) => {
+                tracing::warn!(%why, "migrations pending: database unavailable; retrying");
+            }
+            Err(e) => return Err(e),
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(10));
     }
 }
 

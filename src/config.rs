@@ -68,6 +68,28 @@ pub struct DbOptions {
     pub statement_timeout: Duration,
 }
 
+/// Which browser origins get CORS headers (`HULY_CORS_ORIGINS`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorsOrigins {
+    /// Every origin, reflected, with credentials: what the previous service did.
+    Any,
+    /// Only these origins (`scheme://host[:port]`, compared without regard to case).
+    Only(Vec<String>),
+    /// No CORS headers at all.
+    Off,
+}
+
+impl CorsOrigins {
+    /// Whether a request from `origin` gets CORS headers.
+    pub fn allows(&self, origin: &str) -> bool {
+        match self {
+            CorsOrigins::Any => true,
+            CorsOrigins::Only(list) => list.iter().any(|o| o.eq_ignore_ascii_case(origin)),
+            CorsOrigins::Off => false,
+        }
+    }
+}
+
 /// The PEM files of the TLS settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {
@@ -205,6 +227,8 @@ pub struct ServeConfig {
     pub shutdown_timeout: Duration,
     /// HTTPS settings; `None` serves plain HTTP.
     pub tls: Option<TlsFiles>,
+    /// Browser origins that get CORS headers.
+    pub cors: CorsOrigins,
 }
 
 impl std::fmt::Debug for ServeConfig {

@@ -31,6 +31,8 @@ pub enum ApiError {
     BodyTimeout,
     #[error("service unavailable: the database did not answer in time")]
     Unavailable(String),
+    #[error("service unavailable: database migrations are not applied yet; try again shortly")]
+    Migrating,
     #[error("internal error")]
     Internal(String),
 }
@@ -55,7 +57,7 @@ impl ApiError {
             ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Migrating => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -74,6 +76,7 @@ impl ApiError {
             ApiError::BodyIncomplete => "body_incomplete",
             ApiError::BodyTimeout => "body_timeout",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::Migrating => "migrating",
             ApiError::Internal(_) => "internal",
         }
     }

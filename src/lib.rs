@@ -11,11 +11,12 @@
 //! - `wire`: what crosses HTTP for server and client alike: entity tags, percent-encoding, cursors, JSON bodies.
 //! - `error`: the API's one error type and its status and code.
 //! - `exit`: the exit codes of the command line and the failure a subcommand returns.
-//! - `app`: `serve` and `migrate` end to end: open the store, migrate, bind, run until a signal.
+//! - `app`: `serve` and `migrate` end to end: open the store, listen, migrate beside, run until a signal.
 //! - `http`: the HTTP side of `serve`; nothing in it knows SQL.
 //!   - `http::server`: accept loop, connection cap, header and idle timeouts, graceful shutdown.
 //!   - `http::layers`: what wraps every request, in the order of one function.
 //!     - `http::layers::access_log`: one log line per request, never a value.
+//!     - `http::layers::cors`: CORS for browsers: preflights, reflected origins, exposed headers.
 //!   - `http::router`: the one `match` on method and path; authentication; parsed input to a handler.
 //!   - `http::handlers`: the handlers, grouped by what they serve.
 //!     - `http::handlers::item`: GET, HEAD, PUT (legacy POST) and DELETE of one value.

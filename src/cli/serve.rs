@@ -9,8 +9,8 @@ use clap::Args;
 use uuid::Uuid;
 
 use crate::config::{
-    parse_size, positive_duration, BadSetting, DbOptions, DbTarget, ServeConfig, TlsFiles,
-    DEFAULT_SECRET,
+    parse_size, positive_duration, BadSetting, CorsOrigins, DbOptions, DbTarget, ServeConfig,
+    TlsFiles, DEFAULT_SECRET,
 };
 use crate::store::postgres::url::{check_schema, PgUrl};
 
@@ -29,9 +29,15 @@ pub struct DbArgs {
     #[arg(long, env = "HULY_DB_CONNECT_TIMEOUT", default_value = "5s")]
     pub db_connect_timeout: String,
 
-    /// Database connections in the pool (PostgreSQL), or reader connections (SQLite).
-    #[arg(long, env = "HULY_DB_POOL_SIZE", default_value_t = 8)]
-    pub db_pool_size: usize,
+    /// Database connections in the pool (PostgreSQL), or reader connections (SQLite, at most 64), 1 to 1000.
+    #[arg(
+        long,
+        env = "HULY_DB_POOL_SIZE",
+        default_value = "8",
+        value_name = "N",
+        allow_hyphen_values = true
+    )]
+    pub db_pool_size: String,
 
     /// Longest wait for a free pooled connection before answering 503.
     #[arg(long, env = "HULY_DB_POOL_TIMEOUT", default_value = "5s")]
@@ -58,17 +64,29 @@ pub struct ServeArgs {
     )]
     pub token_secret: String,
 
-    /// Refuse to start with the default secret "secret".
-    #[arg(long, env = "HULY_REQUIRE_SECRET")]
-    pub require_secret: bool,
+    /// Refuse to start with the default secret "secret" (true or false; the flag alone is true).
+    #[arg(
+        long,
+        env = "HULY_REQUIRE_SECRET",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub require_secret: Option<String>,
 
     /// Address to listen on.
     #[arg(long, env = "HULY_BIND_HOST", default_value = "0.0.0.0")]
     pub bind_host: String,
 
     /// Port to listen on (0 picks a free one).
-    #[arg(long, env = "HULY_BIND_PORT", default_value_t = 8094)]
-    pub bind_port: u16,
+    #[arg(
+        long,
+        env = "HULY_BIND_PORT",
+        default_value = "8094",
+        value_name = "PORT",
+        allow_hyphen_values = true
+    )]
+    pub bind_port: String,
 
     /// Largest value accepted: bytes, or kb/mb/gb (powers of 1000), kib/mib/gib (of 1024).
     #[arg(long, env = "HULY_PAYLOAD_SIZE_LIMIT", default_value = "2mb")]
@@ -94,9 +112,15 @@ pub struct ServeArgs {
     #[arg(long, env = "HULY_IDLE_TIMEOUT", default_value = "60s")]
     pub idle_timeout: String,
 
-    /// Most client connections served at once; more wait to be accepted.
-    #[arg(long, env = "HULY_MAX_CONNECTIONS", default_value_t = 10_000)]
-    pub max_connections: usize,
+    /// Most client connections served at once (1 to 1000000); more wait to be accepted.
+    #[arg(
+        long,
+        env = "HULY_MAX_CONNECTIONS",
+        default_value = "10000",
+        value_name = "N",
+        allow_hyphen_values = true
+    )]
+    pub max_connections: String,
 
     /// Serve HTTPS with this PEM certificate chain (needs --tls-key); reloaded when it changes or on SIGHUP.
     #[arg(long, env = "HULY_TLS_CERT")]
@@ -109,6 +133,11 @@ pub struct ServeArgs {
     /// Require client certificates signed by this PEM CA (mutual TLS).
     #[arg(long, env = "HULY_TLS_CLIENT_CA")]
     pub tls_client_ca: Option<std::path::PathBuf>,
+
+    /// Browser origins answered with CORS headers: unset for any (with credentials, as the
+    /// previous service), a comma list of origins such as https://huly.example, or off.
+    #[arg(long, env = "HULY_CORS_ORIGINS", value_name = "ORIGINS")]
+    pub cors_origins: Option<String>,
 
     /// On SIGTERM or Ctrl-C, how long in-flight requests get to finish.
     #[arg(long, env = "HULY_SHUTDOWN_TIMEOUT", default_value = "30s")]
@@ -124,6 +153,75 @@ pub struct MigrateArgs {
     /// List applied and pending migrations instead of applying them.
     #[arg(long)]
     pub status: bool,
+}
+
+/// Most pooled connections (PostgreSQL) or readers (SQLite, which starts at
+/// most [`crate::store::sqlite::MAX_READERS`] threads) a setting may ask for.
+const MAX_POOL_SIZE: u64 = 1000;
+/// The largest value PostgreSQL (a `bytea` of 1 GB) and SQLite (`SQLITE_MAX_LENGTH`) store.
+const MAX_PAYLOAD: u64 = 1_000_000_000;
+/// Most client connections served at once: each costs a task and buffers.
+const MAX_CONNECTIONS: u64 = 1_000_000;
+
+/// A whole number from `min` to `max`, named by the variable `name` when it is not.
+fn whole_number(name: &'static str, text: &str, min: u64, max: u64) -> Result<u64, BadSetting> {
+    text.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| (min..=max).contains(n))
+        .ok_or_else(|| {
+            BadSetting::new(
+                name,
+                format!("{text:?} is not a whole number from {min} to {max}"),
+            )
+        })
+}
+
+/// A switch: `true`, `false`, `1`, `0`, `yes`, `no`, `on` or `off`, in any case.
+fn switch(name: &'static str, text: &str) -> Result<bool, BadSetting> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" | "" => Ok(false),
+        _ => Err(BadSetting::new(
+            name,
+            format!("{text:?} is not true or false (also 1/0, yes/no, on/off)"),
+        )),
+    }
+}
+
+/// Parses `HULY_CORS_ORIGINS`: unset, empty or `*` for any origin, `off`, or a
+/// comma list of origins, each `scheme://host[:port]` as a browser sends it.
+fn cors_origins(text: Option<&str>) -> Result<CorsOrigins, BadSetting> {
+    const NAME: &str = "HULY_CORS_ORIGINS";
+    let text = text.map(str::trim).unwrap_or("");
+    if text.is_empty() || text == "*" {
+        return Ok(CorsOrigins::Any);
+    }
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(CorsOrigins::Off);
+    }
+    let mut list = Vec::new();
+    for origin in text.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+        let host = origin
+            .split_once("://")
+            .filter(|(scheme, _)| !scheme.is_empty())
+            .map(|(_, host)| host);
+        match host {
+            Some(host) if !host.is_empty() && !host.contains(['/', '?', '#', ' ']) => {
+                list.push(origin.to_owned());
+            }
+            _ => {
+                return Err(BadSetting::new(
+                    NAME,
+                    format!(
+                        "{origin:?} is not an origin such as https://huly.example or \
+                         http://localhost:8080 (no path), nor off"
+                    ),
+                ))
+            }
+        }
+    }
+    Ok(CorsOrigins::Only(list))
 }
 
 /// Parses `HULY_DB_CONNECTION`; unset means the embedded store `sqlite:hulykvs.db`.
@@ -159,13 +257,11 @@ impl DbOptions {
     pub fn from_args(args: &DbArgs) -> Result<Self, BadSetting> {
         let target = db_target(args.db_connection.as_deref())?;
         check_schema(&args.db_scheme).map_err(|why| BadSetting::new("HULY_DB_SCHEME", why))?;
-        if args.db_pool_size == 0 {
-            return Err(BadSetting::new("HULY_DB_POOL_SIZE", "must be at least 1"));
-        }
+        let pool_size = whole_number("HULY_DB_POOL_SIZE", &args.db_pool_size, 1, MAX_POOL_SIZE)?;
         Ok(DbOptions {
             target,
             schema: args.db_scheme.clone(),
-            pool_size: args.db_pool_size,
+            pool_size: pool_size as usize,
             connect_timeout: positive_duration(
                 "HULY_DB_CONNECT_TIMEOUT",
                 &args.db_connect_timeout,
@@ -210,7 +306,11 @@ impl ServeConfig {
         if args.token_secret.is_empty() {
             return Err(BadSetting::new("HULY_TOKEN_SECRET", "must not be empty"));
         }
-        if args.require_secret && args.token_secret == DEFAULT_SECRET {
+        let require_secret = match &args.require_secret {
+            None => false,
+            Some(text) => switch("HULY_REQUIRE_SECRET", text)?,
+        };
+        if require_secret && args.token_secret == DEFAULT_SECRET {
             return Err(BadSetting::new(
                 "HULY_TOKEN_SECRET",
                 "is the default \"secret\" and HULY_REQUIRE_SECRET is set; set a real secret",
@@ -230,30 +330,41 @@ impl ServeConfig {
             })?;
         let payload_limit = parse_size(&args.payload_size_limit)
             .map_err(|why| BadSetting::new("HULY_PAYLOAD_SIZE_LIMIT", why))?;
+        if payload_limit > MAX_PAYLOAD {
+            return Err(BadSetting::new(
+                "HULY_PAYLOAD_SIZE_LIMIT",
+                format!(
+                    "{:?} is over 1gb, the largest value PostgreSQL and SQLite store",
+                    args.payload_size_limit
+                ),
+            ));
+        }
         let default_workspace = Uuid::parse_str(args.default_workspace.trim()).map_err(|e| {
             BadSetting::new(
                 "HULY_DEFAULT_WORKSPACE_UUID",
                 format!("{:?} is not a UUID: {e}", args.default_workspace),
             )
         })?;
-        if args.max_connections == 0 {
-            return Err(BadSetting::new(
-                "HULY_MAX_CONNECTIONS",
-                "must be at least 1",
-            ));
-        }
+        let max_connections = whole_number(
+            "HULY_MAX_CONNECTIONS",
+            &args.max_connections,
+            1,
+            MAX_CONNECTIONS,
+        )?;
+        let port = whole_number("HULY_BIND_PORT", &args.bind_port, 0, u64::from(u16::MAX))?;
         Ok(ServeConfig {
             db,
             token_secret: args.token_secret.clone(),
-            bind: SocketAddr::new(host, args.bind_port),
+            bind: SocketAddr::new(host, port as u16),
             payload_limit,
             default_workspace,
             header_timeout: positive_duration("HULY_HEADER_TIMEOUT", &args.header_timeout)?,
             body_timeout: positive_duration("HULY_BODY_TIMEOUT", &args.body_timeout)?,
             idle_timeout: positive_duration("HULY_IDLE_TIMEOUT", &args.idle_timeout)?,
-            max_connections: args.max_connections,
+            max_connections: max_connections as usize,
             shutdown_timeout: positive_duration("HULY_SHUTDOWN_TIMEOUT", &args.shutdown_timeout)?,
             tls: tls_files(args)?,
+            cors: cors_origins(args.cors_origins.as_deref())?,
         })
     }
 }
@@ -261,6 +372,38 @@ impl ServeConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_and_switches_name_their_range() {
+        assert_eq!(whole_number("X", " 8 ", 1, 10).unwrap(), 8);
+        for bad in ["", "abc", "-1", "0", "11", "99999999999999999999", "1.5"] {
+            let e = whole_number("X", bad, 1, 10).unwrap_err();
+            assert!(e.to_string().contains("from 1 to 10"), "{bad:?}: {e}");
+        }
+        assert!(switch("X", "TRUE").unwrap());
+        assert!(switch("X", "yes").unwrap());
+        assert!(!switch("X", "off").unwrap());
+        assert!(
+            !switch("X", "").unwrap(),
+            "set but empty, as clap reads a flag"
+        );
+        assert!(switch("X", "maybe").is_err());
+    }
+
+    #[test]
+    fn cors_origin_lists() {
+        assert_eq!(cors_origins(None).unwrap(), CorsOrigins::Any);
+        assert_eq!(cors_origins(Some(" * ")).unwrap(), CorsOrigins::Any);
+        assert_eq!(cors_origins(Some("OFF")).unwrap(), CorsOrigins::Off);
+        let list = cors_origins(Some("https://a.example, http://localhost:8080")).unwrap();
+        assert!(list.allows("https://A.example"));
+        assert!(list.allows("http://localhost:8080"));
+        assert!(!list.allows("http://localhost:8081"));
+        assert!(!CorsOrigins::Off.allows("https://a.example"));
+        for bad in ["a.example", "https://a.example/", "https://", "://x", "on"] {
+            assert!(cors_origins(Some(bad)).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn db_targets() {

@@ -13,11 +13,11 @@ use crate::exit::Failure;
 /// `token`: mint a JWT.
 #[derive(Debug, Clone, Args)]
 pub struct TokenArgs {
-    /// Sign for the system account, which may use every workspace.
+    /// Sign for the system account, which may use every workspace (the default without --account).
     #[arg(long, conflicts_with = "account")]
     pub system: bool,
-    /// Account UUID the token speaks for.
-    #[arg(long, required_unless_present = "system")]
+    /// Account UUID the token speaks for [default: the system account].
+    #[arg(long)]
     pub account: Option<String>,
     /// Workspace UUID the token grants.
     #[arg(long)]
@@ -198,8 +198,13 @@ mod tests {
     }
 
     #[test]
-    fn account_or_system_is_required_and_secret_is_hidden() {
-        assert!(Cli::try_parse_from(["hulykvs", "token", "--secret", "s"]).is_err());
+    fn the_system_account_is_the_default_and_the_secret_is_hidden() {
+        let plain = claims(&args(&[]), 1000).unwrap();
+        assert_eq!(
+            plain.account, SYSTEM_ACCOUNT,
+            "neither --account nor --system"
+        );
+        assert_eq!(plain.exp, None);
         assert!(Cli::try_parse_from([
             "hulykvs",
             "token",

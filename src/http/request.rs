@@ -221,12 +221,16 @@ impl ListParams {
                     params.limit = Some(limit);
                 }
                 "cursor" => {
-                    let after = wire::decode_cursor(&value).ok_or_else(|| {
-                        ApiError::bad_request(
-                            "invalid_cursor",
-                            "cursor is not one this service issued",
-                        )
-                    })?;
+                    // A cursor holds the last key of a page: one that could
+                    // never be a key is none this service issued.
+                    let after = wire::decode_cursor(&value)
+                        .filter(|key| key.len() <= MAX_KEY && !key.contains('\0'))
+                        .ok_or_else(|| {
+                            ApiError::bad_request(
+                                "invalid_cursor",
+                                "cursor is not one this service issued",
+                            )
+                        })?;
                     params.after = Some(after);
                 }
                 _ => {}
@@ -262,6 +266,7 @@ mod tests {
             "limit=10001",
             "limit=x",
             "cursor=!!",
+            "cursor=YQBi",
             "prefix=%00",
             "prefix=%zz",
             "prefix=%FF",

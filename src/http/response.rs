@@ -67,7 +67,7 @@ pub fn error_response(err: &ApiError, head: bool) -> Response<ResBody> {
             // The rest of the body was not read; the connection cannot be reused.
             headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
-        ApiError::Unavailable(_) => {
+        ApiError::Unavailable(_) | ApiError::Migrating => {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         _ => {}

@@ -18,7 +18,7 @@ use super::response::{error_response, ResBody};
 use super::state::AppState;
 use crate::auth::Claims;
 use crate::error::ApiError;
-use crate::store::{DeleteCondition, ItemRef, NewValue, PutCondition, Store};
+use crate::store::{DeleteCondition, ItemRef, NewValue, PutCondition, Store, DEFAULT_CONTENT_TYPE};
 use crate::wire;
 
 /// Which API a data route belongs to.
@@ -35,11 +35,21 @@ struct Target<'a> {
     api: Api,
     workspace_raw: Option<&'a str>,
     namespace_raw: &'a str,
-    /// `None` for a namespace listing.
+    /// `None` for a namespace listing; `Some("")` for `/ns/`, which lists on
+    /// GET and HEAD and names an empty key otherwise.
     key_raw: Option<&'a str>,
 }
 
 impl Target<'_> {
+    /// Whether `method` on this path asks for the listing of the namespace.
+    fn lists(&self, method: &Method) -> bool {
+        match self.key_raw {
+            None => true,
+            Some("") => method == Method::GET || method == Method::HEAD,
+            Some(_) => false,
+        }
+    }
+
     /// The methods of the route, as a list and as the `Allow` header.
     fn methods(&self) -> (&'static [Method], &'static str) {
         match (self.api, self.key_raw.is_some()) {
@@ -54,6 +64,12 @@ impl Target<'_> {
             ),
         }
     }
+}
+
+/// The methods of the data route at `path`, as the `Allow` header writes
+/// them, or `None` when `path` is not a data route.
+pub(super) fn allowed_methods(path: &str) -> Option<&'static str> {
+    parse_target(path).map(|target| target.methods().1)
 }
 
 /// Answers one request. Never fails: errors are responses.
@@ -99,51 +115,78 @@ async fn route<S: Store>(
         None => state.default_workspace,
         Some(raw) => authorize(&claims, raw)?,
     };
+    if !state.is_migrated() {
+        return Err(ApiError::Migrating);
+    }
     let namespace = decode_part(target.namespace_raw, "namespace", MAX_NAMESPACE)?;
+    match target.key_raw {
+        Some(key_raw) if !target.lists(&method) => {
+            let key = decode_key(key_raw)?;
+            let at = ItemRef {
+                workspace,
+                namespace: &namespace,
+                key: &key,
+            };
+            one_value(state, target.api, at, req).await
+        }
+        _ => {
+            let query = ListParams::parse(req.uri().query().unwrap_or(""))?;
+            let shown_workspace = target.workspace_raw.map(str::to_owned);
+            let head = method == Method::HEAD;
+            list::list(state, workspace, shown_workspace, namespace, query, head).await
+        }
+    }
+}
 
-    let Some(key_raw) = target.key_raw else {
-        let query = ListParams::parse(req.uri().query().unwrap_or(""))?;
-        let shown_workspace = target.workspace_raw.map(str::to_owned);
-        return list::list(
-            state,
-            workspace,
-            shown_workspace,
-            namespace,
-            query,
-            method == Method::HEAD,
-        )
-        .await;
-    };
-    check_key_segments(key_raw)?;
-    let key = decode_part(key_raw, "key", MAX_KEY)?;
-    let at = ItemRef {
-        workspace,
-        namespace: &namespace,
-        key: &key,
-    };
+/// The handler of one value, with the conditions and body its API reads.
+/// The legacy API is as lenient as the previous service: it has no
+/// conditional writes, and a `Content-Type` or `If-None-Match` it cannot use
+/// is ignored rather than refused.
+async fn one_value<S: Store>(
+    state: &AppState<S>,
+    api: Api,
+    at: ItemRef<'_>,
+    req: Request<Incoming>,
+) -> Result<Response<ResBody>, ApiError> {
     let store = &state.store;
-    match method {
+    let headers = req.headers();
+    match *req.method() {
         Method::GET | Method::HEAD => {
-            let if_none_match = tag_condition(req.headers(), &header::IF_NONE_MATCH)?;
-            item::get(store, at, if_none_match, method == Method::HEAD).await
+            let if_none_match = match (api, tag_condition(headers, &header::IF_NONE_MATCH)) {
+                (Api::Legacy, Err(_)) => None,
+                (_, parsed) => parsed?,
+            };
+            let head = req.method() == Method::HEAD;
+            item::get(store, at, if_none_match, head).await
         }
         Method::DELETE => {
-            let cond = match target.api {
+            let cond = match api {
                 Api::Legacy => DeleteCondition::Always,
-                Api::V2 => delete_condition(req.headers())?,
+                Api::V2 => delete_condition(headers)?,
             };
             item::delete(store, at, cond).await
         }
         _ => {
-            let cond = match target.api {
-                Api::Legacy => PutCondition::Always,
-                Api::V2 => put_condition(req.headers())?,
+            let (cond, content_type) = match api {
+                Api::Legacy => (
+                    PutCondition::Always,
+                    content_type(headers).unwrap_or_else(|_| DEFAULT_CONTENT_TYPE.to_owned()),
+                ),
+                Api::V2 => (put_condition(headers)?, content_type(headers)?),
             };
-            let content_type = content_type(req.headers())?;
             let value = read_body(req, state.payload_limit, state.body_timeout).await?;
             item::put(store, at, NewValue::new(value, content_type), cond).await
         }
     }
+}
+
+/// Decodes the key of a path; `/ns/` with a method that writes names an empty key.
+fn decode_key(key_raw: &str) -> Result<String, ApiError> {
+    if key_raw.is_empty() {
+        return Err(ApiError::bad_request("invalid_key", "key is empty"));
+    }
+    check_key_segments(key_raw)?;
+    decode_part(key_raw, "key", MAX_KEY)
 }
 
 /// Splits a data path into its raw parts, or `None` when no route matches.
@@ -168,10 +211,10 @@ fn parse_target(path: &str) -> Option<Target<'_>> {
     })
 }
 
-/// `ns` → listing; `ns/` → listing; `ns/a/b` → key `a/b`.
+/// `ns` → no key; `ns/` → the empty key; `ns/a/b` → key `a/b`.
 fn split_key(rest: &str) -> (&str, Option<&str>) {
     match rest.split_once('/') {
-        None | Some((_, "")) => (rest.strip_suffix('/').unwrap_or(rest), None),
+        None => (rest, None),
         Some((namespace, key)) => (namespace, Some(key)),
     }
 }
@@ -210,7 +253,9 @@ mod tests {
             (Api::V2, Some("ws"), "ns", Some("a/b"))
         );
         let t = parse_target("/api2/ws/ns/").unwrap();
-        assert_eq!((t.namespace_raw, t.key_raw), ("ns", None));
+        assert_eq!((t.namespace_raw, t.key_raw), ("ns", Some("")));
+        assert!(t.lists(&Method::GET) && !t.lists(&Method::PUT));
+        assert_eq!(t.methods().1, "GET, HEAD, PUT, DELETE");
         let t = parse_target("/api2/ws/ns").unwrap();
         assert_eq!((t.namespace_raw, t.key_raw), ("ns", None));
         let t = parse_target("/api/ns/k").unwrap();

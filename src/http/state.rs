@@ -1,13 +1,14 @@
 //! What every request shares: the store and the settings the router and the
 //! handlers read.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use uuid::Uuid;
 
 use crate::auth::Verifier;
-use crate::config::ServeConfig;
+use crate::config::{CorsOrigins, ServeConfig};
 use crate::store::Store;
 
 /// What every request handler shares.
@@ -19,6 +20,8 @@ pub struct AppState<S> {
     pub(super) body_timeout: Duration,
     /// Set once migrations have been applied; `/readyz` answers 503 before.
     pub migrated: AtomicBool,
+    /// Browser origins that get CORS headers.
+    pub(super) cors: Arc<CorsOrigins>,
 }
 
 impl<S: Store> AppState<S> {
@@ -31,6 +34,13 @@ impl<S: Store> AppState<S> {
             default_workspace: config.default_workspace,
             body_timeout: config.body_timeout,
             migrated: AtomicBool::new(false),
+            cors: Arc::new(config.cors.clone()),
         }
+    }
+
+    /// Whether migrations are applied: until then `/readyz` and the data
+    /// routes answer `503` with code `migrating`.
+    pub fn is_migrated(&self) -> bool {
+        self.migrated.load(Ordering::Acquire)
     }
 }

@@ -27,6 +27,7 @@ const SERVE_VARS: &[&str] = &[
     "HULY_IDLE_TIMEOUT",
     "HULY_MAX_CONNECTIONS",
     "HULY_SHUTDOWN_TIMEOUT",
+    "HULY_CORS_ORIGINS",
     "HULY_KVS_URL",
     "HULY_TOKEN",
     "RUST_LOG",

@@ -2,8 +2,6 @@
 //! the process serves, `/readyz` when the database answers and migrations
 //! are applied.
 
-use std::sync::atomic::Ordering;
-
 use hyper::{Response, StatusCode};
 
 use crate::error::ApiError;
@@ -18,8 +16,8 @@ pub fn alive() -> Response<ResBody> {
 
 /// `/readyz`: `200` once migrations are applied and the database answers.
 pub async fn ready<S: Store>(state: &AppState<S>) -> Result<Response<ResBody>, ApiError> {
-    if !state.migrated.load(Ordering::Acquire) {
-        return Err(ApiError::Unavailable("migrations not applied yet".into()));
+    if !state.is_migrated() {
+        return Err(ApiError::Migrating);
     }
     state.store.ping().await?;
     Ok(text(StatusCode::OK, "ok"))

@@ -14,12 +14,19 @@ use super::state::AppState;
 use crate::store::Store;
 
 pub mod access_log;
+pub mod cors;
 
-/// Answers one request through every layer, then the router. Never fails:
-/// errors are responses.
+/// Answers one request through every layer, outermost first, then the
+/// router. Never fails: errors are responses.
 pub async fn handle<S: Store>(
     state: Arc<AppState<S>>,
     req: Request<Incoming>,
 ) -> Response<ResBody> {
-    access_log::layer(req, |req| router::handle(state, req)).await
+    let origins = Arc::clone(&state.cors);
+    access_log::layer(req, |req| {
+        cors::layer(&origins, router::allowed_methods, req, |req| {
+            router::handle(state, req)
+        })
+    })
+    .await
 }

@@ -49,9 +49,9 @@ pub struct PgStore {
     pooled: Arc<Pooled>,
     /// For the dedicated connections of the migration runner.
     config: tokio_postgres::Config,
-    /// The configured schema, quoted for SQL.
+    /// The configured schema, folded to lower case and quoted for SQL.
     schema: String,
-    /// The configured schema as written, for catalog lookups.
+    /// The configured schema folded to lower case, for catalog lookups.
     schema_name: String,
     /// The TLS connector of every connection.
     tls: DbTls,
@@ -92,11 +92,14 @@ impl PgStore {
             config.application_name("hulykvs");
         }
         let pooled = Arc::new(Pooled::new(&config, tls.clone(), opts)?);
+        // The previous service named the schema unquoted, so PostgreSQL and
+        // CockroachDB folded it to lower case: `Hulykvs` is `hulykvs`.
+        let schema_name = opts.schema.to_ascii_lowercase();
         Ok(PgStore {
             pooled,
             config,
-            schema: format!("\"{}\"", opts.schema),
-            schema_name: opts.schema.clone(),
+            schema: format!("\"{schema_name}\""),
+            schema_name,
             tls,
             connect_timeout: opts.connect_timeout,
             statement_timeout: opts.statement_timeout,

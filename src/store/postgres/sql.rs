@@ -24,6 +24,7 @@ pub static POSTGRES_MIGRATIONS: &[Migration] = &[
     migration!("postgres", 1, "0001_kvs"),
     migration!("postgres", 2, "0002_content_type"),
     migration!("postgres", 3, "0003_kvs_key_bytewise"),
+    migration!("postgres", 4, "0004_content_type_md5"),
 ];
 
 /// The migrations of `sql/cockroach/`, in order; same versions and names as
@@ -32,6 +33,7 @@ pub static COCKROACH_MIGRATIONS: &[Migration] = &[
     migration!("cockroach", 1, "0001_kvs"),
     migration!("cockroach", 2, "0002_content_type"),
     migration!("cockroach", 3, "0003_kvs_key_bytewise"),
+    migration!("cockroach", 4, "0004_content_type_md5"),
 ];
 
 /// Which engine answers.
@@ -76,6 +78,10 @@ impl Flavor {
     }
 }
 
+/// The stored content type, while it still belongs to the stored value: the
+/// previous service overwrites `md5` and `value` only.
+const CURRENT_TYPE: &str = "CASE WHEN content_type_md5 = md5 THEN content_type END AS content_type";
+
 /// The data statements, built once the flavor is known.
 pub(super) struct Statements {
     pub(super) get: String,
@@ -107,11 +113,19 @@ impl Statements {
         // database collation is deterministic, so equality is byte equality
         // either way and the same rows match.
         let pk = format!("workspace = $1 AND namespace = $2 AND {key} = $3");
+        // The type is written with the digest it belongs to ($4 twice), and
+        // read only while that digest is still the row's (see migration 0004).
         let insert = format!(
-            "INSERT INTO {kvs} (workspace, namespace, key, md5, value, content_type) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (workspace, namespace, key)"
+            "INSERT INTO {kvs} (workspace, namespace, key, md5, value, content_type, \
+             content_type_md5) VALUES ($1, $2, $3, $4, $5, $6, $4) \
+             ON CONFLICT (workspace, namespace, key)"
         );
-        let update = format!("UPDATE {kvs} SET md5 = $4, value = $5, content_type = $6 WHERE {pk}");
+        let update = format!(
+            "UPDATE {kvs} SET md5 = $4, value = $5, content_type = $6, content_type_md5 = $4 \
+             WHERE {pk}"
+        );
+        let set_all = "DO UPDATE SET md5 = excluded.md5, value = excluded.value, \
+             content_type = excluded.content_type, content_type_md5 = excluded.content_type_md5";
         let list = |upper: bool, after: bool| {
             let mut sql = format!(
                 "SELECT key FROM {kvs} WHERE workspace = $1 AND namespace = $2 AND {key} >= $3"
@@ -129,11 +143,8 @@ impl Statements {
             sql
         };
         Statements {
-            get: format!("SELECT value, md5, content_type FROM {kvs} WHERE {pk}"),
-            upsert: format!(
-                "{insert} DO UPDATE SET md5 = excluded.md5, value = excluded.value, \
-                 content_type = excluded.content_type"
-            ),
+            get: format!("SELECT value, md5, {CURRENT_TYPE} FROM {kvs} WHERE {pk}"),
+            upsert: format!("{insert} {set_all}"),
             insert_if_absent: format!("{insert} DO NOTHING"),
             update_if_match: format!("{update} AND md5 = ANY($7)"),
             update,
@@ -141,11 +152,10 @@ impl Statements {
             delete_if_match: format!("DELETE FROM {kvs} WHERE {pk} AND md5 = ANY($4)"),
             upsert_many: (flavor == Flavor::Postgres).then(|| {
                 format!(
-                    "INSERT INTO {kvs} (workspace, namespace, key, md5, value, content_type) \
-                     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], \
-                     $5::bytea[], $6::text[]) ON CONFLICT (workspace, namespace, key) \
-                     DO UPDATE SET md5 = excluded.md5, value = excluded.value, \
-                     content_type = excluded.content_type"
+                    "INSERT INTO {kvs} (workspace, namespace, key, md5, value, content_type, \
+                     content_type_md5) SELECT w, n, k, m, v, t, m FROM unnest($1::uuid[], \
+                     $2::text[], $3::text[], $4::bytea[], $5::bytea[], $6::text[]) \
+                     AS u(w, n, k, m, v, t) ON CONFLICT (workspace, namespace, key) {set_all}"
                 )
             }),
             // LIMIT 1 (the primary key allows no more) keeps the lateral
@@ -155,7 +165,7 @@ impl Statements {
                 format!(
                     "SELECT r.value, r.md5, r.content_type, q.i \
                      FROM unnest($1::uuid[], $2::text[], $3::text[]) WITH ORDINALITY AS q(w, n, k, i) \
-                     CROSS JOIN LATERAL (SELECT value, md5, content_type FROM {kvs} \
+                     CROSS JOIN LATERAL (SELECT value, md5, {CURRENT_TYPE} FROM {kvs} \
                      WHERE workspace = q.w AND namespace = q.n AND {key} = q.k LIMIT 1) AS r"
                 )
             }),

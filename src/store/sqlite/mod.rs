@@ -30,6 +30,10 @@ use super::{
 };
 use crate::config::DbOptions;
 
+/// Most reader threads the embedded store starts, whatever the pool size: a
+/// reader per core and a few waiting on I/O is all SQLite can use.
+pub const MAX_READERS: usize = 64;
+
 /// The embedded store.
 ///
 /// Cheap to share behind an `Arc`; dropping the last handle stops the writer
@@ -73,8 +77,9 @@ impl SqliteStore {
         }
         let lock_wait = opts.statement_timeout;
         let writer = open_writer(path, lock_wait).map_err(|e| e.context(&what))?;
-        let mut idle = Vec::with_capacity(opts.pool_size.max(1));
-        for _ in 0..opts.pool_size.max(1) {
+        let reader_count = opts.pool_size.clamp(1, MAX_READERS);
+        let mut idle = Vec::with_capacity(reader_count);
+        for _ in 0..reader_count {
             idle.push(open_reader(path, lock_wait).map_err(|e| e.context(&what))?);
         }
         let readers = Readers::start(idle, opts.pool_timeout).map_err(|e| {
@@ -86,7 +91,7 @@ impl SqliteStore {
         let writer = Writer::start(writer, opts.pool_timeout, answer_wait).map_err(|e| {
             StoreError::Internal(format!("{what}: cannot start writer thread: {e}"))
         })?;
-        tracing::debug!(path = %path.display(), readers = opts.pool_size.max(1), "opened SQLite store");
+        tracing::debug!(path = %path.display(), readers = reader_count, "opened SQLite store");
 
         Ok(SqliteStore {
             path: path.to_owned(),

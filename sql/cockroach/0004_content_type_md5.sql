@@ -1,0 +1,13 @@
+-- 0004_content_type_md5: remembers which value a stored Content-Type belongs to.
+--
+-- What it changes: adds the nullable column {schema}.kvs.content_type_md5.
+-- hulykvs writes the value's MD5 there together with content_type. During a
+-- rolling upgrade or a rollback the previous service overwrites md5 and value
+-- but neither of these, so a row whose content_type_md5 differs from its md5
+-- holds a type written for an earlier value, and hulykvs ignores that type.
+--
+-- Why it is safe: CockroachDB adds columns as an online schema change, without
+-- blocking reads or writes; a nullable column without a default needs no
+-- backfill of values. No row is rewritten: rows from before it read as "no
+-- type known" until written again.
+ALTER TABLE {schema}.kvs ADD COLUMN IF NOT EXISTS content_type_md5 BYTES;

@@ -1,0 +1,14 @@
+-- 0004_content_type_md5: remembers which value a stored Content-Type belongs to.
+--
+-- What it changes: adds the nullable column {schema}.kvs.content_type_md5.
+-- hulykvs writes the value's MD5 there together with content_type. During a
+-- rolling upgrade or a rollback the previous service overwrites md5 and value
+-- but neither of these, so a row whose content_type_md5 differs from its md5
+-- holds a type written for an earlier value, and hulykvs ignores that type.
+--
+-- Why it is safe: a nullable column without a default is a catalog-only change
+-- on PostgreSQL 11+, with no table rewrite. It needs a short ACCESS EXCLUSIVE
+-- lock; the runner sets lock_timeout so it never queues traffic behind a long
+-- transaction for more than a few seconds (it retries instead). No row is
+-- rewritten: rows from before it read as "no type known" until written again.
+ALTER TABLE {schema}.kvs ADD COLUMN IF NOT EXISTS content_type_md5 BYTEA;
