@@ -10,7 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::pg;
-use common::process::{run_hulykvs, spawn_server, ServerProcess};
+use common::process::{run_hulykvs, spawn_listening, spawn_server, ServerProcess};
 use hulykvs::auth::{mint, Claims, Verifier, SYSTEM_ACCOUNT};
 use reqwest::header::HeaderValue;
 use reqwest::{Method, StatusCode};
@@ -227,7 +227,7 @@ async fn probes_answer_while_migrations_wait_for_another_instance() {
     .await
     .unwrap();
     let started = Instant::now();
-    let server = spawn_server(&[
+    let server = spawn_listening(&[
         ("HULY_DB_CONNECTION", &db.url),
         ("HULY_TOKEN_SECRET", SECRET),
     ]);

@@ -83,6 +83,11 @@ impl Logged {
             assert!(Instant::now() < deadline, "serve did not start: {text}");
             std::thread::sleep(Duration::from_millis(20));
         };
+        // `serve` listens before it migrates: wait for the migrations too.
+        while !String::from_utf8_lossy(&out.lock().unwrap()).contains("migrations applied") {
+            assert!(Instant::now() < deadline, "serve did not migrate");
+            std::thread::sleep(Duration::from_millis(10));
+        }
         Logged {
             child,
             addr,

@@ -291,7 +291,7 @@ async fn status_lists_pending_then_applied_and_creates_nothing() {
 }
 
 #[tokio::test]
-async fn custom_schema_is_quoted_and_holds_everything() {
+async fn custom_schema_is_folded_as_unquoted_and_holds_everything() {
     let db = pg::fresh_database().await;
     let opts = DbOptions {
         schema: "Tenant_1".to_owned(),
@@ -319,13 +319,13 @@ async fn custom_schema_is_quoted_and_holds_everything() {
     assert_eq!(
         tables,
         [
-            "Tenant_1.hulykvs_migration_lock",
-            "Tenant_1.hulykvs_migrations",
-            "Tenant_1.kvs"
+            "tenant_1.hulykvs_migration_lock",
+            "tenant_1.hulykvs_migrations",
+            "tenant_1.kvs"
         ]
     );
     let count: i64 = client
-        .query_one("SELECT count(*) FROM \"Tenant_1\".kvs", &[])
+        .query_one("SELECT count(*) FROM tenant_1.kvs", &[])
         .await
         .unwrap()
         .get(0);

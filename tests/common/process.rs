@@ -88,8 +88,21 @@ pub struct ServerProcess {
     pub stderr: Arc<Mutex<Vec<String>>>,
 }
 
-/// Starts `hulykvs serve` on 127.0.0.1:0 with `envs`, in `dir` when given.
+/// Starts `hulykvs serve` on 127.0.0.1:0 with `envs`, in `dir` when given,
+/// and waits until its first migration attempt is over: `serve` listens
+/// before it migrates, and answers data routes `503 migrating` until then.
 pub fn spawn_server_in(dir: Option<&Path>, envs: &[(&str, &str)]) -> ServerProcess {
+    let mut server = spawn_listening_in(dir, envs);
+    server.wait_for_migrations();
+    server
+}
+
+/// Starts `hulykvs serve` and returns as soon as it listens, migrated or not.
+pub fn spawn_listening(envs: &[(&str, &str)]) -> ServerProcess {
+    spawn_listening_in(None, envs)
+}
+
+fn spawn_listening_in(dir: Option<&Path>, envs: &[(&str, &str)]) -> ServerProcess {
     let mut cmd = hulykvs();
     cmd.arg("serve")
         .env("HULY_BIND_HOST", "127.0.0.1")
@@ -178,6 +191,26 @@ impl ServerProcess {
             std::thread::sleep(Duration::from_millis(20));
         }
         None
+    }
+
+    /// Waits until the log says the first migration attempt is over (applied,
+    /// or pending on an unreachable database), or the process has exited.
+    pub fn wait_for_migrations(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let text = self.stderr_text();
+            if text.contains("migrations applied") || text.contains("migrations pending") {
+                return;
+            }
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no migration outcome in the log of hulykvs serve:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Everything written to stderr so far.
