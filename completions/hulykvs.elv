@@ -22,7 +22,7 @@ set edit:completion:arg-completer[hulykvs] = {|@words|
             cand --help 'Print help'
             cand -V 'Print version'
             cand --version 'Print version'
-            cand serve 'Run the HTTP service (applies pending migrations first)'
+            cand serve 'Run the HTTP service (it answers probes at once and applies pending migrations beside)'
             cand migrate 'Apply pending database migrations and exit'
             cand put 'Store a value'
             cand get 'Print a value''s raw bytes'
@@ -54,6 +54,8 @@ set edit:completion:arg-completer[hulykvs] = {|@words|
             cand --tls-key 'PEM private key of the TLS certificate'
             cand --tls-client-ca 'Require client certificates signed by this PEM CA (mutual TLS)'
             cand --cors-origins 'Browser origins answered with CORS headers: unset for any (with credentials, as the previous service), a comma list of origins such as https://huly.example, or off'
+            cand --metrics 'Serve Prometheus metrics at GET /metrics (on or off)'
+            cand --log-format 'Log lines as text (for people) or json (one object per line)'
             cand --shutdown-timeout 'On SIGTERM or Ctrl-C, how long in-flight requests get to finish'
             cand -h 'Print help'
             cand --help 'Print help'
@@ -191,7 +193,7 @@ set edit:completion:arg-completer[hulykvs] = {|@words|
             cand --version 'Print version'
         }
         &'hulykvs;help'= {
-            cand serve 'Run the HTTP service (applies pending migrations first)'
+            cand serve 'Run the HTTP service (it answers probes at once and applies pending migrations beside)'
             cand migrate 'Apply pending database migrations and exit'
             cand put 'Store a value'
             cand get 'Print a value''s raw bytes'

@@ -26,7 +26,7 @@ end
 
 complete -c hulykvs -n "__fish_hulykvs_needs_command" -s h -l help -d 'Print help'
 complete -c hulykvs -n "__fish_hulykvs_needs_command" -s V -l version -d 'Print version'
-complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "serve" -d 'Run the HTTP service (applies pending migrations first)'
+complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "serve" -d 'Run the HTTP service (it answers probes at once and applies pending migrations beside)'
 complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "migrate" -d 'Apply pending database migrations and exit'
 complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "put" -d 'Store a value'
 complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "get" -d 'Print a value\'s raw bytes'
@@ -56,6 +56,8 @@ complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l tls-cert -d 'S
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l tls-key -d 'PEM private key of the TLS certificate' -r -F
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l tls-client-ca -d 'Require client certificates signed by this PEM CA (mutual TLS)' -r -F
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l cors-origins -d 'Browser origins answered with CORS headers: unset for any (with credentials, as the previous service), a comma list of origins such as https://huly.example, or off' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l metrics -d 'Serve Prometheus metrics at GET /metrics (on or off)' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l log-format -d 'Log lines as text (for people) or json (one object per line)' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l shutdown-timeout -d 'On SIGTERM or Ctrl-C, how long in-flight requests get to finish' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -s h -l help -d 'Print help'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -s V -l version -d 'Print version'
@@ -154,7 +156,7 @@ complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -l json -d 'Print
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -l no-seed -d 'Do not write the keys first (they must already exist)'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -s V -l version -d 'Print version'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list token completions bench help" -f -a "serve" -d 'Run the HTTP service (applies pending migrations first)'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list token completions bench help" -f -a "serve" -d 'Run the HTTP service (it answers probes at once and applies pending migrations beside)'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list token completions bench help" -f -a "migrate" -d 'Apply pending database migrations and exit'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list token completions bench help" -f -a "put" -d 'Store a value'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list token completions bench help" -f -a "get" -d 'Print a value\'s raw bytes'

@@ -68,6 +68,15 @@ pub struct DbOptions {
     pub statement_timeout: Duration,
 }
 
+/// How log lines are written (`HULY_LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// For people: one line per event, colored at a terminal.
+    Text,
+    /// For machines: one JSON object per line.
+    Json,
+}
+
 /// Which browser origins get CORS headers (`HULY_CORS_ORIGINS`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CorsOrigins {
@@ -229,6 +238,10 @@ pub struct ServeConfig {
     pub tls: Option<TlsFiles>,
     /// Browser origins that get CORS headers.
     pub cors: CorsOrigins,
+    /// Whether `GET /metrics` serves the Prometheus registry.
+    pub metrics: bool,
+    /// How log lines are written.
+    pub log_format: LogFormat,
 }
 
 impl std::fmt::Debug for ServeConfig {

@@ -1,7 +1,8 @@
 //! # Layout
 //! One line per module. A request walks `http::server` → `http::layers` →
 //! `http::router` → `http::handlers` → `store` → SQL, and back. `config`,
-//! `auth` and `exit` import nothing of the crate; `store` reads `config`;
+//! `auth` and `exit` import nothing of the crate; `store` reads `config` and
+//! records into `telemetry`;
 //! `wire` and `error` know the store's types (`error` also `auth`'s); no room
 //! of the library imports `cli`, which `main` runs. No top-level module
 //! imports one that imports it back (`tests/layout.rs` checks).
@@ -17,17 +18,20 @@
 //!   - `http::layers`: what wraps every request, in the order of one function.
 //!     - `http::layers::access_log`: one log line per request, never a value.
 //!     - `http::layers::cors`: CORS for browsers: preflights, reflected origins, exposed headers.
+//!     - `http::layers::metrics`: request durations and active requests, by route template.
 //!   - `http::router`: the one `match` on method and path; authentication; parsed input to a handler.
 //!   - `http::handlers`: the handlers, grouped by what they serve.
 //!     - `http::handlers::item`: GET, HEAD, PUT (legacy POST) and DELETE of one value.
 //!     - `http::handlers::list`: listings, paged or streamed.
 //!     - `http::handlers::health`: `/status`, `/livez`, `/readyz`.
+//!     - `http::handlers::metrics`: `/metrics`, the Prometheus exposition.
 //!   - `http::request`: path parts, preconditions, content type, listing query and body, parsed and checked.
 //!   - `http::response`: response bodies and the one place an error becomes a response.
 //!   - `http::state`: what every request shares: the store, the token verifier, limits.
 //!   - `http::tls`: HTTPS: PEM certificates, reloading, client certificates.
 //! - `store`: the storage trait, its types, and what every engine shares (condition outcomes).
 //!   - `store::migrations`: migration files, history, status, the not-yet-migrated gate.
+//!   - `store::instrumented`: any store with every operation timed for the metrics.
 //!   - `store::postgres`: PostgreSQL and CockroachDB, one code path.
 //!     - `store::postgres::url`: the libpq URL, its TLS parameters, schema names.
 //!     - `store::postgres::tls`: the rustls connector of every connection.
@@ -43,6 +47,9 @@
 //!     - `store::sqlite::writer`: the writer thread, group commit, its panic guard.
 //!     - `store::sqlite::readers`: the reader threads and their queue.
 //!     - `store::sqlite::migrate`: migrations under SQLite's write lock.
+//! - `telemetry`: what operators see of the service.
+//!   - `telemetry::logs`: log lines to stderr, text or JSON.
+//!   - `telemetry::registry`: the Prometheus registry, metric names and buckets, process metrics.
 //! - `cli`: the command line (only `main` uses it): the clap root and completions.
 //!   - `cli::flags`: secrets, UUID and duration flags, the token a client run sends.
 //!   - `cli::serve`: flags of `serve` and `migrate`, validated into `config`.
@@ -65,4 +72,5 @@ pub mod error;
 pub mod exit;
 pub mod http;
 pub mod store;
+pub mod telemetry;
 pub mod wire;

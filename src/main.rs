@@ -1,13 +1,14 @@
 //! `hulykvs`: parse the command line, set up logging, run the subcommand, map
 //! the result to an exit code in one place.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
 use hulykvs::cli::{self, Cli, Command};
-use hulykvs::config::{DbOptions, ServeConfig};
+use hulykvs::config::{DbOptions, LogFormat, ServeConfig};
 use hulykvs::exit::{Exit, Failure};
+use hulykvs::telemetry;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -36,8 +37,8 @@ fn main() -> ExitCode {
 }
 
 fn serve(args: &cli::serve::ServeArgs) -> Result<(), Failure> {
-    init_logging();
     let config = ServeConfig::from_args(args).map_err(|e| Failure::usage(e.to_string()))?;
+    telemetry::logs::init(config.log_format);
     on_runtime(async move {
         hulykvs::app::serve(config)
             .await
@@ -46,7 +47,7 @@ fn serve(args: &cli::serve::ServeArgs) -> Result<(), Failure> {
 }
 
 fn migrate(args: &cli::serve::DbArgs, status: bool) -> Result<(), Failure> {
-    init_logging();
+    telemetry::logs::init(LogFormat::Text);
     let db = DbOptions::from_args(args).map_err(|e| Failure::usage(e.to_string()))?;
     let lines = on_runtime(async move {
         hulykvs::app::migrate(db, status)
@@ -83,20 +84,4 @@ fn ignore_broken_pipe(e: std::io::Error) -> std::io::Result<()> {
     } else {
         Err(e)
     }
-}
-
-/// Logs to stderr; `RUST_LOG` filters (default `info`).
-fn init_logging() {
-    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // tokio-postgres logs every statement's parameters, values included, at
-    // debug: that target stays at info whatever RUST_LOG asks for.
-    if let Ok(quiet) = "tokio_postgres::query=info".parse() {
-        filter = filter.add_directive(quiet);
-    }
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
 }

@@ -27,8 +27,8 @@ pub struct Cli {
 /// What to do.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the HTTP service (applies pending migrations first).
-    Serve(ServeArgs),
+    /// Run the HTTP service (it answers probes at once and applies pending migrations beside).
+    Serve(Box<ServeArgs>),
     /// Apply pending database migrations and exit.
     Migrate(MigrateArgs),
     /// Store a value.

@@ -9,8 +9,8 @@ use clap::Args;
 use uuid::Uuid;
 
 use crate::config::{
-    parse_size, positive_duration, BadSetting, CorsOrigins, DbOptions, DbTarget, ServeConfig,
-    TlsFiles, DEFAULT_SECRET,
+    parse_size, positive_duration, BadSetting, CorsOrigins, DbOptions, DbTarget, LogFormat,
+    ServeConfig, TlsFiles, DEFAULT_SECRET,
 };
 use crate::store::postgres::url::{check_schema, PgUrl};
 
@@ -139,6 +139,24 @@ pub struct ServeArgs {
     #[arg(long, env = "HULY_CORS_ORIGINS", value_name = "ORIGINS")]
     pub cors_origins: Option<String>,
 
+    /// Serve Prometheus metrics at GET /metrics (on or off).
+    #[arg(
+        long,
+        env = "HULY_METRICS",
+        default_value = "on",
+        value_name = "ON|OFF"
+    )]
+    pub metrics: String,
+
+    /// Log lines as text (for people) or json (one object per line).
+    #[arg(
+        long,
+        env = "HULY_LOG_FORMAT",
+        default_value = "text",
+        value_name = "text|json"
+    )]
+    pub log_format: String,
+
     /// On SIGTERM or Ctrl-C, how long in-flight requests get to finish.
     #[arg(long, env = "HULY_SHUTDOWN_TIMEOUT", default_value = "30s")]
     pub shutdown_timeout: String,
@@ -185,6 +203,18 @@ fn switch(name: &'static str, text: &str) -> Result<bool, BadSetting> {
         _ => Err(BadSetting::new(
             name,
             format!("{text:?} is not true or false (also 1/0, yes/no, on/off)"),
+        )),
+    }
+}
+
+/// Parses `HULY_LOG_FORMAT`: `text` or `json`.
+fn log_format(text: &str) -> Result<LogFormat, BadSetting> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "text" | "" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err(BadSetting::new(
+            "HULY_LOG_FORMAT",
+            format!("{text:?} is not text or json"),
         )),
     }
 }
@@ -365,6 +395,8 @@ impl ServeConfig {
             shutdown_timeout: positive_duration("HULY_SHUTDOWN_TIMEOUT", &args.shutdown_timeout)?,
             tls: tls_files(args)?,
             cors: cors_origins(args.cors_origins.as_deref())?,
+            metrics: switch("HULY_METRICS", &args.metrics)?,
+            log_format: log_format(&args.log_format)?,
         })
     }
 }

@@ -9,7 +9,7 @@ use hyper::header;
 use hyper::{Method, Request, Response};
 use uuid::Uuid;
 
-use super::handlers::{health, item, list};
+use super::handlers::{health, item, list, metrics};
 use super::request::{
     check_key_segments, content_type, decode_part, delete_condition, put_condition, read_body,
     tag_condition, ListParams, MAX_KEY, MAX_NAMESPACE,
@@ -72,6 +72,27 @@ pub(super) fn allowed_methods(path: &str) -> Option<&'static str> {
     parse_target(path).map(|target| target.methods().1)
 }
 
+/// The route template of `path` for metrics and traces, such as
+/// `/api2/{workspace}/{namespace}/{key}`; empty when no route matches.
+pub(super) fn route_template(path: &str) -> &'static str {
+    match path {
+        "/status" => return "/status",
+        "/livez" => return "/livez",
+        "/readyz" => return "/readyz",
+        "/metrics" => return "/metrics",
+        _ => {}
+    }
+    match parse_target(path) {
+        None => "",
+        Some(t) => match (t.api, t.key_raw) {
+            (Api::V2, None | Some("")) => "/api2/{workspace}/{namespace}",
+            (Api::V2, Some(_)) => "/api2/{workspace}/{namespace}/{key}",
+            (Api::Legacy, None | Some("")) => "/api/{namespace}",
+            (Api::Legacy, Some(_)) => "/api/{namespace}/{key}",
+        },
+    }
+}
+
 /// Answers one request. Never fails: errors are responses.
 pub(super) async fn handle<S: Store>(
     state: Arc<AppState<S>>,
@@ -98,6 +119,13 @@ async fn route<S: Store>(
         "/readyz" => {
             only(&method, &[Method::GET, Method::HEAD], "GET, HEAD")?;
             return health::ready(state).await;
+        }
+        "/metrics" => {
+            if let Some(registry) = state.metrics {
+                only(&method, &[Method::GET, Method::HEAD], "GET, HEAD")?;
+                let head = method == Method::HEAD;
+                return Ok(metrics::render(registry, state.store.pool_state(), head));
+            }
         }
         _ => {}
     }
@@ -266,5 +294,16 @@ mod tests {
         assert!(parse_target("/api2/ws").is_none());
         assert!(parse_target("/other").is_none());
         assert!(parse_target("/api").is_none());
+        assert_eq!(
+            route_template("/api2/ws/ns/a/b"),
+            "/api2/{workspace}/{namespace}/{key}"
+        );
+        assert_eq!(
+            route_template("/api2/ws/ns/"),
+            "/api2/{workspace}/{namespace}"
+        );
+        assert_eq!(route_template("/api/ns"), "/api/{namespace}");
+        assert_eq!(route_template("/metrics"), "/metrics");
+        assert_eq!(route_template("/elsewhere"), "");
     }
 }

@@ -9,11 +9,14 @@ use uuid::Uuid;
 
 use crate::auth::Verifier;
 use crate::config::{CorsOrigins, ServeConfig};
+use crate::store::instrumented::Instrumented;
 use crate::store::Store;
+use crate::telemetry::registry::{registry, Registry};
 
 /// What every request handler shares.
 pub struct AppState<S> {
-    pub store: S,
+    /// The store, every operation timed for the metrics.
+    pub store: Instrumented<S>,
     pub(super) verifier: Verifier,
     pub(super) payload_limit: u64,
     pub(super) default_workspace: Uuid,
@@ -22,19 +25,22 @@ pub struct AppState<S> {
     pub migrated: AtomicBool,
     /// Browser origins that get CORS headers.
     pub(super) cors: Arc<CorsOrigins>,
+    /// The metrics `/metrics` renders; `None` when `HULY_METRICS=off`.
+    pub(super) metrics: Option<&'static Registry>,
 }
 
 impl<S: Store> AppState<S> {
     /// State for `store` under `config`; not ready until [`AppState::migrated`] is set.
     pub fn new(store: S, config: &ServeConfig) -> Self {
         AppState {
-            store,
+            store: Instrumented(store),
             verifier: Verifier::new(&config.token_secret),
             payload_limit: config.payload_limit,
             default_workspace: config.default_workspace,
             body_timeout: config.body_timeout,
             migrated: AtomicBool::new(false),
             cors: Arc::new(config.cors.clone()),
+            metrics: if config.metrics { registry() } else { None },
         }
     }
 

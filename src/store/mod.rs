@@ -11,10 +11,12 @@ use std::future::Future;
 use bytes::Bytes;
 use uuid::Uuid;
 
+pub mod instrumented;
 pub mod migrations;
 pub mod postgres;
 pub mod sqlite;
 
+use crate::telemetry::registry::PoolState;
 use migrations::MigrationState;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -264,6 +266,12 @@ pub trait Store: Send + Sync + 'static {
     fn migration_status(
         &self,
     ) -> impl Future<Output = Result<Vec<MigrationState>, StoreError>> + Send;
+
+    /// The connection pool at this moment, for metrics; `None` where the
+    /// engine has none.
+    fn pool_state(&self) -> Option<PoolState> {
+        None
+    }
 }
 
 /// The smallest string greater than every string that starts with `prefix`,

@@ -28,6 +28,8 @@ const SERVE_VARS: &[&str] = &[
     "HULY_MAX_CONNECTIONS",
     "HULY_SHUTDOWN_TIMEOUT",
     "HULY_CORS_ORIGINS",
+    "HULY_METRICS",
+    "HULY_LOG_FORMAT",
     "HULY_KVS_URL",
     "HULY_TOKEN",
     "RUST_LOG",

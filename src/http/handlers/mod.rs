@@ -6,3 +6,4 @@
 pub mod health;
 pub mod item;
 pub mod list;
+pub mod metrics;

@@ -15,6 +15,7 @@ use crate::store::Store;
 
 pub mod access_log;
 pub mod cors;
+pub mod metrics;
 
 /// Answers one request through every layer, outermost first, then the
 /// router. Never fails: errors are responses.
@@ -23,10 +24,19 @@ pub async fn handle<S: Store>(
     req: Request<Incoming>,
 ) -> Response<ResBody> {
     let origins = Arc::clone(&state.cors);
-    access_log::layer(req, |req| {
-        cors::layer(&origins, router::allowed_methods, req, |req| {
-            router::handle(state, req)
-        })
+    let measured = state.metrics.is_some();
+    let route = router::route_template(req.uri().path());
+    access_log::layer(req, |req| async move {
+        let inner = |req| {
+            cors::layer(&origins, router::allowed_methods, req, |req| {
+                router::handle(state, req)
+            })
+        };
+        if measured {
+            metrics::layer(route, req, inner).await
+        } else {
+            inner(req).await
+        }
     })
     .await
 }

@@ -10,6 +10,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use metrics::histogram;
 use tokio::sync::oneshot;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
@@ -17,6 +18,7 @@ use uuid::Uuid;
 use super::pool::Pooled;
 use super::row::entry_from_row;
 use crate::store::{Entry, Item, ItemRef, NewValue, StoreError};
+use crate::telemetry::registry::DB_BATCH_SIZE;
 
 /// Most requests one batched statement serves.
 const BATCH_MAX: usize = 128;
@@ -330,6 +332,7 @@ impl Job for QueuedRead {
 
     /// One query for the batch; rows come back with the position of their key.
     async fn run(batcher: &Batcher, live: Vec<Self>) {
+        histogram!(DB_BATCH_SIZE, "db_operation_name" => "get").record(live.len() as f64);
         let workspaces: Vec<Uuid> = live.iter().map(|r| r.item.workspace).collect();
         let namespaces: Vec<&str> = live.iter().map(|r| r.item.namespace.as_str()).collect();
         let keys: Vec<&str> = live.iter().map(|r| r.item.key.as_str()).collect();
@@ -392,6 +395,7 @@ impl Job for QueuedWrite {
     /// go in key order, so two batches lock shared rows in the same order
     /// and cannot deadlock.
     async fn run(batcher: &Batcher, mut live: Vec<Self>) {
+        histogram!(DB_BATCH_SIZE, "db_operation_name" => "put").record(live.len() as f64);
         // Stable: among writes of one key, the last queued stays last.
         live.sort_by(|a, b| {
             let (a, b) = (&a.item, &b.item);

@@ -40,6 +40,7 @@ use super::{
     PutCondition, PutOutcome, Store, StoreError,
 };
 use crate::config::DbOptions;
+use crate::telemetry::registry::PoolState;
 
 /// A key-value store in a PostgreSQL or CockroachDB database.
 ///
@@ -270,5 +271,9 @@ impl Store for PgStore {
 
     async fn migration_status(&self) -> Result<Vec<MigrationState>, StoreError> {
         self.read_status().await
+    }
+
+    fn pool_state(&self) -> Option<PoolState> {
+        Some(self.pooled.state())
     }
 }

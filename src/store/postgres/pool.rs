@@ -15,6 +15,7 @@ use super::errors::{connect_timed_out, db_error, retry_conflicts, statement_time
 use super::tls::DbTls;
 use crate::config::DbOptions;
 use crate::store::StoreError;
+use crate::telemetry::registry::{PoolState, DB_POOL_WAIT};
 
 /// The connection pool and the limits that bound its use. Shared (in an
 /// `Arc`) with the tasks that run batches, so a batch never depends on the
@@ -61,6 +62,17 @@ impl Pooled {
         })
     }
 
+    /// The pool's connections now.
+    pub(super) fn state(&self) -> PoolState {
+        let status = self.pool.status();
+        PoolState {
+            idle: status.available,
+            used: status.size.saturating_sub(status.available),
+            max: status.max_size,
+            pending: status.waiting,
+        }
+    }
+
     pub(super) fn no_connection(&self) -> StoreError {
         StoreError::Unavailable(format!(
             "no free database connection within {:?}",
@@ -74,6 +86,7 @@ impl Pooled {
         &self,
         wait: Option<Duration>,
     ) -> Result<deadpool_postgres::Client, StoreError> {
+        let started = std::time::Instant::now();
         let got = match wait {
             None => self.pool.get().await,
             Some(wait) => {
@@ -82,6 +95,7 @@ impl Pooled {
                 self.pool.timeout_get(&timeouts).await
             }
         };
+        metrics::histogram!(DB_POOL_WAIT).record(started.elapsed().as_secs_f64());
         got.map_err(|e| match e {
             PoolError::Timeout(TimeoutType::Wait) => self.no_connection(),
             PoolError::Timeout(_) => connect_timed_out(self.connect_timeout),
