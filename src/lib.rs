@@ -19,6 +19,7 @@
 //!     - `http::layers::access_log`: one log line per request, never a value.
 //!     - `http::layers::cors`: CORS for browsers: preflights, reflected origins, exposed headers.
 //!     - `http::layers::metrics`: request durations and active requests, by route template.
+//!     - `http::layers::trace`: a server span per request, continuing a W3C `traceparent`.
 //!   - `http::router`: the one `match` on method and path; authentication; parsed input to a handler.
 //!   - `http::handlers`: the handlers, grouped by what they serve.
 //!     - `http::handlers::item`: GET, HEAD, PUT (legacy POST) and DELETE of one value.
@@ -50,6 +51,7 @@
 //! - `telemetry`: what operators see of the service.
 //!   - `telemetry::logs`: log lines to stderr, text or JSON.
 //!   - `telemetry::registry`: the Prometheus registry, metric names and buckets, process metrics.
+//!   - `telemetry::traces`: spans over OTLP/HTTP from the `OTEL_*` variables, drops counted.
 //! - `cli`: the command line (only `main` uses it): the clap root and completions.
 //!   - `cli::flags`: secrets, UUID and duration flags, the token a client run sends.
 //!   - `cli::serve`: flags of `serve` and `migrate`, validated into `config`.

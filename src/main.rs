@@ -9,6 +9,7 @@ use hulykvs::cli::{self, Cli, Command};
 use hulykvs::config::{DbOptions, LogFormat, ServeConfig};
 use hulykvs::exit::{Exit, Failure};
 use hulykvs::telemetry;
+use hulykvs::telemetry::traces::Tracing;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -38,16 +39,24 @@ fn main() -> ExitCode {
 
 fn serve(args: &cli::serve::ServeArgs) -> Result<(), Failure> {
     let config = ServeConfig::from_args(args).map_err(|e| Failure::usage(e.to_string()))?;
-    telemetry::logs::init(config.log_format);
-    on_runtime(async move {
+    let tracing = match telemetry::traces::configured() {
+        true => Some(Tracing::from_env().map_err(Failure::usage)?),
+        false => None,
+    };
+    telemetry::logs::init(config.log_format, tracing.as_ref());
+    let served = on_runtime(async move {
         hulykvs::app::serve(config)
             .await
             .map_err(|e| Failure::error(format!("{e:#}")))
-    })
+    });
+    if let Some(tracing) = tracing {
+        tracing.shutdown();
+    }
+    served
 }
 
 fn migrate(args: &cli::serve::DbArgs, status: bool) -> Result<(), Failure> {
-    telemetry::logs::init(LogFormat::Text);
+    telemetry::logs::init(LogFormat::Text, None);
     let db = DbOptions::from_args(args).map_err(|e| Failure::usage(e.to_string()))?;
     let lines = on_runtime(async move {
         hulykvs::app::migrate(db, status)

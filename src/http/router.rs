@@ -72,23 +72,36 @@ pub(super) fn allowed_methods(path: &str) -> Option<&'static str> {
     parse_target(path).map(|target| target.methods().1)
 }
 
-/// The route template of `path` for metrics and traces, such as
-/// `/api2/{workspace}/{namespace}/{key}`; empty when no route matches.
-pub(super) fn route_template(path: &str) -> &'static str {
+/// Every route template, for metrics and traces; the first is "no route".
+pub(super) const ROUTES: [&str; 9] = [
+    "",
+    "/status",
+    "/livez",
+    "/readyz",
+    "/metrics",
+    "/api2/{workspace}/{namespace}",
+    "/api2/{workspace}/{namespace}/{key}",
+    "/api/{namespace}",
+    "/api/{namespace}/{key}",
+];
+
+/// The index in [`ROUTES`] of the route template of `path`, such as
+/// `/api2/{workspace}/{namespace}/{key}`; 0 when no route matches.
+pub(super) fn route_of(path: &str) -> usize {
     match path {
-        "/status" => return "/status",
-        "/livez" => return "/livez",
-        "/readyz" => return "/readyz",
-        "/metrics" => return "/metrics",
+        "/status" => return 1,
+        "/livez" => return 2,
+        "/readyz" => return 3,
+        "/metrics" => return 4,
         _ => {}
     }
     match parse_target(path) {
-        None => "",
+        None => 0,
         Some(t) => match (t.api, t.key_raw) {
-            (Api::V2, None | Some("")) => "/api2/{workspace}/{namespace}",
-            (Api::V2, Some(_)) => "/api2/{workspace}/{namespace}/{key}",
-            (Api::Legacy, None | Some("")) => "/api/{namespace}",
-            (Api::Legacy, Some(_)) => "/api/{namespace}/{key}",
+            (Api::V2, None | Some("")) => 5,
+            (Api::V2, Some(_)) => 6,
+            (Api::Legacy, None | Some("")) => 7,
+            (Api::Legacy, Some(_)) => 8,
         },
     }
 }
@@ -294,6 +307,7 @@ mod tests {
         assert!(parse_target("/api2/ws").is_none());
         assert!(parse_target("/other").is_none());
         assert!(parse_target("/api").is_none());
+        let route_template = |path| ROUTES[route_of(path)];
         assert_eq!(
             route_template("/api2/ws/ns/a/b"),
             "/api2/{workspace}/{namespace}/{key}"

@@ -5,27 +5,53 @@
 use std::future::Future;
 use std::time::Instant;
 
-use metrics::{counter, histogram};
+use metrics::{counter, histogram, Histogram};
+use tracing::Instrument as _;
 
 use super::migrations::MigrationState;
 use super::{
     DeleteCondition, DeleteOutcome, Entry, ItemRef, ListQuery, NewValue, PutCondition, PutOutcome,
     Store, StoreError,
 };
-use crate::telemetry::registry::{PoolState, DB_OPERATION_DURATION, DB_OPERATION_ERRORS};
+use crate::telemetry::registry::{Handles, PoolState, DB_OPERATION_DURATION, DB_OPERATION_ERRORS};
+use crate::telemetry::traces;
 
 /// `S`, with every operation timed.
 #[derive(Debug)]
 pub struct Instrumented<S>(pub S);
 
-/// Runs `work`, recording how long `operation` took and whether it failed.
+/// The operations timed, in the order of their handles.
+const OPERATIONS: [&str; 6] = ["get", "put", "delete", "list", "ping", "migrate"];
+
+static DURATION: Handles<Histogram, { OPERATIONS.len() }> = Handles::new();
+
+/// Runs `work` (operation `OPERATIONS[op]` on `system`), recording how long it
+/// took and whether it failed; in a client span while traces are exported.
 async fn timed<T>(
-    operation: &'static str,
+    system: &'static str,
+    op: usize,
     work: impl Future<Output = Result<T, StoreError>>,
 ) -> Result<T, StoreError> {
+    let operation = OPERATIONS[op];
     let started = Instant::now();
-    let outcome = work.await;
-    histogram!(DB_OPERATION_DURATION, "db_operation_name" => operation)
+    let outcome = if traces::enabled() {
+        let span = tracing::info_span!(
+            target: "hulykvs::store",
+            "db",
+            otel.name = operation,
+            otel.kind = "client",
+            db.system.name = system,
+            db.operation.name = operation,
+        );
+        work.instrument(span).await
+    } else {
+        work.await
+    };
+    DURATION
+        .get(
+            op,
+            || histogram!(DB_OPERATION_DURATION, "db_operation_name" => operation),
+        )
         .record(started.elapsed().as_secs_f64());
     if let Err(e) = &outcome {
         let kind = match e {
@@ -38,13 +64,23 @@ async fn timed<T>(
     outcome
 }
 
+impl<S: Store> Instrumented<S> {
+    /// The database as OpenTelemetry names it.
+    fn system(&self) -> &'static str {
+        match self.0.backend() {
+            "postgres" => "postgresql",
+            other => other,
+        }
+    }
+}
+
 impl<S: Store> Store for Instrumented<S> {
     fn backend(&self) -> &'static str {
         self.0.backend()
     }
 
     async fn get(&self, item: ItemRef<'_>) -> Result<Option<Entry>, StoreError> {
-        timed("get", self.0.get(item)).await
+        timed(self.system(), 0, self.0.get(item)).await
     }
 
     async fn put(
@@ -53,7 +89,7 @@ impl<S: Store> Store for Instrumented<S> {
         value: NewValue,
         cond: PutCondition,
     ) -> Result<PutOutcome, StoreError> {
-        timed("put", self.0.put(item, value, cond)).await
+        timed(self.system(), 1, self.0.put(item, value, cond)).await
     }
 
     async fn delete(
@@ -61,19 +97,19 @@ impl<S: Store> Store for Instrumented<S> {
         item: ItemRef<'_>,
         cond: DeleteCondition,
     ) -> Result<DeleteOutcome, StoreError> {
-        timed("delete", self.0.delete(item, cond)).await
+        timed(self.system(), 2, self.0.delete(item, cond)).await
     }
 
     async fn list(&self, query: ListQuery<'_>) -> Result<Vec<String>, StoreError> {
-        timed("list", self.0.list(query)).await
+        timed(self.system(), 3, self.0.list(query)).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        timed("ping", self.0.ping()).await
+        timed(self.system(), 4, self.0.ping()).await
     }
 
     async fn migrate(&self) -> Result<Vec<String>, StoreError> {
-        timed("migrate", self.0.migrate()).await
+        timed(self.system(), 5, self.0.migrate()).await
     }
 
     async fn migration_status(&self) -> Result<Vec<MigrationState>, StoreError> {

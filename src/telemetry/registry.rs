@@ -29,8 +29,15 @@ pub const DB_POOL_PENDING: &str = "hulykvs_db_pool_pending_requests";
 pub const DB_POOL_WAIT: &str = "hulykvs_db_pool_wait_seconds";
 /// Requests served by one batched statement, by operation.
 pub const DB_BATCH_SIZE: &str = "hulykvs_db_batch_size";
+/// Spans dropped because the export queue was full.
+pub const TRACE_SPANS_DROPPED: &str = "hulykvs_trace_spans_dropped_total";
+/// Spans the collector did not take.
+pub const TRACE_SPANS_FAILED: &str = "hulykvs_trace_spans_failed_total";
 /// 1, labelled with the running version.
 pub const BUILD_INFO: &str = "hulykvs_build_info";
+
+/// How often histogram samples are folded into their buckets.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// OpenTelemetry's advised buckets for `http.server.request.duration`.
 const HTTP_BUCKETS: &[f64] = &[
@@ -87,10 +94,45 @@ fn install() -> Option<Registry> {
         }
     };
     describe();
+    // Histogram samples wait in buckets until upkeep folds them in: without
+    // it, and without scrapes, they would grow without bound.
+    let upkeep = handle.clone();
+    let started = std::thread::Builder::new()
+        .name("hulykvs-metrics".to_owned())
+        .spawn(move || loop {
+            std::thread::sleep(UPKEEP_EVERY);
+            upkeep.run_upkeep();
+        });
+    if let Err(e) = started {
+        tracing::warn!(error = %e, "metrics are off: cannot start their upkeep thread");
+        return None;
+    }
     let process = metrics_process::Collector::default();
     process.describe();
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     Some(Registry { handle, process })
+}
+
+/// Metric handles made once per combination of bounded labels, by index, so
+/// a hot path records without building a key or looking one up.
+pub struct Handles<T, const N: usize>([OnceLock<T>; N]);
+
+impl<T, const N: usize> Handles<T, N> {
+    /// No handle made yet.
+    pub const fn new() -> Self {
+        Handles([const { OnceLock::new() }; N])
+    }
+
+    /// The handle at `index`, made by `make` the first time.
+    pub fn get(&self, index: usize, make: impl FnOnce() -> T) -> &T {
+        self.0[index].get_or_init(make)
+    }
+}
+
+impl<T, const N: usize> Default for Handles<T, N> {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 fn describe() {
@@ -120,6 +162,14 @@ fn describe() {
         "Time waited for a pooled database connection."
     );
     describe_histogram!(DB_BATCH_SIZE, "Requests served by one batched statement.");
+    describe_counter!(
+        TRACE_SPANS_DROPPED,
+        "Spans dropped because the export queue was full."
+    );
+    describe_counter!(
+        TRACE_SPANS_FAILED,
+        "Spans the trace collector did not take."
+    );
     describe_gauge!(
         BUILD_INFO,
         "1, labelled with the version of hulykvs running."

@@ -12,31 +12,40 @@ use super::response::ResBody;
 use super::router;
 use super::state::AppState;
 use crate::store::Store;
+use crate::telemetry::traces;
 
 pub mod access_log;
 pub mod cors;
 pub mod metrics;
+pub mod trace;
 
-/// Answers one request through every layer, outermost first, then the
-/// router. Never fails: errors are responses.
+/// Answers one request through every layer, outermost first: the trace span
+/// (while traces are exported), the access log, the metrics (unless off),
+/// CORS, then the router. Never fails: errors are responses.
 pub async fn handle<S: Store>(
     state: Arc<AppState<S>>,
     req: Request<Incoming>,
 ) -> Response<ResBody> {
     let origins = Arc::clone(&state.cors);
     let measured = state.metrics.is_some();
-    let route = router::route_template(req.uri().path());
-    access_log::layer(req, |req| async move {
-        let inner = |req| {
-            cors::layer(&origins, router::allowed_methods, req, |req| {
-                router::handle(state, req)
-            })
-        };
-        if measured {
-            metrics::layer(route, req, inner).await
-        } else {
-            inner(req).await
-        }
-    })
-    .await
+    let route = router::route_of(req.uri().path());
+    let logged = |req| {
+        access_log::layer(req, |req| async move {
+            let inner = |req| {
+                cors::layer(&origins, router::allowed_methods, req, |req| {
+                    router::handle(state, req)
+                })
+            };
+            if measured {
+                metrics::layer(route, req, inner).await
+            } else {
+                inner(req).await
+            }
+        })
+    };
+    if traces::enabled() {
+        trace::layer(router::ROUTES[route], req, logged).await
+    } else {
+        logged(req).await
+    }
 }
