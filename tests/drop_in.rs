@@ -10,7 +10,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::pg;
-use common::process::{run_hulykvs, spawn_listening, spawn_server, ServerProcess};
+use common::process::{
+    run_hulykvs, spawn_listening, spawn_server, spawn_sqlite_server, ServerProcess,
+};
 use hulykvs::auth::{mint, Claims, Verifier, SYSTEM_ACCOUNT};
 use reqwest::header::HeaderValue;
 use reqwest::{Method, StatusCode};
@@ -29,13 +31,7 @@ fn token() -> String {
 
 /// `hulykvs serve` on a new SQLite file, with `envs` on top.
 fn sqlite_server(dir: &tempfile::TempDir, envs: &[(&str, &str)]) -> ServerProcess {
-    let db = format!("sqlite:{}", dir.path().join("kvs.db").display());
-    let mut all = vec![
-        ("HULY_DB_CONNECTION", db.as_str()),
-        ("HULY_TOKEN_SECRET", SECRET),
-    ];
-    all.extend_from_slice(envs);
-    spawn_server(&all)
+    spawn_sqlite_server(dir.path(), SECRET, envs)
 }
 
 /// Waits until `/readyz` answers 200.

@@ -10,7 +10,7 @@ use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::process::{hulykvs, spawn_server, ServerProcess};
+use common::process::{hulykvs, spawn_sqlite_server, ServerProcess};
 use hulykvs::auth::{mint, Claims};
 
 const SECRET: &str = "operations-secret";
@@ -26,14 +26,9 @@ fn token() -> String {
     .unwrap()
 }
 
+/// `hulykvs serve` on a new SQLite file, with `envs` on top.
 fn sqlite_server(dir: &tempfile::TempDir, envs: &[(&str, &str)]) -> ServerProcess {
-    let db = format!("sqlite:{}", dir.path().join("kvs.db").display());
-    let mut all = vec![
-        ("HULY_DB_CONNECTION", db.as_str()),
-        ("HULY_TOKEN_SECRET", SECRET),
-    ];
-    all.extend_from_slice(envs);
-    spawn_server(&all)
+    spawn_sqlite_server(dir.path(), SECRET, envs)
 }
 
 /// A tool the tests need, or a failure that says how to get it.

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::process::{spawn_server, ServerProcess};
+use common::process::{spawn_sqlite_server, ServerProcess};
 use http_body_util::{BodyExt, Full};
 use hulykvs::auth::{mint, Claims};
 use hyper::body::{Bytes, Incoming};
@@ -90,16 +90,17 @@ async fn receiver(answer: bool) -> (SocketAddr, Arc<Mutex<Vec<Received>>>) {
 }
 
 fn server(collector: SocketAddr, dir: &tempfile::TempDir, queue: &str) -> ServerProcess {
-    let db = format!("sqlite:{}", dir.path().join("kvs.db").display());
     let endpoint = format!("http://{collector}");
-    spawn_server(&[
-        ("HULY_DB_CONNECTION", &db),
-        ("HULY_TOKEN_SECRET", SECRET),
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
-        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
-        ("OTEL_BSP_MAX_QUEUE_SIZE", queue),
-        ("OTEL_EXPORTER_OTLP_TIMEOUT", "30000"),
-    ])
+    spawn_sqlite_server(
+        dir.path(),
+        SECRET,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+            ("OTEL_BSP_MAX_QUEUE_SIZE", queue),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "30000"),
+        ],
+    )
 }
 
 fn token() -> String {

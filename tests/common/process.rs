@@ -30,6 +30,13 @@ const SERVE_VARS: &[&str] = &[
     "HULY_CORS_ORIGINS",
     "HULY_METRICS",
     "HULY_LOG_FORMAT",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    "OTEL_SERVICE_NAME",
+    "OTEL_TRACES_SAMPLER",
+    "OTEL_BSP_MAX_QUEUE_SIZE",
     "HULY_KVS_URL",
     "HULY_TOKEN",
     "RUST_LOG",
@@ -156,6 +163,18 @@ fn spawn_listening_in(dir: Option<&Path>, envs: &[(&str, &str)]) -> ServerProces
 /// Starts `hulykvs serve` with `envs`.
 pub fn spawn_server(envs: &[(&str, &str)]) -> ServerProcess {
     spawn_server_in(None, envs)
+}
+
+/// Starts `hulykvs serve` on a new SQLite file in `dir`, verifying tokens
+/// signed with `secret`, with `envs` on top.
+pub fn spawn_sqlite_server(dir: &Path, secret: &str, envs: &[(&str, &str)]) -> ServerProcess {
+    let db = format!("sqlite:{}", dir.join("kvs.db").display());
+    let mut all = vec![
+        ("HULY_DB_CONNECTION", db.as_str()),
+        ("HULY_TOKEN_SECRET", secret),
+    ];
+    all.extend_from_slice(envs);
+    spawn_server(&all)
 }
 
 /// The value of `name=value` in a log line (quotes removed).
