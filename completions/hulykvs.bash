@@ -276,7 +276,7 @@ _hulykvs() {
             return 0
             ;;
         hulykvs__subcmd__get)
-            opts="-w -o -h -V --url --token --token-secret --workspace --timeout --ca-cert --client-cert --client-key --output --etag --help --version"
+            opts="-w -o -h -V --url --token --token-secret --workspace --timeout --ca-cert --client-cert --client-key --output --etag --meta --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -650,7 +650,7 @@ _hulykvs() {
             return 0
             ;;
         hulykvs__subcmd__put)
-            opts="-w -h -V --url --token --token-secret --workspace --timeout --ca-cert --client-cert --client-key --file --content-type --if-match --if-exists --if-absent --etag --help --version"
+            opts="-w -h -V --url --token --token-secret --workspace --timeout --ca-cert --client-cert --client-key --file --content-type --if-match --if-exists --if-absent --ttl --expire-at --etag --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -737,6 +737,14 @@ _hulykvs() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --ttl)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expire-at)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -745,7 +753,7 @@ _hulykvs() {
             return 0
             ;;
         hulykvs__subcmd__serve)
-            opts="-h -V --db-connection --db-scheme --db-connect-timeout --db-pool-size --db-pool-timeout --db-statement-timeout --token-secret --require-secret --bind-host --bind-port --payload-size-limit --default-workspace --header-timeout --body-timeout --idle-timeout --max-connections --tls-cert --tls-key --tls-client-ca --cors-origins --metrics --log-format --shutdown-timeout --help --version"
+            opts="-h -V --db-connection --db-scheme --db-connect-timeout --db-pool-size --db-pool-timeout --db-statement-timeout --token-secret --require-secret --bind-host --bind-port --payload-size-limit --default-workspace --header-timeout --body-timeout --idle-timeout --max-connections --tls-cert --tls-key --tls-client-ca --cors-origins --max-ttl --expiry-sweep --metrics --log-format --shutdown-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -828,6 +836,14 @@ _hulykvs() {
                     return 0
                     ;;
                 --cors-origins)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-ttl)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expiry-sweep)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -56,6 +56,8 @@ complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l tls-cert -d 'S
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l tls-key -d 'PEM private key of the TLS certificate' -r -F
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l tls-client-ca -d 'Require client certificates signed by this PEM CA (mutual TLS)' -r -F
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l cors-origins -d 'Browser origins answered with CORS headers: unset for any (with credentials, as the previous service), a comma list of origins such as https://huly.example, or off' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l max-ttl -d 'Longest expiry a write may ask for with Huly-TTL or Huly-Expire-At, such as 30d [default: no limit]' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l expiry-sweep -d 'How often expired values are swept from the database' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l metrics -d 'Serve Prometheus metrics at GET /metrics (on or off)' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l log-format -d 'Log lines as text (for people) or json (one object per line)' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l shutdown-timeout -d 'On SIGTERM or Ctrl-C, how long in-flight requests get to finish' -r
@@ -81,6 +83,8 @@ complete -c hulykvs -n "__fish_hulykvs_using_subcommand put" -l client-key -d 'P
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand put" -l file -d 'Read the value from this file (`-`: stdin)' -r -F
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand put" -l content-type -d 'Content type stored with the value [default: application/octet-stream]' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand put" -l if-match -d 'Write only if the current value has this ETag, quoted or bare (needs -w)' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand put" -l ttl -d 'The value expires this long after it is written, such as 90s, 1h or 7d (Huly-TTL)' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand put" -l expire-at -d 'The value expires at this unix second (Huly-Expire-At)' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand put" -l if-exists -d 'Write only if a value is already stored (needs -w)'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand put" -l if-absent -d 'Write only if no value is stored yet (needs -w)'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand put" -l etag -d 'Print the new value\'s ETag to stderr'
@@ -96,6 +100,7 @@ complete -c hulykvs -n "__fish_hulykvs_using_subcommand get" -l client-cert -d '
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand get" -l client-key -d 'PEM private key of --client-cert (unencrypted PKCS#8, PKCS#1 or SEC1)' -r -F
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand get" -s o -l output -d 'Write the value to this file instead of stdout (`-`: stdout)' -r -F
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand get" -l etag -d 'Print the value\'s ETag to stderr'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand get" -l meta -d 'Print what is known of the value to stderr, a line each: etag, content-type, and for a value that expires, expire-at (unix seconds) and ttl (seconds left)'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand get" -s h -l help -d 'Print help'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand get" -s V -l version -d 'Print version'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand delete" -l url -d 'Base URL of the service' -r

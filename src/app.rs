@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 use crate::config::{DbOptions, DbTarget, ServeConfig, DEFAULT_SECRET};
 use crate::http::tls::TlsSource;
 use crate::http::{self, AppState, ServerOptions, Stopped};
-use crate::store::{PgStore, SqliteStore, Store, StoreError};
+use crate::store::{expiry, PgStore, SqliteStore, Store, StoreError};
 
 /// How often the TLS files are checked for changes.
 const TLS_POLL: Duration = Duration::from_secs(2);
@@ -69,9 +69,13 @@ async fn serve_store<S: Store>(store: S, config: ServeConfig) -> anyhow::Result<
     // /readyz and the data routes answer 503 `migrating`.
     let (failed_tx, mut failed_rx) = oneshot::channel();
     let migrating = Arc::clone(&state);
+    let sweep_every = config.expiry_sweep;
     tokio::spawn(async move {
-        if let Err(e) = migrate_until_applied(&migrating).await {
-            let _ = failed_tx.send(e);
+        match migrate_until_applied(&migrating).await {
+            Ok(()) => expiry::sweep_forever(&migrating.store, sweep_every).await,
+            Err(e) => {
+                let _ = failed_tx.send(e);
+            }
         }
     });
     let mut failure = None;

@@ -238,6 +238,10 @@ pub struct ServeConfig {
     pub tls: Option<TlsFiles>,
     /// Browser origins that get CORS headers.
     pub cors: CorsOrigins,
+    /// Longest expiry a write may ask for, in seconds; `None`: no limit.
+    pub max_ttl: Option<u64>,
+    /// How often this instance sweeps expired values.
+    pub expiry_sweep: Duration,
     /// Whether `GET /metrics` serves the Prometheus registry.
     pub metrics: bool,
     /// How log lines are written.

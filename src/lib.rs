@@ -33,6 +33,7 @@
 //! - `store`: the storage trait, its types, and what every engine shares (condition outcomes).
 //!   - `store::migrations`: migration files, history, status, the not-yet-migrated gate.
 //!   - `store::instrumented`: any store with every operation timed for the metrics.
+//!   - `store::expiry`: expiry instants written and read, and the sweeper of expired rows.
 //!   - `store::postgres`: PostgreSQL and CockroachDB, one code path.
 //!     - `store::postgres::url`: the libpq URL, its TLS parameters, schema names.
 //!     - `store::postgres::tls`: the rustls connector of every connection.

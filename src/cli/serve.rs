@@ -139,6 +139,19 @@ pub struct ServeArgs {
     #[arg(long, env = "HULY_CORS_ORIGINS", value_name = "ORIGINS")]
     pub cors_origins: Option<String>,
 
+    /// Longest expiry a write may ask for with Huly-TTL or Huly-Expire-At, such as 30d [default: no limit].
+    #[arg(long, env = "HULY_MAX_TTL", value_name = "DURATION")]
+    pub max_ttl: Option<String>,
+
+    /// How often expired values are swept from the database.
+    #[arg(
+        long,
+        env = "HULY_EXPIRY_SWEEP",
+        default_value = "1s",
+        value_name = "DURATION"
+    )]
+    pub expiry_sweep: String,
+
     /// Serve Prometheus metrics at GET /metrics (on or off).
     #[arg(
         long,
@@ -395,6 +408,12 @@ impl ServeConfig {
             shutdown_timeout: positive_duration("HULY_SHUTDOWN_TIMEOUT", &args.shutdown_timeout)?,
             tls: tls_files(args)?,
             cors: cors_origins(args.cors_origins.as_deref())?,
+            max_ttl: args
+                .max_ttl
+                .as_deref()
+                .map(|text| positive_duration("HULY_MAX_TTL", text).map(|d| d.as_secs().max(1)))
+                .transpose()?,
+            expiry_sweep: positive_duration("HULY_EXPIRY_SWEEP", &args.expiry_sweep)?,
             metrics: switch("HULY_METRICS", &args.metrics)?,
             log_format: log_format(&args.log_format)?,
         })

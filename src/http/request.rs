@@ -8,10 +8,11 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::header::{self, HeaderMap};
+use hyper::header::{self, HeaderMap, HeaderName};
 use hyper::Request;
 
 use crate::error::ApiError;
+use crate::store::expiry::Expiry;
 use crate::store::{DeleteCondition, PutCondition, DEFAULT_CONTENT_TYPE};
 use crate::wire::{self, TagCondition};
 
@@ -145,6 +146,56 @@ pub(super) fn content_type(headers: &HeaderMap) -> Result<String, ApiError> {
             "Content-Type is longer than 255 bytes",
         )),
         Some(t) => Ok(t.trim().to_owned()),
+    }
+}
+
+/// The longest expiry a value may ask for without `HULY_MAX_TTL`: a hundred
+/// years, far below what the databases' timestamps can hold.
+const LONGEST_TTL: u64 = 100 * 365 * 86_400;
+
+/// The expiry `Huly-TTL` or `Huly-Expire-At` asks for (neither: never), at
+/// most `max_ttl` seconds from `now` (unix seconds).
+pub(super) fn expiry(
+    headers: &HeaderMap,
+    max_ttl: Option<u64>,
+    now: i64,
+) -> Result<Expiry, ApiError> {
+    let bad = |why: String| ApiError::bad_request("invalid_expiry", why);
+    let ttl = header_text(headers, &HeaderName::from_static("huly-ttl"))?;
+    let at = header_text(headers, &HeaderName::from_static("huly-expire-at"))?;
+    let longest = max_ttl.unwrap_or(LONGEST_TTL).min(LONGEST_TTL);
+    let seconds = |name: &str, text: &str| {
+        text.trim()
+            .parse::<i64>()
+            .map_err(|_| bad(format!("{name} {text:?} is not a whole number of seconds")))
+    };
+    match (ttl, at) {
+        (None, None) => Ok(Expiry::Never),
+        (Some(_), Some(_)) => Err(bad("Huly-TTL and Huly-Expire-At cannot be combined".into())),
+        (Some(text), None) => {
+            let ttl = seconds("Huly-TTL", text)?;
+            if ttl < 1 {
+                return Err(bad(format!("Huly-TTL {ttl} is not at least 1 second")));
+            }
+            if ttl.unsigned_abs() > longest {
+                return Err(bad(format!(
+                    "Huly-TTL {ttl} is longer than the {longest} s allowed"
+                )));
+            }
+            Ok(Expiry::After(ttl.unsigned_abs()))
+        }
+        (None, Some(text)) => {
+            let at = seconds("Huly-Expire-At", text)?;
+            if at <= now {
+                return Err(bad(format!("Huly-Expire-At {at} is not in the future")));
+            }
+            if (at - now).unsigned_abs() > longest {
+                return Err(bad(format!(
+                    "Huly-Expire-At {at} is more than the {longest} s allowed from now"
+                )));
+            }
+            Ok(Expiry::At(at))
+        }
     }
 }
 
@@ -303,5 +354,40 @@ mod tests {
             HeaderValue::from_static("\"nothex\""),
         );
         assert!(put_condition(&h).is_err());
+    }
+
+    #[test]
+    fn expiry_headers() {
+        let now = 1_000_000;
+        let with = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            for (name, value) in pairs {
+                h.insert(*name, HeaderValue::from_static(value));
+            }
+            expiry(&h, Some(3600), now)
+        };
+        assert_eq!(with(&[]).unwrap(), Expiry::Never);
+        assert_eq!(with(&[("huly-ttl", " 60 ")]).unwrap(), Expiry::After(60));
+        assert_eq!(
+            with(&[("Huly-Expire-At", "1000060")]).unwrap(),
+            Expiry::At(1_000_060)
+        );
+        for bad in [
+            &[("huly-ttl", "0")][..],
+            &[("huly-ttl", "-5")][..],
+            &[("huly-ttl", "1.5")][..],
+            &[("huly-ttl", "soon")][..],
+            &[("huly-ttl", "3601")][..],
+            &[("huly-ttl", "99999999999999999999")][..],
+            &[("huly-expire-at", "1000000")][..],
+            &[("huly-expire-at", "999999")][..],
+            &[("huly-expire-at", "1003601")][..],
+            &[("huly-ttl", "5"), ("huly-expire-at", "1000060")][..],
+        ] {
+            let e = with(bad).unwrap_err();
+            assert_eq!(e.code(), "invalid_expiry", "{bad:?}");
+        }
+        let unbounded = expiry(&HeaderMap::new(), None, now).unwrap();
+        assert_eq!(unbounded, Expiry::Never);
     }
 }

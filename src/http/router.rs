@@ -11,12 +11,12 @@ use uuid::Uuid;
 
 use super::handlers::{health, item, list, metrics};
 use super::request::{
-    check_key_segments, content_type, decode_part, delete_condition, put_condition, read_body,
-    tag_condition, ListParams, MAX_KEY, MAX_NAMESPACE,
+    check_key_segments, content_type, decode_part, delete_condition, expiry, put_condition,
+    read_body, tag_condition, ListParams, MAX_KEY, MAX_NAMESPACE,
 };
 use super::response::{error_response, ResBody};
 use super::state::AppState;
-use crate::auth::Claims;
+use crate::auth::{now_secs, Claims};
 use crate::error::ApiError;
 use crate::store::{DeleteCondition, ItemRef, NewValue, PutCondition, Store, DEFAULT_CONTENT_TYPE};
 use crate::wire;
@@ -208,6 +208,7 @@ async fn one_value<S: Store>(
             item::delete(store, at, cond).await
         }
         _ => {
+            let expiry = expiry(headers, state.max_ttl, now_secs() as i64)?;
             let (cond, content_type) = match api {
                 Api::Legacy => (
                     PutCondition::Always,
@@ -216,7 +217,8 @@ async fn one_value<S: Store>(
                 Api::V2 => (put_condition(headers)?, content_type(headers)?),
             };
             let value = read_body(req, state.payload_limit, state.body_timeout).await?;
-            item::put(store, at, NewValue::new(value, content_type), cond).await
+            let value = NewValue::new(value, content_type).expiring(expiry);
+            item::put(store, at, value, cond).await
         }
     }
 }

@@ -19,6 +19,8 @@ pub struct AppState<S> {
     pub store: Instrumented<S>,
     pub(super) verifier: Verifier,
     pub(super) payload_limit: u64,
+    /// Longest expiry a write may ask for, in seconds.
+    pub(super) max_ttl: Option<u64>,
     pub(super) default_workspace: Uuid,
     pub(super) body_timeout: Duration,
     /// Set once migrations have been applied; `/readyz` answers 503 before.
@@ -36,6 +38,7 @@ impl<S: Store> AppState<S> {
             store: Instrumented(store),
             verifier: Verifier::new(&config.token_secret),
             payload_limit: config.payload_limit,
+            max_ttl: config.max_ttl,
             default_workspace: config.default_workspace,
             body_timeout: config.body_timeout,
             migrated: AtomicBool::new(false),

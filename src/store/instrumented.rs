@@ -10,8 +10,8 @@ use tracing::Instrument as _;
 
 use super::migrations::MigrationState;
 use super::{
-    DeleteCondition, DeleteOutcome, Entry, ItemRef, ListQuery, NewValue, PutCondition, PutOutcome,
-    Store, StoreError,
+    DeleteCondition, DeleteOutcome, Entry, Item, ItemRef, ListQuery, NewValue, PutCondition,
+    PutOutcome, Store, StoreError,
 };
 use crate::telemetry::registry::{Handles, PoolState, DB_OPERATION_DURATION, DB_OPERATION_ERRORS};
 use crate::telemetry::traces;
@@ -21,7 +21,7 @@ use crate::telemetry::traces;
 pub struct Instrumented<S>(pub S);
 
 /// The operations timed, in the order of their handles.
-const OPERATIONS: [&str; 6] = ["get", "put", "delete", "list", "ping", "migrate"];
+const OPERATIONS: [&str; 7] = ["get", "put", "delete", "list", "ping", "migrate", "sweep"];
 
 static DURATION: Handles<Histogram, { OPERATIONS.len() }> = Handles::new();
 
@@ -114,6 +114,10 @@ impl<S: Store> Store for Instrumented<S> {
 
     async fn migration_status(&self) -> Result<Vec<MigrationState>, StoreError> {
         self.0.migration_status().await
+    }
+
+    async fn sweep_expired(&self, limit: usize) -> Result<Vec<Item>, StoreError> {
+        timed(self.system(), 6, self.0.sweep_expired(limit)).await
     }
 
     fn pool_state(&self) -> Option<PoolState> {

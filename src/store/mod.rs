@@ -11,12 +11,14 @@ use std::future::Future;
 use bytes::Bytes;
 use uuid::Uuid;
 
+pub mod expiry;
 pub mod instrumented;
 pub mod migrations;
 pub mod postgres;
 pub mod sqlite;
 
 use crate::telemetry::registry::PoolState;
+use expiry::{Expires, Expiry};
 use migrations::MigrationState;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -80,6 +82,8 @@ pub struct Entry {
     pub md5: Digest,
     /// `None` for rows written by the previous service, which kept no content type.
     pub content_type: Option<String>,
+    /// When the value expires; `None` when it does not.
+    pub expires: Option<Expires>,
 }
 
 /// A value to write.
@@ -89,17 +93,25 @@ pub struct NewValue {
     /// MD5 of `value`, computed once by the caller.
     pub md5: Digest,
     pub content_type: String,
+    /// When the value expires (by default never).
+    pub expiry: Expiry,
 }
 
 impl NewValue {
-    /// Wraps `value`, computing its digest.
+    /// Wraps `value`, computing its digest; it does not expire.
     pub fn new(value: Bytes, content_type: String) -> Self {
         let md5 = md5::compute(&value).0;
         NewValue {
             value,
             md5,
             content_type,
+            expiry: Expiry::Never,
         }
+    }
+
+    /// The same value, expiring as `expiry` says.
+    pub fn expiring(self, expiry: Expiry) -> Self {
+        NewValue { expiry, ..self }
     }
 }
 
@@ -266,6 +278,14 @@ pub trait Store: Send + Sync + 'static {
     fn migration_status(
         &self,
     ) -> impl Future<Output = Result<Vec<MigrationState>, StoreError>> + Send;
+
+    /// Deletes up to `limit` expired rows in one short transaction and
+    /// returns where they were (for the change feed). Several instances may
+    /// sweep one database at once: no row is removed twice.
+    fn sweep_expired(
+        &self,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Item>, StoreError>> + Send;
 
     /// The connection pool at this moment, for metrics; `None` where the
     /// engine has none.

@@ -33,6 +33,8 @@ pub const DB_BATCH_SIZE: &str = "hulykvs_db_batch_size";
 pub const TRACE_SPANS_DROPPED: &str = "hulykvs_trace_spans_dropped_total";
 /// Spans the collector did not take.
 pub const TRACE_SPANS_FAILED: &str = "hulykvs_trace_spans_failed_total";
+/// Expired values the sweeper removed.
+pub const EXPIRED: &str = "hulykvs_expired_total";
 /// 1, labelled with the running version.
 pub const BUILD_INFO: &str = "hulykvs_build_info";
 
@@ -162,6 +164,7 @@ fn describe() {
         "Time waited for a pooled database connection."
     );
     describe_histogram!(DB_BATCH_SIZE, "Requests served by one batched statement.");
+    describe_counter!(EXPIRED, "Expired values the sweeper removed.");
     describe_counter!(
         TRACE_SPANS_DROPPED,
         "Spans dropped because the export queue was full."

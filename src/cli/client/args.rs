@@ -83,6 +83,12 @@ pub struct PutArgs {
     /// Write only if no value is stored yet (needs -w).
     #[arg(long, group = "precondition")]
     pub if_absent: bool,
+    /// The value expires this long after it is written, such as 90s, 1h or 7d (Huly-TTL).
+    #[arg(long, value_name = "DURATION", group = "expiry")]
+    pub ttl: Option<String>,
+    /// The value expires at this unix second (Huly-Expire-At).
+    #[arg(long, value_name = "UNIX", group = "expiry")]
+    pub expire_at: Option<String>,
     /// Print the new value's ETag to stderr.
     #[arg(long)]
     pub etag: bool,
@@ -103,6 +109,10 @@ pub struct GetArgs {
     /// Print the value's ETag to stderr.
     #[arg(long)]
     pub etag: bool,
+    /// Print what is known of the value to stderr, a line each: etag, content-type,
+    /// and for a value that expires, expire-at (unix seconds) and ttl (seconds left).
+    #[arg(long, conflicts_with = "etag")]
+    pub meta: bool,
 }
 
 /// `delete`: remove a value.

@@ -17,6 +17,7 @@ pub use args::{ClientArgs, DeleteArgs, GetArgs, ListArgs, PutArgs};
 
 use self::service::{if_match_value, refused, shown, shown_path, Api, Service};
 use self::tls::cause;
+use crate::config::parse_duration;
 use crate::exit::Failure;
 use crate::wire::KeyList;
 
@@ -49,6 +50,7 @@ pub async fn put(args: &PutArgs) -> Result<(), Failure> {
                 .map_err(|_| Failure::usage(format!("--content-type {text:?}: not a header value")))
         })
         .transpose()?;
+    let expiry = expiry_header(args)?;
     let service = Service::new(&args.client)?;
     if let Some((flag, ..)) = &precondition {
         service.needs_v2(&what, flag)?;
@@ -63,6 +65,9 @@ pub async fn put(args: &PutArgs) -> Result<(), Failure> {
     let mut request = service.request(method, url).body(value);
     if let Some(content_type) = content_type {
         request = request.header(CONTENT_TYPE, content_type);
+    }
+    if let Some((name, value)) = expiry {
+        request = request.header(name, value);
     }
     let hint = match precondition {
         Some((_, name, value, hint)) => {
@@ -94,6 +99,9 @@ pub async fn get(args: &GetArgs) -> Result<(), Failure> {
     }
     if args.etag {
         print_etag(&response);
+    }
+    if args.meta {
+        print_meta(&response);
     }
     match args.output.as_deref().filter(|p| *p != Path::new("-")) {
         None => {
@@ -241,6 +249,44 @@ fn print_etag(response: &Response) {
     if let Some(tag) = response.headers().get(ETAG).and_then(|v| v.to_str().ok()) {
         eprintln!("{tag}");
     }
+}
+
+/// Prints `name: value` to stderr for each header `get --meta` shows.
+fn print_meta(response: &Response) {
+    for (name, shown) in [
+        ("etag", "etag"),
+        ("content-type", "content-type"),
+        ("huly-expire-at", "expire-at"),
+        ("huly-ttl", "ttl"),
+    ] {
+        if let Some(value) = response.headers().get(name).and_then(|v| v.to_str().ok()) {
+            eprintln!("{shown}: {value}");
+        }
+    }
+}
+
+/// The expiry header `put --ttl` or `--expire-at` sends, if any.
+fn expiry_header(args: &PutArgs) -> Result<Option<(&'static str, String)>, Failure> {
+    if let Some(text) = &args.ttl {
+        let ttl =
+            parse_duration(text).map_err(|why| Failure::usage(format!("--ttl {text:?}: {why}")))?;
+        // The service counts whole seconds; a part-second rounds up.
+        let secs = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
+        if secs == 0 {
+            return Err(Failure::usage(format!(
+                "--ttl {text:?}: must be longer than zero"
+            )));
+        }
+        return Ok(Some(("Huly-TTL", secs.to_string())));
+    }
+    if let Some(text) = &args.expire_at {
+        let at: i64 = text
+            .trim()
+            .parse()
+            .map_err(|_| Failure::usage(format!("--expire-at {text:?}: not a unix second")))?;
+        return Ok(Some(("Huly-Expire-At", at.to_string())));
+    }
+    Ok(None)
 }
 
 /// Why copying a body stopped.

@@ -34,10 +34,15 @@ pub async fn get<S: Store>(
         .as_deref()
         .and_then(|t| HeaderValue::from_str(t).ok())
         .unwrap_or(HeaderValue::from_static(DEFAULT_CONTENT_TYPE));
-    let builder = Response::builder()
+    let mut builder = Response::builder()
         .status(StatusCode::OK)
         .header(header::ETAG, etag_value)
         .header(header::CONTENT_TYPE, content_type);
+    if let Some(expires) = entry.expires {
+        builder = builder
+            .header("huly-expire-at", expires.at)
+            .header("huly-ttl", expires.ttl);
+    }
     let response = if head {
         builder
             .header(header::CONTENT_LENGTH, entry.value.len())

@@ -351,7 +351,7 @@ impl Job for QueuedRead {
         let mut found: Vec<Option<Result<Entry, StoreError>>> = Vec::new();
         found.resize_with(live.len(), || None);
         for row in &rows {
-            let index = match row.try_get::<_, i64>(3) {
+            let index = match row.try_get::<_, i64>(5) {
                 Ok(i) => usize::try_from(i - 1).ok().filter(|i| *i < live.len()),
                 Err(_) => None,
             };
@@ -418,8 +418,18 @@ impl Job for QueuedWrite {
         let md5s: Vec<&[u8]> = rows.iter().map(|w| &w.value.md5[..]).collect();
         let values: Vec<&[u8]> = rows.iter().map(|w| &w.value.value[..]).collect();
         let types: Vec<&str> = rows.iter().map(|w| w.value.content_type.as_str()).collect();
-        let params: [&(dyn ToSql + Sync); 6] =
-            [&workspaces, &namespaces, &keys, &md5s, &values, &types];
+        let (ttls, ats): (Vec<Option<i64>>, Vec<Option<i64>>) =
+            rows.iter().map(|w| w.value.expiry.params()).unzip();
+        let params: [&(dyn ToSql + Sync); 8] = [
+            &workspaces,
+            &namespaces,
+            &keys,
+            &md5s,
+            &values,
+            &types,
+            &ttls,
+            &ats,
+        ];
         let pooled = &batcher.pooled;
         let wait = batch_wait(pooled, &live);
         let outcome = pooled

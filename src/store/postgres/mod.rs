@@ -36,7 +36,7 @@ use self::tls::DbTls;
 use self::url::{check_schema, PgUrl};
 use super::migrations::{Migrated, MigrationState};
 use super::{
-    prefix_upper_bound, DeleteCondition, DeleteOutcome, Entry, ItemRef, ListQuery, NewValue,
+    prefix_upper_bound, DeleteCondition, DeleteOutcome, Entry, Item, ItemRef, ListQuery, NewValue,
     PutCondition, PutOutcome, Store, StoreError,
 };
 use crate::config::DbOptions;
@@ -177,13 +177,16 @@ impl Store for PgStore {
         }
         let bytes: &[u8] = &value.value;
         let md5: &[u8] = &value.md5;
-        let row: [&(dyn ToSql + Sync); 6] = [
+        let (ttl, at) = value.expiry.params();
+        let row: [&(dyn ToSql + Sync); 8] = [
             &item.workspace,
             &item.namespace,
             &item.key,
             &md5,
             &bytes,
             &value.content_type,
+            &ttl,
+            &at,
         ];
         let changed = match &cond {
             PutCondition::Always => {
@@ -197,8 +200,8 @@ impl Store for PgStore {
             PutCondition::IfExists => self.execute(&sql.update, &row).await?,
             PutCondition::IfMatch(tags) => {
                 let tags: Vec<&[u8]> = tags.iter().map(|t| &t[..]).collect();
-                let [a, b, c, d, e, f] = row;
-                let params: [&(dyn ToSql + Sync); 7] = [a, b, c, d, e, f, &tags];
+                let [a, b, c, d, e, f, g, h] = row;
+                let params: [&(dyn ToSql + Sync); 9] = [a, b, c, d, e, f, g, h, &tags];
                 self.execute(&sql.update_if_match, &params).await?
             }
         };
@@ -271,6 +274,24 @@ impl Store for PgStore {
 
     async fn migration_status(&self) -> Result<Vec<MigrationState>, StoreError> {
         self.read_status().await
+    }
+
+    /// Rows another instance is sweeping are skipped (`SKIP LOCKED`), so
+    /// instances sweeping together never remove a row twice.
+    async fn sweep_expired(&self, limit: usize) -> Result<Vec<Item>, StoreError> {
+        let sql = self.statements.get()?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self.pooled.query(&sql.sweep, &[&limit], None).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Item {
+                    workspace: row.try_get(0)?,
+                    namespace: row.try_get(1)?,
+                    key: row.try_get(2)?,
+                })
+            })
+            .collect::<Result<_, tokio_postgres::Error>>()
+            .map_err(|e| db_error(&e))
     }
 
     fn pool_state(&self) -> Option<PoolState> {

@@ -25,6 +25,7 @@ pub static POSTGRES_MIGRATIONS: &[Migration] = &[
     migration!("postgres", 2, "0002_content_type"),
     migration!("postgres", 3, "0003_kvs_key_bytewise"),
     migration!("postgres", 4, "0004_content_type_md5"),
+    migration!("postgres", 5, "0005_expire_at"),
 ];
 
 /// The migrations of `sql/cockroach/`, in order; same versions and names as
@@ -34,6 +35,7 @@ pub static COCKROACH_MIGRATIONS: &[Migration] = &[
     migration!("cockroach", 2, "0002_content_type"),
     migration!("cockroach", 3, "0003_kvs_key_bytewise"),
     migration!("cockroach", 4, "0004_content_type_md5"),
+    migration!("cockroach", 5, "0005_expire_at"),
 ];
 
 /// Which engine answers.
@@ -91,16 +93,29 @@ pub(super) struct Statements {
     pub(super) update_if_match: String,
     pub(super) delete: String,
     pub(super) delete_if_match: String,
-    /// Reads many keys in one query (PostgreSQL only): `$1`, `$2`, `$3` are
-    /// arrays of workspaces, namespaces and keys; each row carries the
-    /// 1-based position of its key as column 3.
+    /// Reads many keys in one query (PostgreSQL only): see [`read_many`].
     pub(super) read_many: Option<String>,
-    /// Upserts many rows in one statement (PostgreSQL only): `$1`..`$6` are
-    /// arrays of the columns of [`Statements::upsert`]'s parameters.
+    /// Upserts many rows in one statement (PostgreSQL only): see [`upsert_many`].
     pub(super) upsert_many: Option<String>,
+    /// Deletes up to `$1` expired rows nobody holds, returning their addresses.
+    pub(super) sweep: String,
     /// Indexed by [`Statements::list`]: with or without an upper bound and `after`.
     pub(super) list: [String; 4],
 }
+
+/// A row is there for readers and conditions until its expiry instant, by
+/// the database's clock.
+const LIVE: &str = "(expire_at IS NULL OR expire_at > now())";
+
+/// The expiry a write stores: `$7` seconds from now (`Huly-TTL`), the unix
+/// second `$8` (`Huly-Expire-At`), or none.
+const EXPIRES: &str = "CASE WHEN $7::INT8 IS NOT NULL THEN now() + $7::INT8 * INTERVAL '1 second' \
+     WHEN $8::INT8 IS NOT NULL THEN to_timestamp($8::INT8) END";
+
+/// What a read reports of the expiry: the first whole unix second the value
+/// is gone, and the whole seconds left.
+const EXPIRY_COLUMNS: &str = "ceil(extract(epoch FROM expire_at))::INT8, \
+     ceil(extract(epoch FROM expire_at - now()))::INT8";
 
 impl Statements {
     pub(super) fn new(flavor: Flavor, schema: &str) -> Statements {
@@ -116,64 +131,43 @@ impl Statements {
         // The type is written with the digest it belongs to ($4 twice), and
         // read only while that digest is still the row's (see migration 0004).
         let insert = format!(
-            "INSERT INTO {kvs} (workspace, namespace, key, md5, value, content_type, \
-             content_type_md5) VALUES ($1, $2, $3, $4, $5, $6, $4) \
+            "INSERT INTO {kvs} AS t (workspace, namespace, key, md5, value, content_type, \
+             content_type_md5, expire_at) VALUES ($1, $2, $3, $4, $5, $6, $4, {EXPIRES}) \
              ON CONFLICT (workspace, namespace, key)"
         );
         let update = format!(
-            "UPDATE {kvs} SET md5 = $4, value = $5, content_type = $6, content_type_md5 = $4 \
-             WHERE {pk}"
+            "UPDATE {kvs} SET md5 = $4, value = $5, content_type = $6, content_type_md5 = $4, \
+             expire_at = {EXPIRES} WHERE {pk} AND {LIVE}"
         );
         let set_all = "DO UPDATE SET md5 = excluded.md5, value = excluded.value, \
-             content_type = excluded.content_type, content_type_md5 = excluded.content_type_md5";
-        let list = |upper: bool, after: bool| {
-            let mut sql = format!(
-                "SELECT key FROM {kvs} WHERE workspace = $1 AND namespace = $2 AND {key} >= $3"
-            );
-            let mut n = 4;
-            if upper {
-                sql.push_str(&format!(" AND {key} < ${n}"));
-                n += 1;
-            }
-            if after {
-                sql.push_str(&format!(" AND {key} > ${n}"));
-                n += 1;
-            }
-            sql.push_str(&format!(" ORDER BY {key} LIMIT ${n}"));
-            sql
-        };
+             content_type = excluded.content_type, content_type_md5 = excluded.content_type_md5, \
+             expire_at = excluded.expire_at";
+        let batched = flavor == Flavor::Postgres;
         Statements {
-            get: format!("SELECT value, md5, {CURRENT_TYPE} FROM {kvs} WHERE {pk}"),
+            get: format!(
+                "SELECT value, md5, {CURRENT_TYPE}, {EXPIRY_COLUMNS} FROM {kvs} WHERE {pk} AND {LIVE}"
+            ),
             upsert: format!("{insert} {set_all}"),
-            insert_if_absent: format!("{insert} DO NOTHING"),
-            update_if_match: format!("{update} AND md5 = ANY($7)"),
+            // An expired row is absent: If-None-Match: * replaces it.
+            insert_if_absent: format!(
+                "{insert} {set_all} WHERE t.expire_at IS NOT NULL AND t.expire_at <= now()"
+            ),
+            update_if_match: format!("{update} AND md5 = ANY($9)"),
             update,
-            delete: format!("DELETE FROM {kvs} WHERE {pk}"),
-            delete_if_match: format!("DELETE FROM {kvs} WHERE {pk} AND md5 = ANY($4)"),
-            upsert_many: (flavor == Flavor::Postgres).then(|| {
-                format!(
-                    "INSERT INTO {kvs} (workspace, namespace, key, md5, value, content_type, \
-                     content_type_md5) SELECT w, n, k, m, v, t, m FROM unnest($1::uuid[], \
-                     $2::text[], $3::text[], $4::bytea[], $5::bytea[], $6::text[]) \
-                     AS u(w, n, k, m, v, t) ON CONFLICT (workspace, namespace, key) {set_all}"
-                )
-            }),
-            // LIMIT 1 (the primary key allows no more) keeps the lateral
-            // subquery from being flattened, so each key is one index probe
-            // whatever the planner guesses of the arrays' length.
-            read_many: (flavor == Flavor::Postgres).then(|| {
-                format!(
-                    "SELECT r.value, r.md5, r.content_type, q.i \
-                     FROM unnest($1::uuid[], $2::text[], $3::text[]) WITH ORDINALITY AS q(w, n, k, i) \
-                     CROSS JOIN LATERAL (SELECT value, md5, {CURRENT_TYPE} FROM {kvs} \
-                     WHERE workspace = q.w AND namespace = q.n AND {key} = q.k LIMIT 1) AS r"
-                )
-            }),
+            delete: format!("DELETE FROM {kvs} WHERE {pk} AND {LIVE}"),
+            delete_if_match: format!("DELETE FROM {kvs} WHERE {pk} AND {LIVE} AND md5 = ANY($4)"),
+            upsert_many: batched.then(|| upsert_many(&kvs, set_all)),
+            read_many: batched.then(|| read_many(&kvs, key)),
+            sweep: format!(
+                "DELETE FROM {kvs} WHERE (workspace, namespace, key) IN (SELECT workspace, \
+                 namespace, key FROM {kvs} WHERE expire_at <= now() ORDER BY expire_at \
+                 LIMIT $1 FOR UPDATE SKIP LOCKED) RETURNING workspace, namespace, key"
+            ),
             list: [
-                list(false, false),
-                list(true, false),
-                list(false, true),
-                list(true, true),
+                list(&kvs, key, false, false),
+                list(&kvs, key, true, false),
+                list(&kvs, key, false, true),
+                list(&kvs, key, true, true),
             ],
         }
     }
@@ -182,6 +176,52 @@ impl Statements {
         &self.list[usize::from(upper) | usize::from(after) << 1]
     }
 }
+/// A page of keys: from `$3`, below `$4` when `upper`, after the next
+/// parameter when `after`, at most the last one.
+fn list(kvs: &str, key: &str, upper: bool, after: bool) -> String {
+    let mut sql =
+        format!("SELECT key FROM {kvs} WHERE workspace = $1 AND namespace = $2 AND {key} >= $3");
+    let mut n = 4;
+    if upper {
+        sql.push_str(&format!(" AND {key} < ${n}"));
+        n += 1;
+    }
+    if after {
+        sql.push_str(&format!(" AND {key} > ${n}"));
+        n += 1;
+    }
+    sql.push_str(&format!(" AND {LIVE} ORDER BY {key} LIMIT ${n}"));
+    sql
+}
+
+/// Upserts many rows in one statement: `$1`..`$8` are arrays of the
+/// parameters of one upsert.
+fn upsert_many(kvs: &str, set_all: &str) -> String {
+    format!(
+        "INSERT INTO {kvs} (workspace, namespace, key, md5, value, content_type, \
+         content_type_md5, expire_at) SELECT w, n, k, m, v, t, m, CASE WHEN s IS NOT NULL \
+         THEN now() + s * INTERVAL '1 second' WHEN a IS NOT NULL THEN to_timestamp(a) END \
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::bytea[], \
+         $6::text[], $7::int8[], $8::int8[]) AS u(w, n, k, m, v, t, s, a) \
+         ON CONFLICT (workspace, namespace, key) {set_all}"
+    )
+}
+
+/// Reads many keys in one query: `$1`, `$2`, `$3` are arrays of workspaces,
+/// namespaces and keys; each row carries the 1-based position of its key last.
+fn read_many(kvs: &str, key: &str) -> String {
+    // LIMIT 1 (the primary key allows no more) keeps the lateral subquery
+    // from being flattened, so each key is one index probe whatever the
+    // planner guesses of the arrays' length.
+    format!(
+        "SELECT r.value, r.md5, r.content_type, r.expires_at, r.ttl, q.i \
+         FROM unnest($1::uuid[], $2::text[], $3::text[]) WITH ORDINALITY AS q(w, n, k, i) \
+         CROSS JOIN LATERAL (SELECT value, md5, {CURRENT_TYPE}, {EXPIRY_COLUMNS} \
+         FROM {kvs} WHERE workspace = q.w AND namespace = q.n AND {key} = q.k AND {LIVE} \
+         LIMIT 1) AS r(value, md5, content_type, expires_at, ttl)"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,7 +243,9 @@ mod tests {
         assert!(many.contains("WITH ORDINALITY"), "{many}");
         let crdb = Statements::new(Flavor::Cockroach, "\"s\"");
         assert!(
-            crdb.get.ends_with("namespace = $2 AND key = $3"),
+            crdb.get.ends_with(
+                "namespace = $2 AND key = $3 AND (expire_at IS NULL OR expire_at > now())"
+            ),
             "{}",
             crdb.get
         );
@@ -225,18 +267,19 @@ mod tests {
             pg.list(true, true),
             "SELECT key FROM \"hulykvs\".kvs WHERE workspace = $1 AND namespace = $2 \
              AND key COLLATE \"C\" >= $3 AND key COLLATE \"C\" < $4 \
-             AND key COLLATE \"C\" > $5 ORDER BY key COLLATE \"C\" LIMIT $6"
+             AND key COLLATE \"C\" > $5 AND (expire_at IS NULL OR expire_at > now()) \
+             ORDER BY key COLLATE \"C\" LIMIT $6"
         );
-        assert!(pg
-            .list(false, true)
-            .contains("> $4 ORDER BY key COLLATE \"C\" LIMIT $5"));
+        assert!(pg.list(false, true).contains(
+            "> $4 AND (expire_at IS NULL OR expire_at > now()) ORDER BY key COLLATE \"C\" LIMIT $5"
+        ));
         let crdb = Statements::new(Flavor::Cockroach, "\"s\"");
         for sql in &crdb.list {
             assert!(!sql.contains("COLLATE"), "{sql}");
         }
-        assert!(crdb
-            .list(false, false)
-            .ends_with("key >= $3 ORDER BY key LIMIT $4"));
+        assert!(crdb.list(false, false).ends_with(
+            "key >= $3 AND (expire_at IS NULL OR expire_at > now()) ORDER BY key LIMIT $4"
+        ));
     }
 
     #[test]

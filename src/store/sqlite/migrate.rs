@@ -11,11 +11,18 @@ use crate::store::migrations::{self, History, Migration, MigrationState};
 use crate::store::StoreError;
 
 /// The migrations of the embedded store, in order (`sql/sqlite/`).
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "0001_kvs",
-    sql: include_str!("../../../sql/sqlite/0001_kvs.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_kvs",
+        sql: include_str!("../../../sql/sqlite/0001_kvs.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "0002_expire_at",
+        sql: include_str!("../../../sql/sqlite/0002_expire_at.sql"),
+    },
+];
 
 /// The shortest time `migrate` waits for another process's migration to finish.
 pub(super) const MIGRATION_LOCK_WAIT: Duration = Duration::from_secs(60);

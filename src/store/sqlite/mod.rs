@@ -21,12 +21,12 @@ pub use writer::MAX_BATCH;
 use self::connection::{db_error, open_reader, open_writer};
 use self::migrate::{apply_migrations, migration_states, LockWaits, MIGRATION_LOCK_WAIT};
 use self::readers::Readers;
-use self::sql::{select_entry, select_keys, KeyRange};
+use self::sql::{select_entry, select_keys, sweep_expired, KeyRange};
 use self::writer::{writer_gone, Write, Writer};
 use super::migrations::{Migrated, MigrationState};
 use super::{
-    DeleteCondition, DeleteOutcome, Entry, ItemRef, ListQuery, NewValue, PutCondition, PutOutcome,
-    Store, StoreError,
+    DeleteCondition, DeleteOutcome, Entry, Item, ItemRef, ListQuery, NewValue, PutCondition,
+    PutOutcome, Store, StoreError,
 };
 use crate::config::DbOptions;
 
@@ -154,6 +154,15 @@ impl Store for SqliteStore {
         let query = KeyRange::from(query);
         self.readers
             .run(move |conn| select_keys(conn, &query))
+            .await
+    }
+
+    /// On the writer connection, between batches of writes: one short
+    /// transaction, as one process at a time holds SQLite's write lock.
+    async fn sweep_expired(&self, limit: usize) -> Result<Vec<Item>, StoreError> {
+        self.migrated.get()?;
+        self.writer
+            .exclusive(move |conn| sweep_expired(conn, limit))
             .await
     }
 

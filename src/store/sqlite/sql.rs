@@ -10,6 +10,7 @@ use rusqlite::{params, Connection};
 use uuid::Uuid;
 
 use super::connection::db_error;
+use crate::store::expiry::Expires;
 use crate::store::{
     prefix_upper_bound, DeleteCondition, DeleteOutcome, Digest, Entry, Item, ListQuery, NewValue,
     PutCondition, PutOutcome, StoreError,
@@ -19,34 +20,104 @@ use crate::store::{
 /// lists are rare enough to prepare each time.
 const CACHED_MATCH_LIST: usize = 8;
 
-const SELECT_ENTRY: &str = "SELECT value, md5, content_type FROM kvs \
-     WHERE workspace = ?1 AND namespace = ?2 AND key = ?3";
+/// The database's clock in unix milliseconds, fixed for one statement.
+macro_rules! now_ms {
+    () => {
+        "CAST(unixepoch('subsec') * 1000 AS INTEGER)"
+    };
+}
 
-const UPSERT: &str = "INSERT INTO kvs (workspace, namespace, key, md5, value, content_type) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
-     ON CONFLICT (workspace, namespace, key) DO UPDATE \
-     SET md5 = excluded.md5, value = excluded.value, content_type = excluded.content_type";
+/// A row is there for readers and conditions until its expiry instant.
+macro_rules! live {
+    () => {
+        concat!("(expire_at IS NULL OR expire_at > ", now_ms!(), ")")
+    };
+}
 
-const INSERT_IF_ABSENT: &str =
-    "INSERT INTO kvs (workspace, namespace, key, md5, value, content_type) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
-     ON CONFLICT (workspace, namespace, key) DO NOTHING";
+/// The expiry a write stores: `?7` seconds from now (`Huly-TTL`), the unix
+/// second `?8` (`Huly-Expire-At`), or none; in unix milliseconds.
+macro_rules! expires {
+    () => {
+        concat!(
+            "CASE WHEN ?7 IS NOT NULL THEN ",
+            now_ms!(),
+            " + ?7 * 1000 WHEN ?8 IS NOT NULL THEN ?8 * 1000 END"
+        )
+    };
+}
 
-const UPDATE: &str = "UPDATE kvs SET md5 = ?4, value = ?5, content_type = ?6 \
-     WHERE workspace = ?1 AND namespace = ?2 AND key = ?3";
+macro_rules! insert {
+    () => {
+        concat!(
+            "INSERT INTO kvs (workspace, namespace, key, md5, value, content_type, expire_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ",
+            expires!(),
+            ") ON CONFLICT (workspace, namespace, key) DO UPDATE \
+             SET md5 = excluded.md5, value = excluded.value, content_type = excluded.content_type, \
+             expire_at = excluded.expire_at"
+        )
+    };
+}
 
-const DELETE: &str = "DELETE FROM kvs WHERE workspace = ?1 AND namespace = ?2 AND key = ?3";
+/// The value, digest and type, the first whole unix second the value is
+/// gone and the whole seconds left.
+const SELECT_ENTRY: &str = concat!(
+    "SELECT value, md5, content_type, (expire_at + 999) / 1000, (expire_at - ",
+    now_ms!(),
+    " + 999) / 1000 FROM kvs WHERE workspace = ?1 AND namespace = ?2 AND key = ?3 AND ",
+    live!()
+);
+
+const UPSERT: &str = insert!();
+
+/// An expired row is absent: If-None-Match: * replaces it.
+const INSERT_IF_ABSENT: &str = concat!(
+    insert!(),
+    " WHERE kvs.expire_at IS NOT NULL AND kvs.expire_at <= ",
+    now_ms!()
+);
+
+const UPDATE: &str = concat!(
+    "UPDATE kvs SET md5 = ?4, value = ?5, content_type = ?6, expire_at = ",
+    expires!(),
+    " WHERE workspace = ?1 AND namespace = ?2 AND key = ?3 AND ",
+    live!()
+);
+
+const DELETE: &str = concat!(
+    "DELETE FROM kvs WHERE workspace = ?1 AND namespace = ?2 AND key = ?3 AND ",
+    live!()
+);
+
+/// Deletes up to `?1` expired rows, returning their addresses.
+const SWEEP: &str = concat!(
+    "DELETE FROM kvs WHERE rowid IN (SELECT rowid FROM kvs WHERE expire_at <= ",
+    now_ms!(),
+    " LIMIT ?1) RETURNING workspace, namespace, key"
+);
 
 // One statement per bound shape, so SQLite can use both ends of the primary
 // key range; `(?5 IS NULL OR key < ?5)` would scan to the end of the namespace.
-const LIST_FROM: &str = "SELECT key FROM kvs WHERE workspace = ?1 AND namespace = ?2 \
-     AND key >= ?3 ORDER BY key LIMIT ?4";
-const LIST_FROM_UNTIL: &str = "SELECT key FROM kvs WHERE workspace = ?1 AND namespace = ?2 \
-     AND key >= ?3 AND key < ?5 ORDER BY key LIMIT ?4";
-const LIST_AFTER: &str = "SELECT key FROM kvs WHERE workspace = ?1 AND namespace = ?2 \
-     AND key > ?3 ORDER BY key LIMIT ?4";
-const LIST_AFTER_UNTIL: &str = "SELECT key FROM kvs WHERE workspace = ?1 AND namespace = ?2 \
-     AND key > ?3 AND key < ?5 ORDER BY key LIMIT ?4";
+const LIST_FROM: &str = concat!(
+    "SELECT key FROM kvs WHERE workspace = ?1 AND namespace = ?2 AND key >= ?3 AND ",
+    live!(),
+    " ORDER BY key LIMIT ?4"
+);
+const LIST_FROM_UNTIL: &str = concat!(
+    "SELECT key FROM kvs WHERE workspace = ?1 AND namespace = ?2 AND key >= ?3 AND key < ?5 AND ",
+    live!(),
+    " ORDER BY key LIMIT ?4"
+);
+const LIST_AFTER: &str = concat!(
+    "SELECT key FROM kvs WHERE workspace = ?1 AND namespace = ?2 AND key > ?3 AND ",
+    live!(),
+    " ORDER BY key LIMIT ?4"
+);
+const LIST_AFTER_UNTIL: &str = concat!(
+    "SELECT key FROM kvs WHERE workspace = ?1 AND namespace = ?2 AND key > ?3 AND key < ?5 AND ",
+    live!(),
+    " ORDER BY key LIMIT ?4"
+);
 
 /// A [`ListQuery`], owned so it can cross to another thread.
 pub(super) struct KeyRange {
@@ -87,13 +158,16 @@ pub(super) fn put_row(
     let mut buf = Uuid::encode_buffer();
     let workspace = workspace_text(&item.workspace, &mut buf);
     let (md5, bytes): (&[u8], &[u8]) = (&value.md5, &value.value);
-    let row: [&dyn ToSql; 6] = [
+    let (ttl, at) = value.expiry.params();
+    let row: [&dyn ToSql; 8] = [
         &workspace,
         &item.namespace,
         &item.key,
         &md5,
         &bytes,
         &value.content_type,
+        &ttl,
+        &at,
     ];
     let changed = match cond {
         PutCondition::Always => conn.prepare_cached(UPSERT)?.execute(&row[..])?,
@@ -101,7 +175,7 @@ pub(super) fn put_row(
         PutCondition::IfExists => conn.prepare_cached(UPDATE)?.execute(&row[..])?,
         PutCondition::IfMatch(tags) => {
             let tags = distinct(tags);
-            let sql = format!("{UPDATE} AND md5 IN ({})", placeholders(7, tags.len()));
+            let sql = format!("{UPDATE} AND md5 IN ({})", placeholders(9, tags.len()));
             let mut bind: Vec<&dyn ToSql> = row.to_vec();
             bind.extend(tags.iter().map(|t| t as &dyn ToSql));
             execute(conn, &sql, tags.len(), &bind)?
@@ -200,7 +274,39 @@ pub(super) fn select_entry(conn: &Connection, item: &Item) -> Result<Option<Entr
         value: Bytes::copy_from_slice(value),
         md5,
         content_type: row.get(2).map_err(failed)?,
+        expires: Expires::from_columns(row.get(3).map_err(failed)?, row.get(4).map_err(failed)?),
     }))
+}
+
+/// Deletes up to `limit` expired rows in one statement; returns where they were.
+pub(super) fn sweep_expired(conn: &Connection, limit: usize) -> Result<Vec<Item>, StoreError> {
+    let failed = |e| db_error("sweeping expired values", e);
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut stmt = conn.prepare_cached(SWEEP).map_err(failed)?;
+    let rows = stmt
+        .query_map([limit], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+            ))
+        })
+        .map_err(failed)?;
+    let mut removed = Vec::new();
+    for row in rows {
+        let (workspace, namespace, key) = row.map_err(failed)?;
+        let workspace = Uuid::parse_str(&workspace).map_err(|e| {
+            StoreError::Internal(format!(
+                "a stored workspace {workspace:?} is not a UUID: {e}"
+            ))
+        })?;
+        removed.push(Item {
+            workspace,
+            namespace,
+            key,
+        });
+    }
+    Ok(removed)
 }
 
 /// The keys of one page of a listing, in byte order.
