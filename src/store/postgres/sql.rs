@@ -239,7 +239,8 @@ mod tests {
             .read_many
             .as_deref()
             .expect("PostgreSQL reads in batches");
-        assert!(many.contains(r#"key COLLATE "C" = q.k LIMIT 1"#), "{many}");
+        assert!(many.contains(r#"key COLLATE "C" = q.k AND"#), "{many}");
+        assert!(many.contains("LIMIT 1) AS r"), "{many}");
         assert!(many.contains("WITH ORDINALITY"), "{many}");
         let crdb = Statements::new(Flavor::Cockroach, "\"s\"");
         assert!(
