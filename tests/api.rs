@@ -2,6 +2,7 @@
 //! store: each test is an `async fn(Kind)` and the `suite!` macro instantiates
 //! it once for PostgreSQL and once for SQLite.
 
+#[macro_use]
 mod common;
 
 use std::collections::BTreeMap;
@@ -15,19 +16,6 @@ use hulykvs::auth::{now_secs, Claims, SYSTEM_ACCOUNT};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use uuid::Uuid;
-
-macro_rules! suite {
-    ($($name:ident),* $(,)?) => {
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Kind::Postgres).await })*
-        }
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Kind::Sqlite).await })*
-        }
-    };
-}
 
 suite!(
     health_routes,

@@ -9,3 +9,19 @@ pub mod process;
 pub mod proxy;
 pub mod raw;
 pub mod server;
+
+/// Instantiates each `async fn(Kind)` named once for PostgreSQL and once for
+/// SQLite, as `postgres::NAME` and `sqlite::NAME` (the file imports `Kind`).
+#[allow(unused_macros)]
+macro_rules! suite {
+    ($($name:ident),* $(,)?) => {
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Kind::Postgres).await })*
+        }
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Kind::Sqlite).await })*
+        }
+    };
+}
