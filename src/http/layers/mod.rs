@@ -28,7 +28,14 @@ pub async fn handle<S: Store>(
 ) -> Response<ResBody> {
     let origins = Arc::clone(&state.cors);
     let measured = state.metrics.is_some();
-    let route = router::route_of(req.uri().path());
+    let traced = traces::enabled();
+    // The router parses the path again; the template is only worth finding
+    // for the layers that label by it.
+    let route = if measured || traced {
+        router::route_of(req.uri().path())
+    } else {
+        0
+    };
     let logged = |req| {
         access_log::layer(req, |req| async move {
             let inner = |req| {
@@ -43,7 +50,7 @@ pub async fn handle<S: Store>(
             }
         })
     };
-    if traces::enabled() {
+    if traced {
         trace::layer(router::ROUTES[route], req, logged).await
     } else {
         logged(req).await
