@@ -72,18 +72,36 @@ async fn serve_store<S: Store>(store: S, config: ServeConfig) -> anyhow::Result<
     let sweep_every = config.expiry_sweep;
     tokio::spawn(async move {
         match migrate_until_applied(&migrating).await {
-            Ok(()) => expiry::sweep_forever(&migrating.store, sweep_every).await,
+            Ok(()) => {
+                migrating.feed.start();
+                let feed = &migrating.feed;
+                expiry::sweep_forever(&*migrating.store, sweep_every, |removed| {
+                    let mut last = None;
+                    for item in removed {
+                        let namespace = Some((item.workspace, item.namespace.as_str()));
+                        if namespace != last {
+                            feed.written(item.workspace, &item.namespace);
+                            last = namespace;
+                        }
+                    }
+                })
+                .await
+            }
             Err(e) => {
                 let _ = failed_tx.send(e);
             }
         }
     });
     let mut failure = None;
+    let feed_state = Arc::clone(&state);
     let shutdown = async {
         tokio::select! {
             () = shutdown_signal() => {}
             Ok(e) = &mut failed_rx => failure = Some(e),
         }
+        // Watch streams and long polls never finish by themselves: end them
+        // so the drain waits only for ordinary requests.
+        feed_state.feed.close();
     };
     let limits = ServerOptions::from_config(&config, tls);
     match http::serve(listener, state, limits, shutdown).await {

@@ -242,6 +242,12 @@ pub struct ServeConfig {
     pub max_ttl: Option<u64>,
     /// How often this instance sweeps expired values.
     pub expiry_sweep: Duration,
+    /// How long the change log keeps a change.
+    pub changes_retention: Duration,
+    /// How often watched namespaces are polled for changes made elsewhere.
+    pub watch_poll: Duration,
+    /// Most events a watch stream may fall behind before it ends (`too_slow`).
+    pub watch_buffer: usize,
     /// Whether `GET /metrics` serves the Prometheus registry.
     pub metrics: bool,
     /// How log lines are written.

@@ -4,6 +4,7 @@
 use hyper::StatusCode;
 
 use crate::auth::AuthError;
+use crate::store::changes::Unreadable;
 use crate::store::StoreError;
 
 /// Everything a request can fail with.
@@ -33,6 +34,10 @@ pub enum ApiError {
     Unavailable(String),
     #[error("service unavailable: database migrations are not applied yet; try again shortly")]
     Migrating,
+    #[error("since {since} is ahead of the namespace's current revision {current}")]
+    RevisionAhead { since: u64, current: u64 },
+    #[error("the changes after revision {since} are no longer kept; the oldest kept is {oldest}: list the namespace again, then watch from the revision the listing answers")]
+    RevisionCompacted { since: u64, oldest: u64 },
     #[error("internal error")]
     Internal(String),
 }
@@ -53,7 +58,10 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound | ApiError::NoRoute => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::BadRequest { .. } | ApiError::BodyIncomplete => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest { .. }
+            | ApiError::BodyIncomplete
+            | ApiError::RevisionAhead { .. } => StatusCode::BAD_REQUEST,
+            ApiError::RevisionCompacted { .. } => StatusCode::GONE,
             ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -77,6 +85,8 @@ impl ApiError {
             ApiError::BodyTimeout => "body_timeout",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Migrating => "migrating",
+            ApiError::RevisionAhead { .. } => "revision_ahead",
+            ApiError::RevisionCompacted { .. } => "revision_compacted",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -97,6 +107,16 @@ impl ApiError {
         match self {
             ApiError::Unavailable(d) | ApiError::Internal(d) => Some(d),
             _ => None,
+        }
+    }
+}
+
+impl ApiError {
+    /// Why the feed cannot continue after `since`.
+    pub fn unreadable(since: u64, why: Unreadable) -> Self {
+        match why {
+            Unreadable::Ahead { current } => ApiError::RevisionAhead { since, current },
+            Unreadable::Compacted { oldest } => ApiError::RevisionCompacted { since, oldest },
         }
     }
 }

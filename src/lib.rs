@@ -2,7 +2,7 @@
 //! One line per module. A request walks `http::server` → `http::layers` →
 //! `http::router` → `http::handlers` → `store` → SQL, and back. `config`,
 //! `auth` and `exit` import nothing of the crate; `store` reads `config` and
-//! records into `telemetry`;
+//! records into `telemetry`; `feed` reads `store` (and `wire`), and `http` reads `feed`;
 //! `wire` and `error` know the store's types (`error` also `auth`'s); no room
 //! of the library imports `cli`, which `main` runs. No top-level module
 //! imports one that imports it back (`tests/layout.rs` checks).
@@ -24,6 +24,8 @@
 //!   - `http::handlers`: the handlers, grouped by what they serve.
 //!     - `http::handlers::item`: GET, HEAD, PUT (legacy POST) and DELETE of one value.
 //!     - `http::handlers::list`: listings, paged or streamed.
+//!     - `http::handlers::watch`: the change feed as Server-Sent Events (`?watch`).
+//!     - `http::handlers::changes`: the change feed as a long poll (`?changes`).
 //!     - `http::handlers::health`: `/status`, `/livez`, `/readyz`.
 //!     - `http::handlers::metrics`: `/metrics`, the Prometheus exposition.
 //!   - `http::request`: path parts, preconditions, content type, listing query and body, parsed and checked.
@@ -34,6 +36,7 @@
 //!   - `store::migrations`: migration files, history, status, the not-yet-migrated gate.
 //!   - `store::instrumented`: any store with every operation timed for the metrics.
 //!   - `store::expiry`: expiry instants written and read, and the sweeper of expired rows.
+//!   - `store::changes`: revisions, changes and pages of the change log, and when a revision is readable.
 //!   - `store::postgres`: PostgreSQL and CockroachDB, one code path.
 //!     - `store::postgres::url`: the libpq URL, its TLS parameters, schema names.
 //!     - `store::postgres::tls`: the rustls connector of every connection.
@@ -43,12 +46,18 @@
 //!     - `store::postgres::batch`: GET and PUT coalescing under load.
 //!     - `store::postgres::row`: a stored row read back into an entry.
 //!     - `store::postgres::errors`: SQLSTATEs, retries of serialization failures, error texts.
+//!     - `store::postgres::notify`: LISTEN/NOTIFY between instances, one connection, reconnecting.
 //!   - `store::sqlite`: the embedded store, one file in WAL mode.
 //!     - `store::sqlite::connection`: opening the writer and readers; SQLite's errors.
 //!     - `store::sqlite::sql`: statements and the functions that run them.
 //!     - `store::sqlite::writer`: the writer thread, group commit, its panic guard.
 //!     - `store::sqlite::readers`: the reader threads and their queue.
 //!     - `store::sqlite::migrate`: migrations under SQLite's write lock.
+//!     - `store::sqlite::changes`: revisions, the change log, its pruning, and sweeping with `expire` changes.
+//! - `feed`: the change feed on this instance: a channel per watched namespace and its reader task.
+//!   - `feed::channel`: the recent events of one namespace, shared by its streams.
+//!   - `feed::retention`: pruning of changes older than the retention.
+//!   - `feed::sse`: Server-Sent Event frames and long-poll entries.
 //! - `telemetry`: what operators see of the service.
 //!   - `telemetry::logs`: log lines to stderr, text or JSON.
 //!   - `telemetry::registry`: the Prometheus registry, metric names and buckets, process metrics.
@@ -73,6 +82,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod exit;
+pub mod feed;
 pub mod http;
 pub mod store;
 pub mod telemetry;

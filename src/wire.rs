@@ -39,13 +39,16 @@ impl ETag {
 
     /// The header value, with its quotes.
     pub fn header_value(&self) -> String {
-        let mut out = String::with_capacity(34);
-        out.push('"');
+        format!("\"{}\"", self.hex())
+    }
+
+    /// The 32 hex digits without quotes, as JSON bodies write a tag.
+    pub fn hex(&self) -> String {
+        let mut out = String::with_capacity(32);
         for b in self.0 {
             out.push(HEX[(b >> 4) as usize] as char);
             out.push(HEX[(b & 0xf) as usize] as char);
         }
-        out.push('"');
         out
     }
 }
@@ -204,6 +207,9 @@ pub struct ErrorBody {
     pub error: String,
     /// For programs: a stable snake_case name.
     pub code: String,
+    /// `410 revision_compacted`: the oldest revision the feed still has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oldest: Option<u64>,
 }
 
 #[cfg(test)]

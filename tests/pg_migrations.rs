@@ -303,7 +303,7 @@ async fn custom_schema_is_folded_as_unquoted_and_holds_everything() {
         .put(item(WS, "ns", "k"), value(b"v"), PutCondition::Always)
         .await
         .unwrap();
-    assert_eq!(outcome, PutOutcome::Stored);
+    assert!(matches!(outcome, PutOutcome::Stored(_)));
     let client = db.connect().await;
     let tables: Vec<String> = client
         .query(
@@ -400,10 +400,10 @@ async fn put_conditions() {
     );
     assert!(store.get(at).await.unwrap().is_none());
 
-    assert_eq!(
+    assert!(matches!(
         put(b"one", PutCondition::IfAbsent).await.unwrap(),
-        PutOutcome::Created
-    );
+        PutOutcome::Created(_)
+    ));
     assert_eq!(
         put(b"two", PutCondition::IfAbsent).await.unwrap(),
         PutOutcome::PreconditionFailed
@@ -411,10 +411,10 @@ async fn put_conditions() {
     let entry = stored(b"one").await;
     assert_eq!(entry.content_type.as_deref(), Some("text/plain"));
 
-    assert_eq!(
+    assert!(matches!(
         put(b"two", PutCondition::IfExists).await.unwrap(),
-        PutOutcome::Stored
-    );
+        PutOutcome::Stored(_)
+    ));
     stored(b"two").await;
 
     assert_eq!(
@@ -428,19 +428,19 @@ async fn put_conditions() {
         PutOutcome::PreconditionFailed
     );
     stored(b"two").await;
-    assert_eq!(
+    assert!(matches!(
         put(b"3", PutCondition::IfMatch(vec![md5(b"one"), md5(b"two")]))
             .await
             .unwrap(),
-        PutOutcome::Stored
-    );
+        PutOutcome::Stored(_)
+    ));
     stored(b"3").await;
 
     let typed = NewValue::new(Bytes::new(), "application/json; charset=utf-8".to_owned());
-    assert_eq!(
+    assert!(matches!(
         store.put(at, typed, PutCondition::Always).await.unwrap(),
-        PutOutcome::Stored
-    );
+        PutOutcome::Stored(_)
+    ));
     let entry = stored(b"").await;
     assert_eq!(
         entry.content_type.as_deref(),
@@ -450,13 +450,13 @@ async fn put_conditions() {
     // Always creates too, and every byte value survives.
     let all: Vec<u8> = (0..=255u8).rev().collect();
     let other = item(WS, "ns", "other");
-    assert_eq!(
+    assert!(matches!(
         store
             .put(other, value(&all), PutCondition::Always)
             .await
             .unwrap(),
-        PutOutcome::Stored
-    );
+        PutOutcome::Stored(_)
+    ));
     assert_eq!(
         store.get(other).await.unwrap().unwrap().value.as_ref(),
         all.as_slice()
@@ -486,17 +486,17 @@ async fn delete_conditions() {
     );
 
     put().await.unwrap();
-    assert_eq!(
+    assert!(matches!(
         delete(DeleteCondition::Always).await.unwrap(),
-        DeleteOutcome::Deleted
-    );
+        DeleteOutcome::Deleted(_)
+    ));
     assert!(store.get(at).await.unwrap().is_none());
 
     put().await.unwrap();
-    assert_eq!(
+    assert!(matches!(
         delete(DeleteCondition::IfExists).await.unwrap(),
-        DeleteOutcome::Deleted
-    );
+        DeleteOutcome::Deleted(_)
+    ));
     assert!(store.get(at).await.unwrap().is_none());
 
     put().await.unwrap();
@@ -514,12 +514,12 @@ async fn delete_conditions() {
         store.get(at).await.unwrap().is_some(),
         "a failed condition deletes nothing"
     );
-    assert_eq!(
+    assert!(matches!(
         delete(DeleteCondition::IfMatch(vec![md5(b"w"), md5(b"v")]))
             .await
             .unwrap(),
-        DeleteOutcome::Deleted
-    );
+        DeleteOutcome::Deleted(_)
+    ));
     assert!(store.get(at).await.unwrap().is_none());
 }
 
@@ -709,9 +709,9 @@ async fn racing_conditional_writes_have_one_winner() {
     for task in tasks {
         let (outcome, mine) = task.await.unwrap();
         match outcome {
-            PutOutcome::Stored => winners.push(mine),
+            PutOutcome::Stored(_) => winners.push(mine),
             PutOutcome::PreconditionFailed => {}
-            PutOutcome::Created => panic!("IfMatch never creates"),
+            PutOutcome::Created(_) => panic!("IfMatch never creates"),
         }
     }
     assert_eq!(winners.len(), 1, "{winners:?}");
@@ -736,9 +736,9 @@ async fn racing_conditional_writes_have_one_winner() {
     let mut created = 0;
     for task in tasks {
         match task.await.unwrap() {
-            PutOutcome::Created => created += 1,
+            PutOutcome::Created(_) => created += 1,
             PutOutcome::PreconditionFailed => {}
-            PutOutcome::Stored => panic!("IfAbsent reports Created"),
+            PutOutcome::Stored(_) => panic!("IfAbsent reports Created"),
         }
     }
     assert_eq!(created, 1);

@@ -95,14 +95,14 @@ async fn put_conditions() {
         async move { store.put(at("ns", key), value(bytes), cond).await.unwrap() }
     };
 
-    assert_eq!(
+    assert!(matches!(
         put("k", b"one", PutCondition::Always).await,
-        PutOutcome::Stored
-    );
-    assert_eq!(
+        PutOutcome::Stored(_)
+    ));
+    assert!(matches!(
         put("k", b"two", PutCondition::Always).await,
-        PutOutcome::Stored
-    );
+        PutOutcome::Stored(_)
+    ));
     assert_eq!(read(&store, "k").await.as_deref(), Some(&b"two"[..]));
 
     assert_eq!(
@@ -110,10 +110,10 @@ async fn put_conditions() {
         PutOutcome::PreconditionFailed
     );
     assert_eq!(read(&store, "k").await.as_deref(), Some(&b"two"[..]));
-    assert_eq!(
+    assert!(matches!(
         put("new", b"x", PutCondition::IfAbsent).await,
-        PutOutcome::Created
-    );
+        PutOutcome::Created(_)
+    ));
     assert_eq!(read(&store, "new").await.as_deref(), Some(&b"x"[..]));
 
     assert_eq!(
@@ -121,10 +121,10 @@ async fn put_conditions() {
         PutOutcome::PreconditionFailed
     );
     assert_eq!(read(&store, "absent").await, None);
-    assert_eq!(
+    assert!(matches!(
         put("k", b"four", PutCondition::IfExists).await,
-        PutOutcome::Stored
-    );
+        PutOutcome::Stored(_)
+    ));
     assert_eq!(read(&store, "k").await.as_deref(), Some(&b"four"[..]));
 
     let stale = digest(b"two");
@@ -134,10 +134,10 @@ async fn put_conditions() {
         PutOutcome::PreconditionFailed
     );
     assert_eq!(read(&store, "k").await.as_deref(), Some(&b"four"[..]));
-    assert_eq!(
+    assert!(matches!(
         put("k", b"five", PutCondition::IfMatch(vec![stale, current])).await,
-        PutOutcome::Stored
-    );
+        PutOutcome::Stored(_)
+    ));
     assert_eq!(read(&store, "k").await.as_deref(), Some(&b"five"[..]));
     assert_eq!(
         put("k", b"six", PutCondition::IfMatch(vec![])).await,
@@ -153,10 +153,10 @@ async fn put_conditions() {
     // A long list (prepared uncached), with repeats, matching at the end.
     let mut long: Vec<[u8; 16]> = (0u8..20).map(|i| digest(&[i])).collect();
     long.extend([stale, stale, digest(b"five")]);
-    assert_eq!(
+    assert!(matches!(
         put("k", b"seven", PutCondition::IfMatch(long)).await,
-        PutOutcome::Stored
-    );
+        PutOutcome::Stored(_)
+    ));
     assert_eq!(read(&store, "k").await.as_deref(), Some(&b"seven"[..]));
 }
 
@@ -182,10 +182,10 @@ async fn delete_conditions() {
         DeleteOutcome::NotFound
     );
     put("k", b"v").await;
-    assert_eq!(
+    assert!(matches!(
         del("k", DeleteCondition::Always).await,
-        DeleteOutcome::Deleted
-    );
+        DeleteOutcome::Deleted(_)
+    ));
     assert_eq!(read(&store, "k").await, None);
 
     assert_eq!(
@@ -193,10 +193,10 @@ async fn delete_conditions() {
         DeleteOutcome::PreconditionFailed
     );
     put("k", b"v").await;
-    assert_eq!(
+    assert!(matches!(
         del("k", DeleteCondition::IfExists).await,
-        DeleteOutcome::Deleted
-    );
+        DeleteOutcome::Deleted(_)
+    ));
     assert_eq!(read(&store, "k").await, None);
 
     assert_eq!(
@@ -214,14 +214,14 @@ async fn delete_conditions() {
         DeleteOutcome::PreconditionFailed
     );
     assert_eq!(read(&store, "k").await.as_deref(), Some(&b"v"[..]));
-    assert_eq!(
+    assert!(matches!(
         del(
             "k",
             DeleteCondition::IfMatch(vec![digest(b"other"), digest(b"v")])
         )
         .await,
-        DeleteOutcome::Deleted
-    );
+        DeleteOutcome::Deleted(_)
+    ));
     assert_eq!(read(&store, "k").await, None);
 }
 
@@ -381,10 +381,10 @@ async fn workspaces_and_namespaces_are_isolated() {
     assert_eq!(keys(&store, "ns", "").await, ["k"]);
     assert_eq!(keys(&store, "ns2", "").await, ["k2"]);
 
-    assert_eq!(
+    assert!(matches!(
         store.delete(theirs, DeleteCondition::Always).await.unwrap(),
-        DeleteOutcome::Deleted
-    );
+        DeleteOutcome::Deleted(_)
+    ));
     assert_eq!(read(&store, "k").await.as_deref(), Some(&b"mine"[..]));
     assert_eq!(
         store
@@ -426,7 +426,7 @@ async fn racing_conditional_puts_have_one_winner() {
     for task in tasks {
         let (outcome, mine) = task.await.unwrap();
         match outcome {
-            PutOutcome::Stored => winners.push(mine),
+            PutOutcome::Stored(_) => winners.push(mine),
             other => assert_eq!(other, PutOutcome::PreconditionFailed),
         }
     }
@@ -454,7 +454,7 @@ async fn racing_conditional_puts_have_one_winner() {
     let mut created = 0;
     for task in tasks {
         match task.await.unwrap() {
-            PutOutcome::Created => created += 1,
+            PutOutcome::Created(_) => created += 1,
             other => assert_eq!(other, PutOutcome::PreconditionFailed),
         }
     }
@@ -484,7 +484,10 @@ async fn acknowledged_writes_survive_reopening() {
         })
         .collect();
     for task in tasks {
-        assert_eq!(task.await.unwrap().unwrap(), PutOutcome::Stored);
+        assert!(matches!(
+            task.await.unwrap().unwrap(),
+            PutOutcome::Stored(_)
+        ));
     }
     drop(store);
 
@@ -538,7 +541,7 @@ async fn a_failing_write_does_not_lose_its_batch() {
                 "{err}"
             );
         } else {
-            assert_eq!(outcome.unwrap(), PutOutcome::Stored, "{key}");
+            assert!(matches!(outcome.unwrap(), PutOutcome::Stored(_)), "{key}");
             assert!(read(&store, &key).await.is_some(), "{key} was acknowledged");
         }
     }
@@ -579,7 +582,7 @@ async fn a_rolled_back_batch_acknowledges_nothing() {
         let stored = read(&store, &key).await.is_some();
         match outcome {
             Ok(outcome) => {
-                assert_eq!(outcome, PutOutcome::Stored);
+                assert!(matches!(outcome, PutOutcome::Stored(_)));
                 assert!(stored, "{key} was acknowledged but is missing");
             }
             Err(_) => assert!(!stored, "{key} failed but was stored"),
@@ -771,7 +774,7 @@ async fn readers_finish_while_the_writer_is_busy() {
         reader.await.unwrap();
     }
     for writer in writers {
-        assert_eq!(writer.await.unwrap(), PutOutcome::Stored);
+        assert!(matches!(writer.await.unwrap(), PutOutcome::Stored(_)));
     }
     assert_eq!(keys(&store, "ns", "w").await.len(), 64);
 }

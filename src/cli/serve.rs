@@ -152,6 +152,35 @@ pub struct ServeArgs {
     )]
     pub expiry_sweep: String,
 
+    /// How long the change feed keeps a change; a watch or long poll from an older revision
+    /// answers 410 revision_compacted.
+    #[arg(
+        long,
+        env = "HULY_CHANGES_RETENTION",
+        default_value = "24h",
+        value_name = "DURATION"
+    )]
+    pub changes_retention: String,
+
+    /// How often watched namespaces are polled for changes written through other instances
+    /// (CockroachDB has no notifications; on PostgreSQL this backs up LISTEN/NOTIFY).
+    #[arg(
+        long,
+        env = "HULY_WATCH_POLL",
+        default_value = "1s",
+        value_name = "DURATION"
+    )]
+    pub watch_poll: String,
+
+    /// Most events a watch stream may fall behind before it ends with event error too_slow.
+    #[arg(
+        long,
+        env = "HULY_WATCH_BUFFER",
+        default_value = "10000",
+        value_name = "EVENTS"
+    )]
+    pub watch_buffer: String,
+
     /// Serve Prometheus metrics at GET /metrics (on or off).
     #[arg(
         long,
@@ -414,6 +443,13 @@ impl ServeConfig {
                 .map(|text| positive_duration("HULY_MAX_TTL", text).map(|d| d.as_secs().max(1)))
                 .transpose()?,
             expiry_sweep: positive_duration("HULY_EXPIRY_SWEEP", &args.expiry_sweep)?,
+            changes_retention: positive_duration(
+                "HULY_CHANGES_RETENTION",
+                &args.changes_retention,
+            )?,
+            watch_poll: positive_duration("HULY_WATCH_POLL", &args.watch_poll)?,
+            watch_buffer: whole_number("HULY_WATCH_BUFFER", &args.watch_buffer, 1, 1_000_000)?
+                as usize,
             metrics: switch("HULY_METRICS", &args.metrics)?,
             log_format: log_format(&args.log_format)?,
         })

@@ -235,13 +235,48 @@ pub(super) async fn read_body(
         .map_err(|_| ApiError::BodyTimeout)?
 }
 
-/// The query of a listing.
+/// The query of a listing, a watch stream (`watch`) or a long poll (`changes`).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(super) struct ListParams {
     pub(super) prefix: String,
     pub(super) limit: Option<usize>,
     /// The key to continue after, decoded from `cursor`.
     pub(super) after: Option<String>,
+    /// `?watch`: a Server-Sent Events stream of changes.
+    pub(super) watch: bool,
+    /// `?changes`: a long poll for changes.
+    pub(super) changes: bool,
+    /// The revision the feed continues after.
+    pub(super) since: Option<u64>,
+    /// How long a long poll waits for a change.
+    pub(super) wait: Option<Duration>,
+}
+
+/// Longest a long poll may wait (`wait`).
+pub(super) const MAX_WAIT: Duration = Duration::from_secs(300);
+
+/// A revision as a query parameter or `Last-Event-ID` writes it.
+pub(super) fn parse_revision(text: &str, what: &str) -> Result<u64, ApiError> {
+    text.trim().parse::<u64>().map_err(|_| {
+        ApiError::bad_request(
+            "invalid_revision",
+            format!("{what} must be a revision (a whole number), not {text:?}"),
+        )
+    })
+}
+
+/// `Last-Event-ID`, which a reconnecting EventSource sends: it wins over `since`.
+pub(super) fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    match headers.get("last-event-id") {
+        None => Ok(None),
+        Some(value) => {
+            let text = value.to_str().unwrap_or("\u{fffd}");
+            if text.trim().is_empty() {
+                return Ok(None);
+            }
+            parse_revision(text, "Last-Event-ID").map(Some)
+        }
+    }
 }
 
 impl ListParams {
@@ -270,6 +305,21 @@ impl ListParams {
                             )
                         })?;
                     params.limit = Some(limit);
+                }
+                "watch" => params.watch = true,
+                "changes" => params.changes = true,
+                "since" => params.since = Some(parse_revision(&value, "since")?),
+                "wait" => {
+                    let wait = crate::config::parse_duration(&value)
+                        .ok()
+                        .filter(|d| *d <= MAX_WAIT)
+                        .ok_or_else(|| {
+                            ApiError::bad_request(
+                                "invalid_wait",
+                                "wait must be a duration such as 30s, at most 5m",
+                            )
+                        })?;
+                    params.wait = Some(wait);
                 }
                 "cursor" => {
                     // A cursor holds the last key of a page: one that could

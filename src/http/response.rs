@@ -50,6 +50,10 @@ pub fn error_response(err: &ApiError, head: bool) -> Response<ResBody> {
     let body = ErrorBody {
         error: err.public_message(),
         code: err.code().to_owned(),
+        oldest: match err {
+            ApiError::RevisionCompacted { oldest, .. } => Some(*oldest),
+            _ => None,
+        },
     };
     let mut response = match json_response(err.status(), &body, head) {
         Ok(r) => r,

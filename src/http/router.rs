@@ -9,10 +9,12 @@ use hyper::header;
 use hyper::{Method, Request, Response};
 use uuid::Uuid;
 
-use super::handlers::{health, item, list, metrics};
+use super::handlers::changes::PollRequest;
+use super::handlers::watch::WatchRequest;
+use super::handlers::{changes, health, item, list, metrics, watch};
 use super::request::{
-    check_key_segments, content_type, decode_part, delete_condition, expiry, put_condition,
-    read_body, tag_condition, ListParams, MAX_KEY, MAX_NAMESPACE,
+    check_key_segments, content_type, decode_part, delete_condition, expiry, last_event_id,
+    put_condition, read_body, tag_condition, ListParams, MAX_KEY, MAX_NAMESPACE,
 };
 use super::response::{error_response, ResBody};
 use super::state::AppState;
@@ -174,9 +176,50 @@ async fn route<S: Store>(
             let query = ListParams::parse(req.uri().query().unwrap_or(""))?;
             let shown_workspace = target.workspace_raw.map(str::to_owned);
             let head = method == Method::HEAD;
+            if query.watch {
+                let watch = WatchRequest {
+                    workspace,
+                    namespace,
+                    prefix: query.prefix,
+                    since: last_event_id(req.headers())?.or(query.since),
+                    expires: claims.exp,
+                };
+                return watch::watch(state, watch, head).await;
+            }
+            if query.changes {
+                return changes::poll(
+                    state,
+                    poll_request(workspace, shown_workspace, namespace, query)?,
+                )
+                .await;
+            }
             list::list(state, workspace, shown_workspace, namespace, query, head).await
         }
     }
+}
+
+/// A long poll's parameters; `since` is required.
+fn poll_request(
+    workspace: Uuid,
+    shown_workspace: Option<String>,
+    namespace: String,
+    query: ListParams,
+) -> Result<PollRequest, ApiError> {
+    let since = query.since.ok_or_else(|| {
+        ApiError::bad_request(
+            "missing_since",
+            "?changes needs since=R, the revision to continue after (a listing answers it in Huly-Revision)",
+        )
+    })?;
+    Ok(PollRequest {
+        workspace,
+        shown_workspace,
+        namespace,
+        prefix: query.prefix,
+        since,
+        limit: query.limit,
+        wait: query.wait,
+    })
 }
 
 /// The handler of one value, with the conditions and body its API reads.
@@ -189,7 +232,7 @@ async fn one_value<S: Store>(
     at: ItemRef<'_>,
     req: Request<Incoming>,
 ) -> Result<Response<ResBody>, ApiError> {
-    let store = &state.store;
+    let store = &*state.store;
     let headers = req.headers();
     match *req.method() {
         Method::GET | Method::HEAD => {
@@ -205,7 +248,7 @@ async fn one_value<S: Store>(
                 Api::Legacy => DeleteCondition::Always,
                 Api::V2 => delete_condition(headers)?,
             };
-            item::delete(store, at, cond).await
+            item::delete(&state.feed, at, cond).await
         }
         _ => {
             let expiry = expiry(headers, state.max_ttl, now_secs() as i64)?;
@@ -218,7 +261,7 @@ async fn one_value<S: Store>(
             };
             let value = read_body(req, state.payload_limit, state.body_timeout).await?;
             let value = NewValue::new(value, content_type).expiring(expiry);
-            item::put(store, at, value, cond).await
+            item::put(&state.feed, at, value, cond).await
         }
     }
 }

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::auth::Verifier;
 use crate::config::{CorsOrigins, ServeConfig};
+use crate::feed::{Feed, FeedSettings};
 use crate::store::instrumented::Instrumented;
 use crate::store::Store;
 use crate::telemetry::registry::{registry, Registry};
@@ -16,7 +17,9 @@ use crate::telemetry::registry::{registry, Registry};
 /// What every request handler shares.
 pub struct AppState<S> {
     /// The store, every operation timed for the metrics.
-    pub store: Instrumented<S>,
+    pub store: Arc<Instrumented<S>>,
+    /// The change feed of the store: watchers, and whom a write wakes.
+    pub feed: Feed<Instrumented<S>>,
     pub(super) verifier: Verifier,
     pub(super) payload_limit: u64,
     /// Longest expiry a write may ask for, in seconds.
@@ -34,8 +37,15 @@ pub struct AppState<S> {
 impl<S: Store> AppState<S> {
     /// State for `store` under `config`; not ready until [`AppState::migrated`] is set.
     pub fn new(store: S, config: &ServeConfig) -> Self {
+        let store = Arc::new(Instrumented(store));
+        let settings = FeedSettings {
+            poll: config.watch_poll,
+            buffer: config.watch_buffer,
+            retention: config.changes_retention,
+        };
         AppState {
-            store: Instrumented(store),
+            feed: Feed::new(Arc::clone(&store), settings),
+            store,
             verifier: Verifier::new(&config.token_secret),
             payload_limit: config.payload_limit,
             max_ttl: config.max_ttl,

@@ -59,16 +59,18 @@ impl Expires {
 
 /// Sweeps expired rows from `store` every `every` until the process ends:
 /// batch after batch while batches come back full, so a backlog drains
-/// without one long transaction, then a pause.
-pub async fn sweep_forever<S: Store>(store: &S, every: Duration) {
+/// without one long transaction, then a pause. `removed` hears of each
+/// batch (the change feed wakes its watchers).
+pub async fn sweep_forever<S: Store>(store: &S, every: Duration, removed: impl Fn(&[Item])) {
     loop {
         tokio::time::sleep(every).await;
         loop {
             match store.sweep_expired(SWEEP_BATCH).await {
-                Ok(removed) => {
-                    counter!(EXPIRED).increment(removed.len() as u64);
-                    log_removed(&removed);
-                    if removed.len() < SWEEP_BATCH {
+                Ok(batch) => {
+                    counter!(EXPIRED).increment(batch.len() as u64);
+                    log_removed(&batch);
+                    removed(&batch);
+                    if batch.len() < SWEEP_BATCH {
                         break;
                     }
                 }

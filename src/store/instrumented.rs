@@ -3,15 +3,18 @@
 //! wraps its store in this, so both engines are measured the same way.
 
 use std::future::Future;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use metrics::{counter, histogram, Histogram};
 use tracing::Instrument as _;
 
+use uuid::Uuid;
+
+use super::changes::{ChangePage, ChangeQuery};
 use super::migrations::MigrationState;
 use super::{
     DeleteCondition, DeleteOutcome, Entry, Item, ItemRef, ListQuery, NewValue, PutCondition,
-    PutOutcome, Store, StoreError,
+    PutOutcome, Store, StoreError, Wake,
 };
 use crate::telemetry::registry::{Handles, PoolState, DB_OPERATION_DURATION, DB_OPERATION_ERRORS};
 use crate::telemetry::traces;
@@ -21,7 +24,9 @@ use crate::telemetry::traces;
 pub struct Instrumented<S>(pub S);
 
 /// The operations timed, in the order of their handles.
-const OPERATIONS: [&str; 7] = ["get", "put", "delete", "list", "ping", "migrate", "sweep"];
+const OPERATIONS: [&str; 9] = [
+    "get", "put", "delete", "list", "ping", "migrate", "sweep", "changes", "prune",
+];
 
 static DURATION: Handles<Histogram, { OPERATIONS.len() }> = Handles::new();
 
@@ -118,6 +123,22 @@ impl<S: Store> Store for Instrumented<S> {
 
     async fn sweep_expired(&self, limit: usize) -> Result<Vec<Item>, StoreError> {
         timed(self.system(), 6, self.0.sweep_expired(limit)).await
+    }
+
+    async fn changes(&self, query: ChangeQuery<'_>) -> Result<ChangePage, StoreError> {
+        timed(self.system(), 7, self.0.changes(query)).await
+    }
+
+    async fn prune_changes(&self, retention: Duration, limit: usize) -> Result<u64, StoreError> {
+        timed(self.system(), 8, self.0.prune_changes(retention, limit)).await
+    }
+
+    fn watch_others(&self, wake: Wake) -> bool {
+        self.0.watch_others(wake)
+    }
+
+    fn announce(&self, workspace: Uuid, namespace: &str) {
+        self.0.announce(workspace, namespace)
     }
 
     fn pool_state(&self) -> Option<PoolState> {

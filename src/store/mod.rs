@@ -11,6 +11,7 @@ use std::future::Future;
 use bytes::Bytes;
 use uuid::Uuid;
 
+pub mod changes;
 pub mod expiry;
 pub mod instrumented;
 pub mod migrations;
@@ -18,6 +19,7 @@ pub mod postgres;
 pub mod sqlite;
 
 use crate::telemetry::registry::PoolState;
+use changes::{ChangePage, ChangeQuery, Revision};
 use expiry::{Expires, Expiry};
 use migrations::MigrationState;
 pub use postgres::PgStore;
@@ -50,7 +52,7 @@ impl ItemRef<'_> {
 
 /// Where one value lives, owned: an [`ItemRef`] that can wait in a queue or
 /// cross to another thread.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Item {
     pub workspace: Uuid,
     pub namespace: String,
@@ -136,13 +138,13 @@ impl PutCondition {
         matches!(self, PutCondition::IfMatch(tags) if tags.is_empty())
     }
 
-    /// The outcome of the condition's one statement, from the rows it changed.
-    pub fn outcome(&self, changed: u64) -> PutOutcome {
-        match self {
-            PutCondition::Always => PutOutcome::Stored,
-            _ if changed == 0 => PutOutcome::PreconditionFailed,
-            PutCondition::IfAbsent => PutOutcome::Created,
-            PutCondition::IfExists | PutCondition::IfMatch(_) => PutOutcome::Stored,
+    /// The outcome of the condition's one statement, from the revision of
+    /// the change it made (`None`: it changed nothing).
+    pub fn outcome(&self, changed: Option<Revision>) -> PutOutcome {
+        match (self, changed) {
+            (_, None) => PutOutcome::PreconditionFailed,
+            (PutCondition::IfAbsent, Some(revision)) => PutOutcome::Created(revision),
+            (_, Some(revision)) => PutOutcome::Stored(revision),
         }
     }
 }
@@ -150,10 +152,12 @@ impl PutCondition {
 /// What a PUT did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PutOutcome {
-    /// A new row was inserted (reported for [`PutCondition::IfAbsent`]).
-    Created,
-    /// The value is stored (an upsert or a conditional update).
-    Stored,
+    /// A new row was inserted (reported for [`PutCondition::IfAbsent`]), as
+    /// the change of this revision.
+    Created(Revision),
+    /// The value is stored (an upsert or a conditional update), as the
+    /// change of this revision.
+    Stored(Revision),
     /// The condition did not hold; nothing was written.
     PreconditionFailed,
 }
@@ -175,12 +179,13 @@ impl DeleteCondition {
         matches!(self, DeleteCondition::IfMatch(tags) if tags.is_empty())
     }
 
-    /// The outcome of the condition's one statement, from the rows it changed.
-    pub fn outcome(&self, changed: u64) -> DeleteOutcome {
-        match self {
-            _ if changed > 0 => DeleteOutcome::Deleted,
-            DeleteCondition::Always => DeleteOutcome::NotFound,
-            DeleteCondition::IfExists | DeleteCondition::IfMatch(_) => {
+    /// The outcome of the condition's one statement, from the revision of
+    /// the change it made (`None`: it deleted nothing).
+    pub fn outcome(&self, changed: Option<Revision>) -> DeleteOutcome {
+        match (self, changed) {
+            (_, Some(revision)) => DeleteOutcome::Deleted(revision),
+            (DeleteCondition::Always, None) => DeleteOutcome::NotFound,
+            (DeleteCondition::IfExists | DeleteCondition::IfMatch(_), None) => {
                 DeleteOutcome::PreconditionFailed
             }
         }
@@ -190,7 +195,8 @@ impl DeleteCondition {
 /// What a DELETE did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeleteOutcome {
-    Deleted,
+    /// Deleted, as the change of this revision.
+    Deleted(Revision),
     /// Nothing was stored (only for [`DeleteCondition::Always`]).
     NotFound,
     /// The condition did not hold (or the key was absent under a condition).
@@ -279,9 +285,41 @@ pub trait Store: Send + Sync + 'static {
         &self,
     ) -> impl Future<Output = Result<Vec<MigrationState>, StoreError>> + Send;
 
-    /// Deletes up to `limit` expired rows in one short transaction and
-    /// returns where they were (for the change feed). Several instances may
-    /// sweep one database at once: no row is removed twice.
+    /// Changes of one namespace after a revision, with the namespace's
+    /// current and oldest kept revision, all read in one snapshot.
+    fn changes(
+        &self,
+        query: ChangeQuery<'_>,
+    ) -> impl Future<Output = Result<ChangePage, StoreError>> + Send;
+
+    /// Deletes up to `limit` changes older than `retention` from the change
+    /// log, each namespace's oldest first (so what stays of its log is a
+    /// contiguous run of revisions); returns how many.
+    fn prune_changes(
+        &self,
+        retention: std::time::Duration,
+        limit: usize,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Starts telling `wake` about changes committed through other
+    /// processes sharing the database (a namespace, or `None` for "maybe
+    /// any": after a lost connection). `false` when the engine cannot:
+    /// watchers then poll.
+    fn watch_others(&self, wake: Wake) -> bool {
+        let _ = wake;
+        false
+    }
+
+    /// Tells the other processes watching (see [`Store::watch_others`]) that
+    /// a namespace changed; best effort, never waits for the database.
+    fn announce(&self, workspace: Uuid, namespace: &str) {
+        let _ = (workspace, namespace);
+    }
+
+    /// Deletes up to `limit` expired rows in one short transaction, each
+    /// with its `expire` change, and returns where they were (for the change
+    /// feed). Several instances may sweep one database at once: no row is
+    /// removed twice.
     fn sweep_expired(
         &self,
         limit: usize,
@@ -293,6 +331,9 @@ pub trait Store: Send + Sync + 'static {
         None
     }
 }
+
+/// Called with a namespace changed elsewhere, or `None` when any may have.
+pub type Wake = std::sync::Arc<dyn Fn(Option<(Uuid, &str)>) + Send + Sync>;
 
 /// The smallest string greater than every string that starts with `prefix`,
 /// or `None` when no such bound exists (the prefix is all `char::MAX`).
@@ -320,26 +361,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn put_outcomes_follow_rows_changed() {
+    fn put_outcomes_follow_the_change_made() {
         let tag = vec![[0u8; 16]];
-        assert_eq!(PutCondition::Always.outcome(0), PutOutcome::Stored);
-        assert_eq!(PutCondition::IfAbsent.outcome(1), PutOutcome::Created);
+        assert_eq!(PutCondition::Always.outcome(Some(3)), PutOutcome::Stored(3));
         assert_eq!(
-            PutCondition::IfAbsent.outcome(0),
-            PutOutcome::PreconditionFailed
+            PutCondition::IfAbsent.outcome(Some(1)),
+            PutOutcome::Created(1)
         );
-        assert_eq!(PutCondition::IfExists.outcome(1), PutOutcome::Stored);
+        for cond in [
+            PutCondition::Always,
+            PutCondition::IfAbsent,
+            PutCondition::IfExists,
+            PutCondition::IfMatch(tag.clone()),
+        ] {
+            assert_eq!(cond.outcome(None), PutOutcome::PreconditionFailed);
+        }
         assert_eq!(
-            PutCondition::IfExists.outcome(0),
-            PutOutcome::PreconditionFailed
+            PutCondition::IfExists.outcome(Some(7)),
+            PutOutcome::Stored(7)
         );
         assert_eq!(
-            PutCondition::IfMatch(tag.clone()).outcome(1),
-            PutOutcome::Stored
-        );
-        assert_eq!(
-            PutCondition::IfMatch(tag.clone()).outcome(0),
-            PutOutcome::PreconditionFailed
+            PutCondition::IfMatch(tag.clone()).outcome(Some(2)),
+            PutOutcome::Stored(2)
         );
         assert!(PutCondition::IfMatch(Vec::new()).never_holds());
         assert!(!PutCondition::IfMatch(tag).never_holds());
@@ -347,21 +390,27 @@ mod tests {
     }
 
     #[test]
-    fn delete_outcomes_follow_rows_changed() {
+    fn delete_outcomes_follow_the_change_made() {
         let tag = vec![[0u8; 16]];
-        assert_eq!(DeleteCondition::Always.outcome(1), DeleteOutcome::Deleted);
-        assert_eq!(DeleteCondition::Always.outcome(0), DeleteOutcome::NotFound);
         assert_eq!(
-            DeleteCondition::IfExists.outcome(0),
+            DeleteCondition::Always.outcome(Some(4)),
+            DeleteOutcome::Deleted(4)
+        );
+        assert_eq!(
+            DeleteCondition::Always.outcome(None),
+            DeleteOutcome::NotFound
+        );
+        assert_eq!(
+            DeleteCondition::IfExists.outcome(None),
             DeleteOutcome::PreconditionFailed
         );
         assert_eq!(
-            DeleteCondition::IfMatch(tag.clone()).outcome(0),
+            DeleteCondition::IfMatch(tag.clone()).outcome(None),
             DeleteOutcome::PreconditionFailed
         );
         assert_eq!(
-            DeleteCondition::IfMatch(tag).outcome(2),
-            DeleteOutcome::Deleted
+            DeleteCondition::IfMatch(tag).outcome(Some(9)),
+            DeleteOutcome::Deleted(9)
         );
         assert!(DeleteCondition::IfMatch(Vec::new()).never_holds());
     }

@@ -35,6 +35,12 @@ pub const TRACE_SPANS_DROPPED: &str = "hulykvs_trace_spans_dropped_total";
 pub const TRACE_SPANS_FAILED: &str = "hulykvs_trace_spans_failed_total";
 /// Expired values the sweeper removed.
 pub const EXPIRED: &str = "hulykvs_expired_total";
+/// Change-feed streams (watch) open now.
+pub const WATCH_STREAMS: &str = "hulykvs_watch_streams";
+/// Change events sent on watch streams.
+pub const WATCH_EVENTS: &str = "hulykvs_watch_events_total";
+/// Watch streams ended, by reason.
+pub const WATCH_ENDS: &str = "hulykvs_watch_stream_ends_total";
 /// 1, labelled with the running version.
 pub const BUILD_INFO: &str = "hulykvs_build_info";
 
@@ -165,6 +171,12 @@ fn describe() {
     );
     describe_histogram!(DB_BATCH_SIZE, "Requests served by one batched statement.");
     describe_counter!(EXPIRED, "Expired values the sweeper removed.");
+    describe_gauge!(WATCH_STREAMS, "Change-feed streams (watch) open now.");
+    describe_counter!(WATCH_EVENTS, "Change events sent on watch streams.");
+    describe_counter!(
+        WATCH_ENDS,
+        "Watch streams ended, by reason (client_gone, too_slow, token_expired, compacted, shutdown, error)."
+    );
     describe_counter!(
         TRACE_SPANS_DROPPED,
         "Spans dropped because the export queue was full."

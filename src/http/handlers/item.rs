@@ -5,7 +5,8 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Response, StatusCode};
 
 use crate::error::ApiError;
-use crate::http::response::{empty, full, header_value, plain_500, status_only, ResBody};
+use crate::feed::Feed;
+use crate::http::response::{empty, full, header_value, plain_500, ResBody};
 use crate::store::{
     DeleteCondition, DeleteOutcome, ItemRef, NewValue, PutCondition, PutOutcome, Store,
     DEFAULT_CONTENT_TYPE,
@@ -53,35 +54,49 @@ pub async fn get<S: Store>(
     Ok(response.unwrap_or_else(|_| plain_500()))
 }
 
-/// Stores `value` at `item` if `cond` holds; answers with its `ETag`.
+/// Stores `value` at `item` if `cond` holds; answers with its `ETag` and
+/// the revision of its change, and wakes the namespace's watchers.
 pub async fn put<S: Store>(
-    store: &S,
+    feed: &Feed<S>,
     item: ItemRef<'_>,
     value: NewValue,
     cond: PutCondition,
 ) -> Result<Response<ResBody>, ApiError> {
     let etag = ETag(value.md5);
-    let status = match store.put(item, value, cond).await? {
-        PutOutcome::Created => StatusCode::CREATED,
-        PutOutcome::Stored => StatusCode::NO_CONTENT,
+    let (status, revision) = match feed.store().put(item, value, cond).await? {
+        PutOutcome::Created(revision) => (StatusCode::CREATED, revision),
+        PutOutcome::Stored(revision) => (StatusCode::NO_CONTENT, revision),
         PutOutcome::PreconditionFailed => return Err(ApiError::PreconditionFailed),
     };
+    feed.written(item.workspace, item.namespace);
     Ok(Response::builder()
         .status(status)
         .header(header::ETAG, header_value(&etag.header_value()))
+        .header(REVISION, revision)
         .body(empty())
         .unwrap_or_else(|_| plain_500()))
 }
 
-/// Deletes the value at `item` if `cond` holds.
+/// Deletes the value at `item` if `cond` holds; answers with the revision
+/// of its change, and wakes the namespace's watchers.
 pub async fn delete<S: Store>(
-    store: &S,
+    feed: &Feed<S>,
     item: ItemRef<'_>,
     cond: DeleteCondition,
 ) -> Result<Response<ResBody>, ApiError> {
-    match store.delete(item, cond).await? {
-        DeleteOutcome::Deleted => Ok(status_only(StatusCode::NO_CONTENT)),
+    match feed.store().delete(item, cond).await? {
+        DeleteOutcome::Deleted(revision) => {
+            feed.written(item.workspace, item.namespace);
+            Ok(Response::builder()
+                .status(StatusCode::NO_CONTENT)
+                .header(REVISION, revision)
+                .body(empty())
+                .unwrap_or_else(|_| plain_500()))
+        }
         DeleteOutcome::NotFound => Err(ApiError::NotFound),
         DeleteOutcome::PreconditionFailed => Err(ApiError::PreconditionFailed),
     }
 }
+
+/// The revision a write made, or a listing read (SPEC §12).
+pub const REVISION: &str = "huly-revision";

@@ -11,10 +11,12 @@ use hyper::{Response, StatusCode};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use super::item::REVISION;
 use crate::error::ApiError;
 use crate::http::request::ListParams;
 use crate::http::response::{empty, json_response, plain_500, BodyError, ChannelBody, ResBody};
 use crate::http::state::AppState;
+use crate::store::changes::ChangeQuery;
 use crate::store::{ListQuery, Store};
 use crate::wire::{self, KeyList};
 
@@ -32,6 +34,19 @@ pub async fn list<S: Store>(
     params: ListParams,
     head: bool,
 ) -> Result<Response<ResBody>, ApiError> {
+    // Read before the first row: every change after it is in the feed, so
+    // "list, then watch from it" misses nothing.
+    let revision = state
+        .store
+        .changes(ChangeQuery {
+            workspace,
+            namespace: &namespace,
+            after: 0,
+            prefix: "",
+            limit: 0,
+        })
+        .await?
+        .current;
     let page = params.limit.unwrap_or(LIST_CHUNK);
     let mut keys = state
         .store
@@ -46,7 +61,7 @@ pub async fn list<S: Store>(
     let more = keys.len() > page;
     keys.truncate(page);
     if more && params.limit.is_none() {
-        return Ok(stream_list(
+        let mut response = stream_list(
             state,
             workspace,
             shown_workspace,
@@ -54,7 +69,9 @@ pub async fn list<S: Store>(
             params.prefix,
             keys,
             head,
-        ));
+        );
+        response.headers_mut().insert(REVISION, revision.into());
+        return Ok(response);
     }
     let cursor = match (more, keys.last()) {
         (true, Some(last)) => Some(wire::encode_cursor(last)),
@@ -67,7 +84,9 @@ pub async fn list<S: Store>(
         keys,
         cursor,
     };
-    json_response(StatusCode::OK, &body, head)
+    let mut response = json_response(StatusCode::OK, &body, head)?;
+    response.headers_mut().insert(REVISION, revision.into());
+    Ok(response)
 }
 
 /// Streams an unbounded listing chunk by chunk, so the namespace is never held

@@ -3,7 +3,9 @@
 //!
 //! [`ApiError`]: crate::error::ApiError
 
+pub mod changes;
 pub mod health;
 pub mod item;
 pub mod list;
 pub mod metrics;
+pub mod watch;

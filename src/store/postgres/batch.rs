@@ -16,7 +16,8 @@ use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::pool::Pooled;
-use super::row::entry_from_row;
+use super::row::{entry_from_row, revision_at};
+use crate::store::changes::Revision;
 use crate::store::{Entry, Item, ItemRef, NewValue, StoreError};
 use crate::telemetry::registry::DB_BATCH_SIZE;
 
@@ -87,13 +88,13 @@ impl Batcher {
     }
 
     /// Upserts `value` at `item` with `alone` when a write slot is free,
-    /// else in the next batch of upserts.
+    /// else in the next batch of upserts; answers the revision of its change.
     pub(super) async fn upsert(
         self: &Arc<Self>,
         item: ItemRef<'_>,
         value: &NewValue,
-        alone: impl Future<Output = Result<u64, StoreError>>,
-    ) -> Result<(), StoreError> {
+        alone: impl Future<Output = Result<Option<Revision>, StoreError>>,
+    ) -> Result<Revision, StoreError> {
         let mut waiting = None;
         let slot = enter(self, |id| {
             let (reply, answer) = oneshot::channel();
@@ -109,7 +110,11 @@ impl Batcher {
         match waiting {
             Some((id, answer)) => wait_queued::<QueuedWrite>(self, id, answer).await,
             None => {
-                let answer = alone.await.map(|_| ());
+                let answer = alone.await.and_then(|revision| {
+                    revision.ok_or_else(|| {
+                        StoreError::Internal("an upsert reported no change".to_owned())
+                    })
+                });
                 drop(slot);
                 answer
             }
@@ -193,7 +198,7 @@ struct QueuedWrite {
     value: NewValue,
     id: u64,
     queued: Instant,
-    reply: oneshot::Sender<Result<(), StoreError>>,
+    reply: oneshot::Sender<Result<Revision, StoreError>>,
 }
 
 /// A slot of lane `J`; on drop it serves the queue with a batch task, or frees the slot.
@@ -368,7 +373,7 @@ impl Job for QueuedRead {
 }
 
 impl Job for QueuedWrite {
-    type Answer = ();
+    type Answer = Revision;
     fn lane(batcher: &Batcher) -> &Lane<Self> {
         &batcher.writes
     }
@@ -385,15 +390,15 @@ impl Job for QueuedWrite {
         // A write whose client left is still written, as it would be alone.
         false
     }
-    fn answer(self, answer: Result<(), StoreError>) {
+    fn answer(self, answer: Result<Revision, StoreError>) {
         let _ = self.reply.send(answer);
     }
 
     /// One upsert for the batch. Writes of one key in one batch were
     /// concurrent, so the last queued wins and the others are acknowledged as
-    /// overwritten at once (one statement may not update a row twice). Rows
-    /// go in key order, so two batches lock shared rows in the same order
-    /// and cannot deadlock.
+    /// overwritten at once, with its revision (one statement may not update
+    /// a row twice). Rows go in key order, so two batches lock shared rows in
+    /// the same order and cannot deadlock.
     async fn run(batcher: &Batcher, mut live: Vec<Self>) {
         histogram!(DB_BATCH_SIZE, "db_operation_name" => "put").record(live.len() as f64);
         // Stable: among writes of one key, the last queued stays last.
@@ -433,13 +438,65 @@ impl Job for QueuedWrite {
         let pooled = &batcher.pooled;
         let wait = batch_wait(pooled, &live);
         let outcome = pooled
-            .execute_waiting(&batcher.upsert_many, &params, Some(wait))
-            .await;
+            .query(&batcher.upsert_many, &params, Some(wait))
+            .await
+            .and_then(|written| revisions_by_row(&rows, &written));
         drop(rows);
-        for write in live {
-            write.answer(outcome.as_ref().map(|_| ()).map_err(Clone::clone));
+        match outcome {
+            Ok(revisions) => {
+                // `live` is in row order: each write takes the revision of
+                // the row that stored its key (the last write of that key).
+                let mut at = 0;
+                for write in live {
+                    while rows_key(&revisions, at).is_some_and(|item| item != &write.item) {
+                        at += 1;
+                    }
+                    let answer =
+                        revisions
+                            .get(at)
+                            .map(|(_, revision)| *revision)
+                            .ok_or_else(|| {
+                                StoreError::Internal("a batched upsert lost a row".to_owned())
+                            });
+                    write.answer(answer);
+                }
+            }
+            Err(e) => {
+                for write in live {
+                    write.answer(Err(e.clone()));
+                }
+            }
         }
     }
+}
+
+/// The revision of each row of the batch, in the batch's order, from the
+/// rows the statement answered (`workspace, namespace, key, revision`).
+fn revisions_by_row(
+    rows: &[&QueuedWrite],
+    written: &[tokio_postgres::Row],
+) -> Result<Vec<(Item, Revision)>, StoreError> {
+    let mut found = std::collections::HashMap::with_capacity(written.len());
+    for row in written {
+        let item = Item {
+            workspace: row.try_get(0).map_err(|e| super::errors::db_error(&e))?,
+            namespace: row.try_get(1).map_err(|e| super::errors::db_error(&e))?,
+            key: row.try_get(2).map_err(|e| super::errors::db_error(&e))?,
+        };
+        found.insert(item, revision_at(row, 3)?);
+    }
+    rows.iter()
+        .map(|write| {
+            let revision = found.get(&write.item).copied().ok_or_else(|| {
+                StoreError::Internal(format!("a batched upsert did not log {}", write.item))
+            })?;
+            Ok((write.item.clone(), revision))
+        })
+        .collect()
+}
+
+fn rows_key(revisions: &[(Item, Revision)], at: usize) -> Option<&Item> {
+    revisions.get(at).map(|(item, _)| item)
 }
 
 #[cfg(test)]

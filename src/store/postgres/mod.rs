@@ -15,10 +15,12 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio_postgres::types::ToSql;
+use uuid::Uuid;
 
 mod batch;
 mod errors;
 mod migrate;
+mod notify;
 mod pool;
 mod row;
 mod sql;
@@ -29,15 +31,17 @@ pub use sql::{COCKROACH_MIGRATIONS, POSTGRES_MIGRATIONS};
 
 use self::batch::Batcher;
 use self::errors::db_error;
+use self::notify::Notifier;
 use self::pool::Pooled;
-use self::row::entry_from_row;
+use self::row::{change_page, entry_from_row, revision_written};
 use self::sql::{Flavor, Statements};
 use self::tls::DbTls;
 use self::url::{check_schema, PgUrl};
+use super::changes::{ChangePage, ChangeQuery, Revision};
 use super::migrations::{Migrated, MigrationState};
 use super::{
     prefix_upper_bound, DeleteCondition, DeleteOutcome, Entry, Item, ItemRef, ListQuery, NewValue,
-    PutCondition, PutOutcome, Store, StoreError,
+    PutCondition, PutOutcome, Store, StoreError, Wake,
 };
 use crate::config::DbOptions;
 use crate::telemetry::registry::PoolState;
@@ -64,6 +68,8 @@ pub struct PgStore {
     statements: Migrated<Statements>,
     /// GET/PUT coalescing, set up with the statements on PostgreSQL.
     batcher: OnceLock<Arc<Batcher>>,
+    /// LISTEN/NOTIFY between instances (PostgreSQL only), once watched.
+    notifier: OnceLock<Notifier>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -108,6 +114,7 @@ impl PgStore {
             flavor: OnceLock::new(),
             statements: Migrated::default(),
             batcher: OnceLock::new(),
+            notifier: OnceLock::new(),
         })
     }
 
@@ -131,10 +138,15 @@ impl PgStore {
         }
     }
 
-    /// Runs a prepared (and cached) statement on a pooled connection; returns
-    /// the number of rows it changed.
-    async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
-        self.pooled.execute(sql, params).await
+    /// Runs one logged write (see `sql::logged`) on a pooled connection;
+    /// returns the revision of its change, or `None` when it wrote nothing.
+    async fn write(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Revision>, StoreError> {
+        let rows = self.pooled.query(sql, params, None).await?;
+        revision_written(&rows)
     }
 }
 
@@ -190,19 +202,19 @@ impl Store for PgStore {
         ];
         let changed = match &cond {
             PutCondition::Always => {
-                let alone = self.execute(&sql.upsert, &row);
+                let alone = self.write(&sql.upsert, &row);
                 match self.batcher.get() {
-                    Some(batcher) => batcher.upsert(item, &value, alone).await.map(|()| 1)?,
+                    Some(batcher) => Some(batcher.upsert(item, &value, alone).await?),
                     None => alone.await?,
                 }
             }
-            PutCondition::IfAbsent => self.execute(&sql.insert_if_absent, &row).await?,
-            PutCondition::IfExists => self.execute(&sql.update, &row).await?,
+            PutCondition::IfAbsent => self.write(&sql.insert_if_absent, &row).await?,
+            PutCondition::IfExists => self.write(&sql.update, &row).await?,
             PutCondition::IfMatch(tags) => {
                 let tags: Vec<&[u8]> = tags.iter().map(|t| &t[..]).collect();
                 let [a, b, c, d, e, f, g, h] = row;
                 let params: [&(dyn ToSql + Sync); 9] = [a, b, c, d, e, f, g, h, &tags];
-                self.execute(&sql.update_if_match, &params).await?
+                self.write(&sql.update_if_match, &params).await?
             }
         };
         Ok(cond.outcome(changed))
@@ -220,13 +232,13 @@ impl Store for PgStore {
         let pk: [&(dyn ToSql + Sync); 3] = [&item.workspace, &item.namespace, &item.key];
         let changed = match &cond {
             DeleteCondition::Always | DeleteCondition::IfExists => {
-                self.execute(&sql.delete, &pk).await?
+                self.write(&sql.delete, &pk).await?
             }
             DeleteCondition::IfMatch(tags) => {
                 let tags: Vec<&[u8]> = tags.iter().map(|t| &t[..]).collect();
                 let [a, b, c] = pk;
                 let params: [&(dyn ToSql + Sync); 4] = [a, b, c, &tags];
-                self.execute(&sql.delete_if_match, &params).await?
+                self.write(&sql.delete_if_match, &params).await?
             }
         };
         Ok(cond.outcome(changed))
@@ -292,6 +304,53 @@ impl Store for PgStore {
             })
             .collect::<Result<_, tokio_postgres::Error>>()
             .map_err(|e| db_error(&e))
+    }
+
+    async fn changes(&self, query: ChangeQuery<'_>) -> Result<ChangePage, StoreError> {
+        let sql = self.statements.get()?;
+        let after = i64::try_from(query.after).unwrap_or(i64::MAX);
+        let upper = prefix_upper_bound(query.prefix);
+        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+        let params: [&(dyn ToSql + Sync); 6] = [
+            &query.workspace,
+            &query.namespace,
+            &after,
+            &query.prefix,
+            &upper,
+            &limit,
+        ];
+        let rows = self.pooled.query(&sql.changes, &params, None).await?;
+        change_page(&rows)
+    }
+
+    async fn prune_changes(&self, retention: Duration, limit: usize) -> Result<u64, StoreError> {
+        let sql = self.statements.get()?;
+        let millis = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.pooled.execute(&sql.prune, &[&millis, &limit]).await
+    }
+
+    /// PostgreSQL: one dedicated connection LISTENs (and NOTIFYs for this
+    /// instance). CockroachDB has no LISTEN/NOTIFY: watchers poll.
+    fn watch_others(&self, wake: Wake) -> bool {
+        if self.flavor.get() != Some(&Flavor::Postgres) {
+            return false;
+        }
+        self.notifier.get_or_init(|| {
+            Notifier::start(
+                self.config.clone(),
+                self.tls.clone(),
+                &self.schema_name,
+                wake,
+            )
+        });
+        true
+    }
+
+    fn announce(&self, workspace: Uuid, namespace: &str) {
+        if let Some(notifier) = self.notifier.get() {
+            notifier.announce(workspace, namespace);
+        }
     }
 
     fn pool_state(&self) -> Option<PoolState> {

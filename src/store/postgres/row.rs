@@ -1,10 +1,11 @@
-//! A stored row read back into an [`Entry`]: one copy of the value, and a
-//! digest that is always 16 bytes.
+//! Rows read back: an [`Entry`] (one copy of the value, a digest that is
+//! always 16 bytes), the revision a write made, a page of the change log.
 
 use bytes::Bytes;
 use tokio_postgres::Row;
 
 use super::errors::db_error;
+use crate::store::changes::{Change, ChangeOp, ChangePage, Revision};
 use crate::store::expiry::Expires;
 use crate::store::{Digest, Entry, ItemRef, StoreError};
 
@@ -46,4 +47,49 @@ pub(super) fn entry_from_row(row: &Row, item: &ItemRef<'_>) -> Result<Entry, Sto
         content_type,
         expires,
     })
+}
+
+/// The revision of the one change a single-row write made (column 3 of
+/// what [`super::sql`]'s logged statements answer), or `None` when its
+/// condition did not hold.
+pub(super) fn revision_written(rows: &[Row]) -> Result<Option<Revision>, StoreError> {
+    rows.first().map(|row| revision_at(row, 3)).transpose()
+}
+
+/// A revision column: never negative in a log this service writes.
+pub(super) fn revision_at(row: &Row, column: usize) -> Result<Revision, StoreError> {
+    let revision: i64 = row.try_get(column).map_err(|e| db_error(&e))?;
+    Revision::try_from(revision)
+        .map_err(|_| StoreError::Internal(format!("a stored revision is negative: {revision}")))
+}
+
+/// The page the `changes` statement answers: `current, oldest` on every row,
+/// then one change a row (all NULL on the one row of a page without any).
+pub(super) fn change_page(rows: &[Row]) -> Result<ChangePage, StoreError> {
+    let failed = |e: tokio_postgres::Error| db_error(&e);
+    let mut page = ChangePage::default();
+    let Some(first) = rows.first() else {
+        return Ok(page);
+    };
+    page.current = revision_at(first, 0)?;
+    page.oldest = first
+        .try_get::<_, Option<i64>>(1)
+        .map_err(failed)?
+        .map(|oldest| Revision::try_from(oldest).unwrap_or(0));
+    for row in rows {
+        let Some(revision) = row.try_get::<_, Option<i64>>(2).map_err(failed)? else {
+            continue;
+        };
+        let op: &str = row.try_get(3).map_err(failed)?;
+        let md5: Option<&[u8]> = row.try_get(5).map_err(failed)?;
+        page.changes.push(Change {
+            revision: Revision::try_from(revision).unwrap_or(0),
+            op: ChangeOp::parse(op)
+                .ok_or_else(|| StoreError::Internal(format!("unknown change op {op:?}")))?,
+            key: row.try_get(4).map_err(failed)?,
+            md5: md5.and_then(|m| Digest::try_from(m).ok()),
+            expire_at: row.try_get(6).map_err(failed)?,
+        });
+    }
+    Ok(page)
 }

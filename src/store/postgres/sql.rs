@@ -26,6 +26,7 @@ pub static POSTGRES_MIGRATIONS: &[Migration] = &[
     migration!("postgres", 3, "0003_kvs_key_bytewise"),
     migration!("postgres", 4, "0004_content_type_md5"),
     migration!("postgres", 5, "0005_expire_at"),
+    migration!("postgres", 6, "0006_changes"),
 ];
 
 /// The migrations of `sql/cockroach/`, in order; same versions and names as
@@ -36,6 +37,7 @@ pub static COCKROACH_MIGRATIONS: &[Migration] = &[
     migration!("cockroach", 3, "0003_kvs_key_bytewise"),
     migration!("cockroach", 4, "0004_content_type_md5"),
     migration!("cockroach", 5, "0005_expire_at"),
+    migration!("cockroach", 6, "0006_changes"),
 ];
 
 /// Which engine answers.
@@ -84,7 +86,10 @@ impl Flavor {
 /// previous service overwrites `md5` and `value` only.
 const CURRENT_TYPE: &str = "CASE WHEN content_type_md5 = md5 THEN content_type END AS content_type";
 
-/// The data statements, built once the flavor is known.
+/// The data statements, built once the flavor is known. Every write is one
+/// statement that also bumps its namespace's revision and appends its
+/// change ([`logged`]), answering `workspace, namespace, key, revision` for
+/// each row it changed.
 pub(super) struct Statements {
     pub(super) get: String,
     pub(super) upsert: String,
@@ -99,6 +104,11 @@ pub(super) struct Statements {
     pub(super) upsert_many: Option<String>,
     /// Deletes up to `$1` expired rows nobody holds, returning their addresses.
     pub(super) sweep: String,
+    /// A page of the change log with the namespace's current and oldest
+    /// revision: see [`changes`].
+    pub(super) changes: String,
+    /// Deletes up to `$2` changes older than `$1` milliseconds: see [`prune`].
+    pub(super) prune: String,
     /// Indexed by [`Statements::list`]: with or without an upper bound and `after`.
     pub(super) list: [String; 4],
 }
@@ -116,6 +126,12 @@ const EXPIRES: &str = "CASE WHEN $7::INT8 IS NOT NULL THEN now() + $7::INT8 * IN
 /// is gone, and the whole seconds left.
 const EXPIRY_COLUMNS: &str = "ceil(extract(epoch FROM expire_at))::INT8, \
      ceil(extract(epoch FROM expire_at - now()))::INT8";
+
+/// What a write returns of each row it wrote, for [`logged`].
+const WRITTEN: &str = "RETURNING workspace, namespace, key, md5, expire_at";
+/// What a delete returns of each row it removed, for [`logged`].
+const REMOVED: &str =
+    "RETURNING workspace, namespace, key, NULL::BYTEA AS md5, NULL::TIMESTAMPTZ AS expire_at";
 
 impl Statements {
     pub(super) fn new(flavor: Flavor, schema: &str) -> Statements {
@@ -143,22 +159,35 @@ impl Statements {
              content_type = excluded.content_type, content_type_md5 = excluded.content_type_md5, \
              expire_at = excluded.expire_at";
         let batched = flavor == Flavor::Postgres;
+        let log = |write: String, op: &str| logged(schema, key, &write, op);
         Statements {
             get: format!(
                 "SELECT value, md5, {CURRENT_TYPE}, {EXPIRY_COLUMNS} FROM {kvs} WHERE {pk} AND {LIVE}"
             ),
-            upsert: format!("{insert} {set_all}"),
+            upsert: log(format!("{insert} {set_all} {WRITTEN}"), "put"),
             // An expired row is absent: If-None-Match: * replaces it.
-            insert_if_absent: format!(
-                "{insert} {set_all} WHERE t.expire_at IS NOT NULL AND t.expire_at <= now()"
+            insert_if_absent: log(
+                format!(
+                    "{insert} {set_all} WHERE t.expire_at IS NOT NULL AND t.expire_at <= now() \
+                     {WRITTEN}"
+                ),
+                "put",
             ),
-            update_if_match: format!("{update} AND md5 = ANY($9)"),
-            update,
-            delete: format!("DELETE FROM {kvs} WHERE {pk} AND {LIVE}"),
-            delete_if_match: format!("DELETE FROM {kvs} WHERE {pk} AND {LIVE} AND md5 = ANY($4)"),
-            upsert_many: batched.then(|| upsert_many(&kvs, set_all)),
+            update_if_match: log(format!("{update} AND md5 = ANY($9) {WRITTEN}"), "put"),
+            update: log(format!("{update} {WRITTEN}"), "put"),
+            delete: log(
+                format!("DELETE FROM {kvs} WHERE {pk} AND {LIVE} {REMOVED}"),
+                "delete",
+            ),
+            delete_if_match: log(
+                format!("DELETE FROM {kvs} WHERE {pk} AND {LIVE} AND md5 = ANY($4) {REMOVED}"),
+                "delete",
+            ),
+            upsert_many: batched.then(|| log(upsert_many(&kvs, set_all), "put")),
             read_many: batched.then(|| read_many(&kvs, key)),
-            sweep: sweep(flavor, &kvs),
+            sweep: log(sweep(flavor, &kvs), "expire"),
+            changes: changes(schema, key),
+            prune: prune(schema),
             list: [
                 list(&kvs, key, false, false),
                 list(&kvs, key, true, false),
@@ -181,13 +210,12 @@ fn sweep(flavor: Flavor, kvs: &str) -> String {
         // kvs_key_bytewise on two of its columns and filter a namespace per row.
         Flavor::Postgres => format!(
             "DELETE FROM {kvs} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {kvs} {expired})) \
-             RETURNING workspace, namespace, key"
+             {REMOVED}"
         ),
         // No ctid; the primary key compares bytes, so the match is one probe.
         Flavor::Cockroach => format!(
             "DELETE FROM {kvs} WHERE (workspace, namespace, key) IN \
-             (SELECT workspace, namespace, key FROM {kvs} {expired}) \
-             RETURNING workspace, namespace, key"
+             (SELECT workspace, namespace, key FROM {kvs} {expired}) {REMOVED}"
         ),
     }
 }
@@ -219,7 +247,77 @@ fn upsert_many(kvs: &str, set_all: &str) -> String {
          THEN now() + s * INTERVAL '1 second' WHEN a IS NOT NULL THEN to_timestamp(a) END \
          FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::bytea[], \
          $6::text[], $7::int8[], $8::int8[]) AS u(w, n, k, m, v, t, s, a) \
-         ON CONFLICT (workspace, namespace, key) {set_all}"
+         ON CONFLICT (workspace, namespace, key) {set_all} {WRITTEN}"
+    )
+}
+
+/// `write` (one statement returning [`WRITTEN`] or [`REMOVED`] columns) as
+/// one statement that also bumps the revision of each namespace it wrote by
+/// the rows it wrote there, and logs each row as a change `op` numbered in
+/// key order within the range the bump took.
+///
+/// The counter rows are bumped only after every row of `write` is written
+/// (the aggregate reads all of `w` first), in namespace order: a statement
+/// holding a counter lock never waits for a value row, and two statements
+/// take shared counters in one order, so writers cannot deadlock. The lock
+/// is held to commit, so the commits of one namespace follow its revisions
+/// (PostgreSQL). CockroachDB runs each statement serializably: a second
+/// writer of a namespace reads the first one's counter, so it is ordered
+/// after it, and a conflicting pair is retried by the database.
+fn logged(schema: &str, key: &str, write: &str, op: &str) -> String {
+    let revisions = format!("{schema}.kvs_revision");
+    let log = format!("{schema}.kvs_change");
+    let ns = "PARTITION BY w.workspace, w.namespace";
+    format!(
+        "WITH w AS ({write}), \
+         r AS (INSERT INTO {revisions} AS v (workspace, namespace, revision) \
+         SELECT workspace, namespace, count(*) FROM w GROUP BY workspace, namespace \
+         ORDER BY workspace, namespace ON CONFLICT (workspace, namespace) \
+         DO UPDATE SET revision = v.revision + excluded.revision \
+         RETURNING workspace, namespace, revision), \
+         c AS (INSERT INTO {log} (workspace, namespace, revision, op, key, md5, expire_at) \
+         SELECT w.workspace, w.namespace, r.revision - count(*) OVER ({ns}) \
+         + row_number() OVER ({ns} ORDER BY w.{key}), '{op}', w.key, w.md5, w.expire_at \
+         FROM w JOIN r ON r.workspace = w.workspace AND r.namespace = w.namespace \
+         RETURNING workspace, namespace, key, revision) \
+         SELECT workspace, namespace, key, revision FROM c"
+    )
+}
+
+/// The namespace `$1`/`$2`'s current revision (0 before its first change)
+/// and oldest logged one, and up to `$6` of its changes after revision `$3`
+/// of keys from `$4` and below `$5` (when not NULL), in revision order. One
+/// statement, so one snapshot: the changes are exactly those up to `current`.
+/// The left join keeps the one row of revisions when no change matches.
+fn changes(schema: &str, key: &str) -> String {
+    let ns = "workspace = $1 AND namespace = $2";
+    format!(
+        "SELECT s.current, s.oldest, c.revision, c.op, c.key, c.md5, \
+         ceil(extract(epoch FROM c.expire_at))::INT8 FROM \
+         (SELECT coalesce((SELECT revision FROM {schema}.kvs_revision WHERE {ns}), 0) AS current, \
+         (SELECT min(revision) FROM {schema}.kvs_change WHERE {ns}) AS oldest) AS s \
+         LEFT JOIN LATERAL (SELECT revision, op, key, md5, expire_at FROM {schema}.kvs_change \
+         WHERE {ns} AND revision > $3 AND revision <= s.current AND {key} >= $4 \
+         AND ($5::TEXT IS NULL OR {key} < $5) ORDER BY revision LIMIT $6) AS c ON true \
+         ORDER BY c.revision"
+    )
+}
+
+/// Deletes up to `$2` changes logged more than `$1` milliseconds ago. Of
+/// each namespace with such changes it deletes every change up to the
+/// newest old one, oldest first, so a namespace's log stays contiguous even
+/// where commit times and revisions disagree by a few milliseconds.
+fn prune(schema: &str) -> String {
+    let log = format!("{schema}.kvs_change");
+    format!(
+        "DELETE FROM {log} WHERE (workspace, namespace, revision) IN \
+         (SELECT c.workspace, c.namespace, c.revision FROM {log} AS c JOIN \
+         (SELECT workspace, namespace, max(revision) AS upto FROM \
+         (SELECT workspace, namespace, revision FROM {log} \
+         WHERE changed_at < now() - $1::INT8 * INTERVAL '1 millisecond' \
+         ORDER BY changed_at LIMIT $2) AS o GROUP BY workspace, namespace) AS m \
+         ON c.workspace = m.workspace AND c.namespace = m.namespace AND c.revision <= m.upto \
+         ORDER BY c.workspace, c.namespace, c.revision LIMIT $2)"
     )
 }
 

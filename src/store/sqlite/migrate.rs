@@ -22,6 +22,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0002_expire_at",
         sql: include_str!("../../../sql/sqlite/0002_expire_at.sql"),
     },
+    Migration {
+        version: 3,
+        name: "0003_changes",
+        sql: include_str!("../../../sql/sqlite/0003_changes.sql"),
+    },
 ];
 
 /// The shortest time `migrate` waits for another process's migration to finish.

@@ -9,6 +9,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+mod changes;
 mod connection;
 mod migrate;
 mod readers;
@@ -18,11 +19,13 @@ mod writer;
 pub use migrate::MIGRATIONS;
 pub use writer::MAX_BATCH;
 
+use self::changes::{prune_changes, select_changes, sweep_expired, OwnedChangeQuery};
 use self::connection::{db_error, open_reader, open_writer};
 use self::migrate::{apply_migrations, migration_states, LockWaits, MIGRATION_LOCK_WAIT};
 use self::readers::Readers;
-use self::sql::{select_entry, select_keys, sweep_expired, KeyRange};
+use self::sql::{select_entry, select_keys, KeyRange};
 use self::writer::{writer_gone, Write, Writer};
+use super::changes::{ChangePage, ChangeQuery};
 use super::migrations::{Migrated, MigrationState};
 use super::{
     DeleteCondition, DeleteOutcome, Entry, Item, ItemRef, ListQuery, NewValue, PutCondition,
@@ -157,6 +160,27 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn changes(&self, query: ChangeQuery<'_>) -> Result<ChangePage, StoreError> {
+        self.migrated.get()?;
+        let query = OwnedChangeQuery::from(query);
+        self.readers
+            .run(move |conn| select_changes(conn, &query))
+            .await
+    }
+
+    /// On the writer connection, between batches of writes.
+    async fn prune_changes(
+        &self,
+        retention: std::time::Duration,
+        limit: usize,
+    ) -> Result<u64, StoreError> {
+        self.migrated.get()?;
+        let millis = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        self.writer
+            .exclusive(move |conn| prune_changes(conn, millis, limit))
+            .await
+    }
+
     /// On the writer connection, between batches of writes: one short
     /// transaction, as one process at a time holds SQLite's write lock.
     async fn sweep_expired(&self, limit: usize) -> Result<Vec<Item>, StoreError> {
@@ -257,7 +281,7 @@ mod tests {
         store.ping().await.unwrap();
         let value = NewValue::new("v".into(), "text/plain".to_owned());
         let put = store.put(item("k"), value, PutCondition::IfAbsent).await;
-        assert_eq!(put.unwrap(), PutOutcome::Created);
+        assert_eq!(put.unwrap(), PutOutcome::Created(1));
         let read = store.get(item("k")).await.unwrap().unwrap();
         assert_eq!(&read.value[..], b"v");
     }

@@ -9,7 +9,9 @@ use rusqlite::types::ToSql;
 use rusqlite::{params, Connection};
 use uuid::Uuid;
 
+use super::changes::{log_change, Logged};
 use super::connection::db_error;
+use crate::store::changes::ChangeOp;
 use crate::store::expiry::Expires;
 use crate::store::{
     prefix_upper_bound, DeleteCondition, DeleteOutcome, Digest, Entry, Item, ListQuery, NewValue,
@@ -89,13 +91,6 @@ const DELETE: &str = concat!(
     live!()
 );
 
-/// Deletes up to `?1` expired rows, returning their addresses.
-const SWEEP: &str = concat!(
-    "DELETE FROM kvs WHERE rowid IN (SELECT rowid FROM kvs WHERE expire_at <= ",
-    now_ms!(),
-    " LIMIT ?1) RETURNING workspace, namespace, key"
-);
-
 // One statement per bound shape, so SQLite can use both ends of the primary
 // key range; `(?5 IS NULL OR key < ?5)` would scan to the end of the namespace.
 const LIST_FROM: &str = concat!(
@@ -145,7 +140,10 @@ fn workspace_text<'b>(workspace: &Uuid, buf: &'b mut [u8; 45]) -> &'b str {
     workspace.hyphenated().encode_lower(buf)
 }
 
-/// Runs the one statement of a PUT under `cond`.
+/// What a write returns of the row it wrote: its expiry, for the change log.
+const WRITTEN: &str = " RETURNING expire_at";
+
+/// Runs the one statement of a PUT under `cond` and logs its change.
 pub(super) fn put_row(
     conn: &Connection,
     item: &Item,
@@ -169,22 +167,60 @@ pub(super) fn put_row(
         &ttl,
         &at,
     ];
-    let changed = match cond {
-        PutCondition::Always => conn.prepare_cached(UPSERT)?.execute(&row[..])?,
-        PutCondition::IfAbsent => conn.prepare_cached(INSERT_IF_ABSENT)?.execute(&row[..])?,
-        PutCondition::IfExists => conn.prepare_cached(UPDATE)?.execute(&row[..])?,
+    let written = match cond {
+        PutCondition::Always => returning(conn, UPSERT, &row[..])?,
+        PutCondition::IfAbsent => returning(conn, INSERT_IF_ABSENT, &row[..])?,
+        PutCondition::IfExists => returning(conn, UPDATE, &row[..])?,
         PutCondition::IfMatch(tags) => {
             let tags = distinct(tags);
             let sql = format!("{UPDATE} AND md5 IN ({})", placeholders(9, tags.len()));
             let mut bind: Vec<&dyn ToSql> = row.to_vec();
             bind.extend(tags.iter().map(|t| t as &dyn ToSql));
-            execute(conn, &sql, tags.len(), &bind)?
+            if tags.len() <= CACHED_MATCH_LIST {
+                returning(conn, &sql, &bind)?
+            } else {
+                let mut stmt = conn.prepare(&format!("{sql}{WRITTEN}"))?;
+                first_expiry(&mut stmt, &bind)?
+            }
         }
     };
-    Ok(cond.outcome(changed as u64))
+    let revision = match written {
+        None => None,
+        Some(expire_at) => {
+            let logged = Logged {
+                op: ChangeOp::Put,
+                md5: Some(&value.md5),
+                expire_at,
+            };
+            Some(log_change(conn, workspace, item, logged)?)
+        }
+    };
+    Ok(cond.outcome(revision))
 }
 
-/// Runs the one statement of a DELETE under `cond`.
+/// Runs `sql` with [`WRITTEN`] appended: `Some(expiry)` when it wrote a row.
+fn returning(
+    conn: &Connection,
+    sql: &str,
+    bind: &[&dyn ToSql],
+) -> rusqlite::Result<Option<Option<i64>>> {
+    let mut stmt = conn.prepare_cached(&format!("{sql}{WRITTEN}"))?;
+    first_expiry(&mut stmt, bind)
+}
+
+fn first_expiry(
+    stmt: &mut rusqlite::Statement<'_>,
+    bind: &[&dyn ToSql],
+) -> rusqlite::Result<Option<Option<i64>>> {
+    let mut rows = stmt.query(bind)?;
+    let expiry = match rows.next()? {
+        Some(row) => Some(row.get(0)?),
+        None => None,
+    };
+    Ok(expiry)
+}
+
+/// Runs the one statement of a DELETE under `cond` and logs its change.
 pub(super) fn delete_row(
     conn: &Connection,
     item: &Item,
@@ -208,7 +244,18 @@ pub(super) fn delete_row(
             execute(conn, &sql, tags.len(), &bind)?
         }
     };
-    Ok(cond.outcome(changed as u64))
+    let revision = match changed {
+        0 => None,
+        _ => {
+            let logged = Logged {
+                op: ChangeOp::Delete,
+                md5: None,
+                expire_at: None,
+            };
+            Some(log_change(conn, workspace, item, logged)?)
+        }
+    };
+    Ok(cond.outcome(revision))
 }
 
 /// Runs an IF-MATCH statement, caching it only for the short lists seen in practice.
@@ -276,37 +323,6 @@ pub(super) fn select_entry(conn: &Connection, item: &Item) -> Result<Option<Entr
         content_type: row.get(2).map_err(failed)?,
         expires: Expires::from_columns(row.get(3).map_err(failed)?, row.get(4).map_err(failed)?),
     }))
-}
-
-/// Deletes up to `limit` expired rows in one statement; returns where they were.
-pub(super) fn sweep_expired(conn: &Connection, limit: usize) -> Result<Vec<Item>, StoreError> {
-    let failed = |e| db_error("sweeping expired values", e);
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let mut stmt = conn.prepare_cached(SWEEP).map_err(failed)?;
-    let rows = stmt
-        .query_map([limit], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, String>(1)?,
-                row.get::<_, String>(2)?,
-            ))
-        })
-        .map_err(failed)?;
-    let mut removed = Vec::new();
-    for row in rows {
-        let (workspace, namespace, key) = row.map_err(failed)?;
-        let workspace = Uuid::parse_str(&workspace).map_err(|e| {
-            StoreError::Internal(format!(
-                "a stored workspace {workspace:?} is not a UUID: {e}"
-            ))
-        })?;
-        removed.push(Item {
-            workspace,
-            namespace,
-            key,
-        });
-    }
-    Ok(removed)
 }
 
 /// The keys of one page of a listing, in byte order.
