@@ -67,6 +67,7 @@
 //!   - `cli::serve`: flags of `serve` and `migrate`, validated into `config`.
 //!   - `cli::token`: the `token` subcommand.
 //!   - `cli::client`: `put`, `get`, `delete` and `list` over reqwest.
+//!     - `cli::client::watch`: `watch`, the change feed a line per change, reconnecting.
 //!     - `cli::client::args`: their flags.
 //!     - `cli::client::service`: URLs, requests, and the line a failure prints.
 //!     - `cli::client::tls`: CA and client certificates; TLS failures in words.

@@ -256,6 +256,20 @@ async fn two_instances_sweep_one_database_without_removing_a_row_twice() {
         removed, 3000.0,
         "each expired row removed once, by one instance"
     );
+    let log = sql
+        .query_one(
+            "SELECT count(*), min(revision), max(revision), count(DISTINCT revision)
+               FROM hulykvs.kvs_change WHERE namespace = 'sweep' AND op = 'expire'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let log: (i64, i64, i64, i64) = (log.get(0), log.get(1), log.get(2), log.get(3));
+    assert_eq!(
+        log,
+        (3000, 1, 3000, 3000),
+        "one expire change a row, revisions without gaps, from both sweepers"
+    );
 }
 
 #[tokio::test]

@@ -514,6 +514,8 @@ async fn side_connection(s: &TestServer) -> tokio_postgres::Client {
 }
 
 /// Starts `n` concurrent PUTs of `path`; each reports (body, status, time taken).
+/// They are conditional (`If-Match: *`), so each takes a pooled connection of
+/// its own: plain PUTs of one namespace would share one batched statement.
 fn fire_puts(
     s: &TestServer,
     path: &str,
@@ -521,7 +523,10 @@ fn fire_puts(
 ) -> tokio::sync::mpsc::UnboundedReceiver<(String, u16, Duration)> {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     for i in 0..n {
-        let request = s.req(Method::PUT, path).body(format!("writer-{i}"));
+        let request = s
+            .req(Method::PUT, path)
+            .header("If-Match", "*")
+            .body(format!("writer-{i}"));
         let tx = tx.clone();
         tokio::spawn(async move {
             let started = Instant::now();

@@ -12,7 +12,7 @@ pub mod serve;
 pub mod token;
 
 use self::bench::BenchArgs;
-use self::client::{DeleteArgs, GetArgs, ListArgs, PutArgs};
+use self::client::{DeleteArgs, GetArgs, ListArgs, PutArgs, WatchArgs};
 use self::serve::{MigrateArgs, ServeArgs};
 use self::token::TokenArgs;
 
@@ -39,6 +39,8 @@ pub enum Command {
     Delete(DeleteArgs),
     /// List the keys of a namespace, one a line.
     List(ListArgs),
+    /// Follow the changes of a namespace, one a line, reconnecting by itself.
+    Watch(WatchArgs),
     /// Print a signed HS256 token for the service.
     Token(TokenArgs),
     /// Print a shell completion script.

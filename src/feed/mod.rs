@@ -244,6 +244,9 @@ impl<S: Store> Reader<S> {
     /// page was full (more may follow at once).
     async fn read(&self, shared: &Shared<S>) -> Result<bool, crate::store::StoreError> {
         let head = self.channel.head();
+        // A page never exceeds the buffer: a stream at the head before it
+        // must still find its next event after it.
+        let limit = READ_PAGE.min(shared.settings.buffer);
         let page = shared
             .store
             .changes(ChangeQuery {
@@ -251,7 +254,7 @@ impl<S: Store> Reader<S> {
                 namespace: &self.namespace,
                 after: head,
                 prefix: "",
-                limit: READ_PAGE,
+                limit,
             })
             .await?;
         if let Err(Unreadable::Compacted { .. }) = page.readable_from(head) {
@@ -259,8 +262,8 @@ impl<S: Store> Reader<S> {
             self.channel.restart_at(page.current);
             return Ok(false);
         }
-        let full = page.changes.len() >= READ_PAGE;
-        let reached = page.reached(READ_PAGE);
+        let full = page.changes.len() >= limit;
+        let reached = page.reached(limit);
         self.channel.append(page.changes, reached);
         Ok(full)
     }

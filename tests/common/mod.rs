@@ -9,6 +9,7 @@ pub mod process;
 pub mod proxy;
 pub mod raw;
 pub mod server;
+pub mod sse;
 
 /// Instantiates each `async fn(Kind)` named once for PostgreSQL and once for
 /// SQLite, as `postgres::NAME` and `sqlite::NAME` (the file imports `Kind`).

@@ -130,6 +130,7 @@ fn spawn<S: Store>(
 ) -> JoinHandle<Stopped> {
     let state = Arc::new(AppState::new(store, config));
     state.migrated.store(true, Ordering::Release);
+    state.feed.start();
     tokio::spawn(server::serve(listener, state, limits, shutdown))
 }
 

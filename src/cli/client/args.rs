@@ -146,3 +146,23 @@ pub struct ListArgs {
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub page_size: u32,
 }
+
+/// `watch`: follow the changes of a namespace.
+#[derive(Debug, Clone, Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Namespace.
+    pub namespace: String,
+    /// Only changes of keys that start with this literal prefix.
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Start after this revision (the Huly-Revision of a listing or a write): its later
+    /// changes are printed first. Without it, only changes from now on.
+    #[arg(long, value_name = "REVISION")]
+    pub since: Option<u64>,
+    /// One JSON object a line (revision, op, key, etag, expire_at), and a "sync" line once
+    /// caught up.
+    #[arg(long)]
+    pub json: bool,
+}

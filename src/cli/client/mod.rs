@@ -1,4 +1,4 @@
-//! The client subcommands `put`, `get`, `delete` and `list`: one reqwest
+//! The client subcommands `put`, `get`, `delete`, `list` and `watch`: one reqwest
 //! client per run, API v2 with `-w WORKSPACE`, the legacy API without it.
 //! Every failure becomes a [`Failure`] whose exit code follows SPEC §9.
 
@@ -12,8 +12,10 @@ use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 mod args;
 mod service;
 mod tls;
+mod watch;
 
-pub use args::{ClientArgs, DeleteArgs, GetArgs, ListArgs, PutArgs};
+pub use args::{ClientArgs, DeleteArgs, GetArgs, ListArgs, PutArgs, WatchArgs};
+pub use watch::watch;
 
 use self::service::{if_match_value, refused, shown, shown_path, Api, Service};
 use self::tls::cause;

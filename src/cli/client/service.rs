@@ -9,7 +9,7 @@ use reqwest::{Method, Response, StatusCode, Url};
 use uuid::Uuid;
 
 use super::args::ClientArgs;
-use super::tls::{cause, closed_early, http_client, ClientTls, TlsProblem};
+use super::tls::{cause, closed_early, http_client, streaming_client, ClientTls, TlsProblem};
 use crate::cli::flags::{bearer_token, uuid_flag};
 use crate::config::parse_duration;
 use crate::exit::{Exit, Failure};
@@ -47,6 +47,16 @@ pub(super) struct Service {
 impl Service {
     /// Validates the flags and builds the HTTP client; no I/O yet.
     pub(super) fn new(args: &ClientArgs) -> Result<Self, Failure> {
+        Service::build(args, false)
+    }
+
+    /// [`Service::new`] for a response that never ends (`watch`): the
+    /// timeout bounds connecting and each read, not the whole response.
+    pub(super) fn streaming(args: &ClientArgs) -> Result<Self, Failure> {
+        Service::build(args, true)
+    }
+
+    fn build(args: &ClientArgs, streaming: bool) -> Result<Self, Failure> {
         let base = args.url.trim().trim_end_matches('/').to_owned();
         let https = match Url::parse(&base) {
             Ok(url)
@@ -82,7 +92,12 @@ impl Service {
             Duration::from_secs(MINTED_TOKEN_LIFETIME),
         )?;
         let tls = ClientTls::load(args)?;
-        let http = http_client(timeout, &tls, true).map_err(|e| tls.blame(timeout, e))?;
+        let http = if streaming {
+            streaming_client(timeout, &tls)
+        } else {
+            http_client(timeout, &tls, true)
+        }
+        .map_err(|e| tls.blame(timeout, e))?;
         Ok(Service {
             http,
             base,
@@ -137,6 +152,29 @@ impl Service {
         }
         if url.query() == Some("") {
             url.set_query(None);
+        }
+        Ok(url)
+    }
+
+    /// The URL of a watch stream of `namespace`.
+    pub(super) fn watch_url(
+        &self,
+        what: &str,
+        namespace: &str,
+        prefix: Option<&str>,
+        since: Option<u64>,
+    ) -> Result<Url, Failure> {
+        let ns = path_part(what, "namespace", namespace)?;
+        let mut url = self.url(what, &format!("{}/{ns}", self.prefix()))?;
+        {
+            let mut query = url.query_pairs_mut();
+            query.append_key_only("watch");
+            if let Some(prefix) = prefix {
+                query.append_pair("prefix", prefix);
+            }
+            if let Some(since) = since {
+                query.append_pair("since", &since.to_string());
+            }
         }
         Ok(url)
     }

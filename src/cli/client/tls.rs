@@ -99,9 +99,34 @@ pub(super) fn http_client(
     tls: &ClientTls,
     with_identity: bool,
 ) -> reqwest::Result<reqwest::Client> {
+    client_builder(timeout, tls, with_identity)
+        .timeout(timeout)
+        .build()
+}
+
+/// A client for responses that never end (`watch`): no bound on the whole
+/// response, only on each read, which a stream's keep-alive comments (every
+/// 15 s) always beat.
+pub(super) fn streaming_client(
+    timeout: Duration,
+    tls: &ClientTls,
+) -> reqwest::Result<reqwest::Client> {
+    client_builder(timeout, tls, true)
+        .read_timeout(timeout.max(STREAM_SILENCE))
+        .build()
+}
+
+/// Longest a stream may stay silent before `watch` reconnects: two missed
+/// keep-alives and some.
+const STREAM_SILENCE: Duration = Duration::from_secs(45);
+
+fn client_builder(
+    timeout: Duration,
+    tls: &ClientTls,
+    with_identity: bool,
+) -> reqwest::ClientBuilder {
     let mut builder = reqwest::Client::builder()
         .connect_timeout(timeout)
-        .timeout(timeout)
         // A redirect would change POST to GET and carry the token elsewhere: report it instead.
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("hulykvs/", env!("CARGO_PKG_VERSION")));
@@ -116,7 +141,7 @@ pub(super) fn http_client(
     if let (Some((_, _, identity)), true) = (&tls.identity, with_identity) {
         builder = builder.identity(identity.clone());
     }
-    builder.build()
+    builder
 }
 
 /// The contents of a file named by `flag`.

@@ -5,6 +5,12 @@
 //!
 //! Few slots make large batches: a batch of 64 keys costs the database about
 //! what 3 single reads do. CockroachDB runs every request alone.
+//!
+//! Writes go to one of `pool_size` lanes of one slot each, by namespace: every
+//! write of a namespace bumps its revision row, whose lock is held to commit,
+//! so two statements writing one namespace would only wait for each other.
+//! One in flight per namespace, and the rest of its writes in the next batch,
+//! commits them together instead of one after another.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -36,7 +42,8 @@ pub(super) struct Batcher {
     /// Upserts many rows in one statement: see `Statements::upsert_many`.
     upsert_many: String,
     reads: Lane<QueuedRead>,
-    writes: Lane<QueuedWrite>,
+    /// One slot each; a namespace always writes through the same lane.
+    writes: Vec<Lane<QueuedWrite>>,
 }
 
 impl Batcher {
@@ -52,10 +59,18 @@ impl Batcher {
             read_many,
             upsert_many,
             reads: Lane::new(pool_size / 4),
-            // A write may wait on a row lock: fewer slots than connections
-            // would hold other writes back while connections sit idle.
-            writes: Lane::new(pool_size),
+            // As many lanes as connections: namespaces spread over them, and
+            // a write waiting on a row lock holds back only its lane.
+            writes: (0..pool_size.max(1)).map(|_| Lane::new(1)).collect(),
         }
+    }
+
+    /// The write lane of `item`'s namespace.
+    fn write_lane(&self, item: &ItemRef<'_>) -> usize {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (item.workspace, item.namespace).hash(&mut hasher);
+        (hasher.finish() % self.writes.len() as u64) as usize
     }
 
     /// Reads `item` with `alone` when a read slot is free, else in the next
@@ -66,7 +81,7 @@ impl Batcher {
         alone: impl Future<Output = Result<Option<Entry>, StoreError>>,
     ) -> Result<Option<Entry>, StoreError> {
         let mut waiting = None;
-        let slot = enter(self, |id| {
+        let slot = enter(self, 0, |id| {
             let (reply, answer) = oneshot::channel();
             waiting = Some((id, answer));
             QueuedRead {
@@ -77,7 +92,7 @@ impl Batcher {
             }
         });
         match waiting {
-            Some((id, answer)) => wait_queued::<QueuedRead>(self, id, answer).await,
+            Some((id, answer)) => wait_queued::<QueuedRead>(self, 0, id, answer).await,
             None => {
                 // The slot is held until this read is done, then handed on to the queue.
                 let answer = alone.await;
@@ -96,7 +111,8 @@ impl Batcher {
         alone: impl Future<Output = Result<Option<Revision>, StoreError>>,
     ) -> Result<Revision, StoreError> {
         let mut waiting = None;
-        let slot = enter(self, |id| {
+        let lane = self.write_lane(&item);
+        let slot = enter(self, lane, |id| {
             let (reply, answer) = oneshot::channel();
             waiting = Some((id, answer));
             QueuedWrite {
@@ -108,7 +124,7 @@ impl Batcher {
             }
         });
         match waiting {
-            Some((id, answer)) => wait_queued::<QueuedWrite>(self, id, answer).await,
+            Some((id, answer)) => wait_queued::<QueuedWrite>(self, lane, id, answer).await,
             None => {
                 let answer = alone.await.and_then(|revision| {
                     revision.ok_or_else(|| {
@@ -171,7 +187,8 @@ fn batch_len(weights: impl Iterator<Item = usize>) -> usize {
 /// A request that can wait in a [`Lane`].
 trait Job: Sized + Send + 'static {
     type Answer: Send;
-    fn lane(batcher: &Batcher) -> &Lane<Self>;
+    /// Lane number `lane` of this kind.
+    fn lane(batcher: &Batcher, lane: usize) -> &Lane<Self>;
     fn id(&self) -> u64;
     fn queued(&self) -> Instant;
     fn gone(&self) -> bool;
@@ -201,12 +218,13 @@ struct QueuedWrite {
     reply: oneshot::Sender<Result<Revision, StoreError>>,
 }
 
-/// A slot of lane `J`; on drop it serves the queue with a batch task, or frees the slot.
-struct Slot<J: Job>(Arc<Batcher>, std::marker::PhantomData<J>);
+/// A slot of lane `J` number `.1`; on drop it serves the queue with a batch
+/// task, or frees the slot.
+struct Slot<J: Job>(Arc<Batcher>, usize, std::marker::PhantomData<J>);
 
 impl<J: Job> Drop for Slot<J> {
     fn drop(&mut self) {
-        let lane = J::lane(&self.0);
+        let lane = J::lane(&self.0, self.1);
         let mut state = lane.lock();
         if state.queue.is_empty() {
             state.running -= 1;
@@ -215,7 +233,7 @@ impl<J: Job> Drop for Slot<J> {
         drop(state);
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
-                runtime.spawn(serve_queue::<J>(Arc::clone(&self.0)));
+                runtime.spawn(serve_queue::<J>(Arc::clone(&self.0), self.1));
             }
             // The runtime is going away: the queued requests learn it from
             // their dropped replies.
@@ -228,14 +246,18 @@ impl<J: Job> Drop for Slot<J> {
     }
 }
 
-/// Takes a slot of lane `J` if one is free; otherwise queues the job `make`
-/// builds from its id.
-fn enter<J: Job>(batcher: &Arc<Batcher>, make: impl FnOnce(u64) -> J) -> Option<Slot<J>> {
-    let lane = J::lane(batcher);
+/// Takes a slot of lane `J` number `at` if one is free; otherwise queues the
+/// job `make` builds from its id.
+fn enter<J: Job>(
+    batcher: &Arc<Batcher>,
+    at: usize,
+    make: impl FnOnce(u64) -> J,
+) -> Option<Slot<J>> {
+    let lane = J::lane(batcher, at);
     let mut state = lane.lock();
     if state.running < lane.slots {
         state.running += 1;
-        return Some(Slot(Arc::clone(batcher), std::marker::PhantomData));
+        return Some(Slot(Arc::clone(batcher), at, std::marker::PhantomData));
     }
     let id = state.next_id;
     state.next_id += 1;
@@ -247,8 +269,8 @@ fn enter<J: Job>(batcher: &Arc<Batcher>, make: impl FnOnce(u64) -> J) -> Option<
 /// A job that has waited the pool timeout gets `Unavailable`, as it would
 /// from the pool; the batch waits for a connection only what is left of its
 /// oldest job's pool timeout.
-async fn serve_queue<J: Job>(batcher: Arc<Batcher>) {
-    let lane = J::lane(&batcher);
+async fn serve_queue<J: Job>(batcher: Arc<Batcher>, at: usize) {
+    let lane = J::lane(&batcher, at);
     loop {
         let batch = {
             let mut state = lane.lock();
@@ -283,6 +305,7 @@ async fn serve_queue<J: Job>(batcher: Arc<Batcher>) {
 /// runtime is stopping.
 async fn wait_queued<J: Job>(
     batcher: &Batcher,
+    at: usize,
     id: u64,
     mut answer: oneshot::Receiver<Result<J::Answer, StoreError>>,
 ) -> Result<J::Answer, StoreError> {
@@ -295,7 +318,7 @@ async fn wait_queued<J: Job>(
         Ok(outcome) => outcome.unwrap_or_else(abandoned),
         Err(_) => {
             let taken_back = {
-                let mut state = J::lane(batcher).lock();
+                let mut state = J::lane(batcher, at).lock();
                 let at = state.queue.iter().position(|job| job.id() == id);
                 at.map(|at| state.queue.remove(at)).is_some()
             };
@@ -319,7 +342,7 @@ fn batch_wait<J: Job>(pooled: &Pooled, batch: &[J]) -> Duration {
 
 impl Job for QueuedRead {
     type Answer = Option<Entry>;
-    fn lane(batcher: &Batcher) -> &Lane<Self> {
+    fn lane(batcher: &Batcher, _: usize) -> &Lane<Self> {
         &batcher.reads
     }
     fn id(&self) -> u64 {
@@ -374,8 +397,8 @@ impl Job for QueuedRead {
 
 impl Job for QueuedWrite {
     type Answer = Revision;
-    fn lane(batcher: &Batcher) -> &Lane<Self> {
-        &batcher.writes
+    fn lane(batcher: &Batcher, at: usize) -> &Lane<Self> {
+        &batcher.writes[at]
     }
     fn id(&self) -> u64 {
         self.id
