@@ -31,6 +31,7 @@ Register-ArgumentCompleter -Native -CommandName 'hulykvs' -ScriptBlock {
             [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Print a value''s raw bytes')
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a value')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the keys of a namespace, one a line')
+            [CompletionResult]::new('watch', 'watch', [CompletionResultType]::ParameterValue, 'Follow the changes of a namespace, one a line, reconnecting by itself')
             [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Print a signed HS256 token for the service')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('bench', 'bench', [CompletionResultType]::ParameterValue, 'Load-test a running service: throughput, latency percentiles, answers by status')
@@ -60,6 +61,9 @@ Register-ArgumentCompleter -Native -CommandName 'hulykvs' -ScriptBlock {
             [CompletionResult]::new('--cors-origins', '--cors-origins', [CompletionResultType]::ParameterName, 'Browser origins answered with CORS headers: unset for any (with credentials, as the previous service), a comma list of origins such as https://huly.example, or off')
             [CompletionResult]::new('--max-ttl', '--max-ttl', [CompletionResultType]::ParameterName, 'Longest expiry a write may ask for with Huly-TTL or Huly-Expire-At, such as 30d [default: no limit]')
             [CompletionResult]::new('--expiry-sweep', '--expiry-sweep', [CompletionResultType]::ParameterName, 'How often expired values are swept from the database')
+            [CompletionResult]::new('--changes-retention', '--changes-retention', [CompletionResultType]::ParameterName, 'How long the change feed keeps a change; a watch or long poll from an older revision answers 410 revision_compacted')
+            [CompletionResult]::new('--watch-poll', '--watch-poll', [CompletionResultType]::ParameterName, 'How often watched namespaces are polled for changes written through other instances (CockroachDB has no notifications; on PostgreSQL this backs up LISTEN/NOTIFY)')
+            [CompletionResult]::new('--watch-buffer', '--watch-buffer', [CompletionResultType]::ParameterName, 'Most events a watch stream may fall behind before it ends with event error too_slow')
             [CompletionResult]::new('--metrics', '--metrics', [CompletionResultType]::ParameterName, 'Serve Prometheus metrics at GET /metrics (on or off)')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log lines as text (for people) or json (one object per line)')
             [CompletionResult]::new('--shutdown-timeout', '--shutdown-timeout', [CompletionResultType]::ParameterName, 'On SIGTERM or Ctrl-C, how long in-flight requests get to finish')
@@ -163,6 +167,25 @@ Register-ArgumentCompleter -Native -CommandName 'hulykvs' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'hulykvs;watch' {
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Base URL of the service')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Bearer token; without one, a system token is minted from HULY_TOKEN_SECRET')
+            [CompletionResult]::new('--token-secret', '--token-secret', [CompletionResultType]::ParameterName, 'HS256 secret to mint a system token with when no --token is given')
+            [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'Workspace UUID (API v2); without it, the legacy API and its default workspace')
+            [CompletionResult]::new('--workspace', '--workspace', [CompletionResultType]::ParameterName, 'Workspace UUID (API v2); without it, the legacy API and its default workspace')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long to wait for the service, such as 30s or 2m')
+            [CompletionResult]::new('--ca-cert', '--ca-cert', [CompletionResultType]::ParameterName, 'PEM file of the CA certificate(s) to trust for an https --url, instead of (not in addition to) the built-in public roots')
+            [CompletionResult]::new('--client-cert', '--client-cert', [CompletionResultType]::ParameterName, 'PEM client certificate (chain) for mutual TLS; needs --client-key')
+            [CompletionResult]::new('--client-key', '--client-key', [CompletionResultType]::ParameterName, 'PEM private key of --client-cert (unencrypted PKCS#8, PKCS#1 or SEC1)')
+            [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Only changes of keys that start with this literal prefix')
+            [CompletionResult]::new('--since', '--since', [CompletionResultType]::ParameterName, 'Start after this revision (the Huly-Revision of a listing or a write): its later changes are printed first. Without it, only changes from now on')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'One JSON object a line (revision, op, key, etag, expire_at), and a "sync" line once caught up')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'hulykvs;token' {
             [CompletionResult]::new('--account', '--account', [CompletionResultType]::ParameterName, 'Account UUID the token speaks for [default: the system account]')
             [CompletionResult]::new('--workspace', '--workspace', [CompletionResultType]::ParameterName, 'Workspace UUID the token grants')
@@ -201,6 +224,8 @@ Register-ArgumentCompleter -Native -CommandName 'hulykvs' -ScriptBlock {
             [CompletionResult]::new('--workspace', '--workspace', [CompletionResultType]::ParameterName, 'Workspace UUID (API v2) [default: b0000000-0000-4000-8000-00000000be9c]')
             [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'Namespace [default: bench; bench-list for --workload list]')
             [CompletionResult]::new('--threads', '--threads', [CompletionResultType]::ParameterName, 'Threads of the load generator; one leaves the other cores to the service')
+            [CompletionResult]::new('--rate', '--rate', [CompletionResultType]::ParameterName, 'Watch workload: writes per second, spread over the run (0: idle streams only)')
+            [CompletionResult]::new('--watch-url', '--watch-url', [CompletionResultType]::ParameterName, 'Watch workload: open the streams on this service instead of --url (another instance on the same database), to measure delivery across instances')
             [CompletionResult]::new('--legacy', '--legacy', [CompletionResultType]::ParameterName, 'Use the legacy /api routes and their default workspace (no cas)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON object instead of the table; progress still goes to stderr')
             [CompletionResult]::new('--no-seed', '--no-seed', [CompletionResultType]::ParameterName, 'Do not write the keys first (they must already exist)')
@@ -217,6 +242,7 @@ Register-ArgumentCompleter -Native -CommandName 'hulykvs' -ScriptBlock {
             [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Print a value''s raw bytes')
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a value')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the keys of a namespace, one a line')
+            [CompletionResult]::new('watch', 'watch', [CompletionResultType]::ParameterValue, 'Follow the changes of a namespace, one a line, reconnecting by itself')
             [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Print a signed HS256 token for the service')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('bench', 'bench', [CompletionResultType]::ParameterValue, 'Load-test a running service: throughput, latency percentiles, answers by status')
@@ -239,6 +265,9 @@ Register-ArgumentCompleter -Native -CommandName 'hulykvs' -ScriptBlock {
             break
         }
         'hulykvs;help;list' {
+            break
+        }
+        'hulykvs;help;watch' {
             break
         }
         'hulykvs;help;token' {

@@ -46,6 +46,9 @@ _hulykvs() {
             hulykvs,token)
                 cmd="hulykvs__subcmd__token"
                 ;;
+            hulykvs,watch)
+                cmd="hulykvs__subcmd__watch"
+                ;;
             hulykvs__subcmd__help,bench)
                 cmd="hulykvs__subcmd__help__subcmd__bench"
                 ;;
@@ -76,6 +79,9 @@ _hulykvs() {
             hulykvs__subcmd__help,token)
                 cmd="hulykvs__subcmd__help__subcmd__token"
                 ;;
+            hulykvs__subcmd__help,watch)
+                cmd="hulykvs__subcmd__help__subcmd__watch"
+                ;;
             *)
                 ;;
         esac
@@ -83,7 +89,7 @@ _hulykvs() {
 
     case "${cmd}" in
         hulykvs)
-            opts="-h -V --help --version serve migrate put get delete list token completions bench help"
+            opts="-h -V --help --version serve migrate put get delete list watch token completions bench help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -97,7 +103,7 @@ _hulykvs() {
             return 0
             ;;
         hulykvs__subcmd__bench)
-            opts="-c -w -h -V --url --token --token-secret --workload --mix --connections --duration --warmup --keys --list-keys --value-size --workspace --namespace --legacy --json --no-seed --threads --help --version"
+            opts="-c -w -h -V --url --token --token-secret --workload --mix --connections --duration --warmup --keys --list-keys --value-size --workspace --namespace --legacy --json --no-seed --threads --rate --watch-url --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -116,7 +122,7 @@ _hulykvs() {
                     return 0
                     ;;
                 --workload)
-                    COMPREPLY=($(compgen -W "get put cas list mixed" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "get put cas list mixed watch" -- "${cur}"))
                     return 0
                     ;;
                 --mix)
@@ -164,6 +170,14 @@ _hulykvs() {
                     return 0
                     ;;
                 --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --watch-url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -367,7 +381,7 @@ _hulykvs() {
             return 0
             ;;
         hulykvs__subcmd__help)
-            opts="serve migrate put get delete list token completions bench help"
+            opts="serve migrate put get delete list watch token completions bench help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -507,6 +521,20 @@ _hulykvs() {
             return 0
             ;;
         hulykvs__subcmd__help__subcmd__token)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hulykvs__subcmd__help__subcmd__watch)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -753,7 +781,7 @@ _hulykvs() {
             return 0
             ;;
         hulykvs__subcmd__serve)
-            opts="-h -V --db-connection --db-scheme --db-connect-timeout --db-pool-size --db-pool-timeout --db-statement-timeout --token-secret --require-secret --bind-host --bind-port --payload-size-limit --default-workspace --header-timeout --body-timeout --idle-timeout --max-connections --tls-cert --tls-key --tls-client-ca --cors-origins --max-ttl --expiry-sweep --metrics --log-format --shutdown-timeout --help --version"
+            opts="-h -V --db-connection --db-scheme --db-connect-timeout --db-pool-size --db-pool-timeout --db-statement-timeout --token-secret --require-secret --bind-host --bind-port --payload-size-limit --default-workspace --header-timeout --body-timeout --idle-timeout --max-connections --tls-cert --tls-key --tls-client-ca --cors-origins --max-ttl --expiry-sweep --changes-retention --watch-poll --watch-buffer --metrics --log-format --shutdown-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -847,6 +875,18 @@ _hulykvs() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --changes-retention)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --watch-poll)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --watch-buffer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --metrics)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -894,6 +934,97 @@ _hulykvs() {
                     return 0
                     ;;
                 --secret)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hulykvs__subcmd__watch)
+            opts="-w -h -V --url --token --token-secret --workspace --timeout --ca-cert --client-cert --client-key --prefix --since --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-secret)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --workspace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -w)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-cert)
+                    local oldifs
+                    if [ -n "${IFS+x}" ]; then
+                        oldifs="$IFS"
+                    fi
+                    IFS=$'\n'
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    if [ -n "${oldifs+x}" ]; then
+                        IFS="$oldifs"
+                    fi
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o filenames
+                    fi
+                    return 0
+                    ;;
+                --client-cert)
+                    local oldifs
+                    if [ -n "${IFS+x}" ]; then
+                        oldifs="$IFS"
+                    fi
+                    IFS=$'\n'
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    if [ -n "${oldifs+x}" ]; then
+                        IFS="$oldifs"
+                    fi
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o filenames
+                    fi
+                    return 0
+                    ;;
+                --client-key)
+                    local oldifs
+                    if [ -n "${IFS+x}" ]; then
+                        oldifs="$IFS"
+                    fi
+                    IFS=$'\n'
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    if [ -n "${oldifs+x}" ]; then
+                        IFS="$oldifs"
+                    fi
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o filenames
+                    fi
+                    return 0
+                    ;;
+                --prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --since)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -28,6 +28,7 @@ set edit:completion:arg-completer[hulykvs] = {|@words|
             cand get 'Print a value''s raw bytes'
             cand delete 'Delete a value'
             cand list 'List the keys of a namespace, one a line'
+            cand watch 'Follow the changes of a namespace, one a line, reconnecting by itself'
             cand token 'Print a signed HS256 token for the service'
             cand completions 'Print a shell completion script'
             cand bench 'Load-test a running service: throughput, latency percentiles, answers by status'
@@ -56,6 +57,9 @@ set edit:completion:arg-completer[hulykvs] = {|@words|
             cand --cors-origins 'Browser origins answered with CORS headers: unset for any (with credentials, as the previous service), a comma list of origins such as https://huly.example, or off'
             cand --max-ttl 'Longest expiry a write may ask for with Huly-TTL or Huly-Expire-At, such as 30d [default: no limit]'
             cand --expiry-sweep 'How often expired values are swept from the database'
+            cand --changes-retention 'How long the change feed keeps a change; a watch or long poll from an older revision answers 410 revision_compacted'
+            cand --watch-poll 'How often watched namespaces are polled for changes written through other instances (CockroachDB has no notifications; on PostgreSQL this backs up LISTEN/NOTIFY)'
+            cand --watch-buffer 'Most events a watch stream may fall behind before it ends with event error too_slow'
             cand --metrics 'Serve Prometheus metrics at GET /metrics (on or off)'
             cand --log-format 'Log lines as text (for people) or json (one object per line)'
             cand --shutdown-timeout 'On SIGTERM or Ctrl-C, how long in-flight requests get to finish'
@@ -153,6 +157,24 @@ set edit:completion:arg-completer[hulykvs] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'hulykvs;watch'= {
+            cand --url 'Base URL of the service'
+            cand --token 'Bearer token; without one, a system token is minted from HULY_TOKEN_SECRET'
+            cand --token-secret 'HS256 secret to mint a system token with when no --token is given'
+            cand -w 'Workspace UUID (API v2); without it, the legacy API and its default workspace'
+            cand --workspace 'Workspace UUID (API v2); without it, the legacy API and its default workspace'
+            cand --timeout 'How long to wait for the service, such as 30s or 2m'
+            cand --ca-cert 'PEM file of the CA certificate(s) to trust for an https --url, instead of (not in addition to) the built-in public roots'
+            cand --client-cert 'PEM client certificate (chain) for mutual TLS; needs --client-key'
+            cand --client-key 'PEM private key of --client-cert (unencrypted PKCS#8, PKCS#1 or SEC1)'
+            cand --prefix 'Only changes of keys that start with this literal prefix'
+            cand --since 'Start after this revision (the Huly-Revision of a listing or a write): its later changes are printed first. Without it, only changes from now on'
+            cand --json 'One JSON object a line (revision, op, key, etag, expire_at), and a "sync" line once caught up'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'hulykvs;token'= {
             cand --account 'Account UUID the token speaks for [default: the system account]'
             cand --workspace 'Workspace UUID the token grants'
@@ -189,6 +211,8 @@ set edit:completion:arg-completer[hulykvs] = {|@words|
             cand --workspace 'Workspace UUID (API v2) [default: b0000000-0000-4000-8000-00000000be9c]'
             cand --namespace 'Namespace [default: bench; bench-list for --workload list]'
             cand --threads 'Threads of the load generator; one leaves the other cores to the service'
+            cand --rate 'Watch workload: writes per second, spread over the run (0: idle streams only)'
+            cand --watch-url 'Watch workload: open the streams on this service instead of --url (another instance on the same database), to measure delivery across instances'
             cand --legacy 'Use the legacy /api routes and their default workspace (no cas)'
             cand --json 'Print one JSON object instead of the table; progress still goes to stderr'
             cand --no-seed 'Do not write the keys first (they must already exist)'
@@ -204,6 +228,7 @@ set edit:completion:arg-completer[hulykvs] = {|@words|
             cand get 'Print a value''s raw bytes'
             cand delete 'Delete a value'
             cand list 'List the keys of a namespace, one a line'
+            cand watch 'Follow the changes of a namespace, one a line, reconnecting by itself'
             cand token 'Print a signed HS256 token for the service'
             cand completions 'Print a shell completion script'
             cand bench 'Load-test a running service: throughput, latency percentiles, answers by status'
@@ -220,6 +245,8 @@ set edit:completion:arg-completer[hulykvs] = {|@words|
         &'hulykvs;help;delete'= {
         }
         &'hulykvs;help;list'= {
+        }
+        &'hulykvs;help;watch'= {
         }
         &'hulykvs;help;token'= {
         }

@@ -32,6 +32,7 @@ complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "put" -d 'Store a va
 complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "get" -d 'Print a value\'s raw bytes'
 complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "delete" -d 'Delete a value'
 complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "list" -d 'List the keys of a namespace, one a line'
+complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "watch" -d 'Follow the changes of a namespace, one a line, reconnecting by itself'
 complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "token" -d 'Print a signed HS256 token for the service'
 complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "bench" -d 'Load-test a running service: throughput, latency percentiles, answers by status'
@@ -58,6 +59,9 @@ complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l tls-client-ca 
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l cors-origins -d 'Browser origins answered with CORS headers: unset for any (with credentials, as the previous service), a comma list of origins such as https://huly.example, or off' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l max-ttl -d 'Longest expiry a write may ask for with Huly-TTL or Huly-Expire-At, such as 30d [default: no limit]' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l expiry-sweep -d 'How often expired values are swept from the database' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l changes-retention -d 'How long the change feed keeps a change; a watch or long poll from an older revision answers 410 revision_compacted' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l watch-poll -d 'How often watched namespaces are polled for changes written through other instances (CockroachDB has no notifications; on PostgreSQL this backs up LISTEN/NOTIFY)' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l watch-buffer -d 'Most events a watch stream may fall behind before it ends with event error too_slow' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l metrics -d 'Serve Prometheus metrics at GET /metrics (on or off)' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l log-format -d 'Log lines as text (for people) or json (one object per line)' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l shutdown-timeout -d 'On SIGTERM or Ctrl-C, how long in-flight requests get to finish' -r
@@ -127,6 +131,19 @@ complete -c hulykvs -n "__fish_hulykvs_using_subcommand list" -l page-size -d 'K
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand list" -l json -d 'Print one JSON document in the service\'s shape, all pages merged'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand list" -s h -l help -d 'Print help'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand list" -s V -l version -d 'Print version'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand watch" -l url -d 'Base URL of the service' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand watch" -l token -d 'Bearer token; without one, a system token is minted from HULY_TOKEN_SECRET' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand watch" -l token-secret -d 'HS256 secret to mint a system token with when no --token is given' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand watch" -s w -l workspace -d 'Workspace UUID (API v2); without it, the legacy API and its default workspace' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand watch" -l timeout -d 'How long to wait for the service, such as 30s or 2m' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand watch" -l ca-cert -d 'PEM file of the CA certificate(s) to trust for an https --url, instead of (not in addition to) the built-in public roots' -r -F
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand watch" -l client-cert -d 'PEM client certificate (chain) for mutual TLS; needs --client-key' -r -F
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand watch" -l client-key -d 'PEM private key of --client-cert (unencrypted PKCS#8, PKCS#1 or SEC1)' -r -F
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand watch" -l prefix -d 'Only changes of keys that start with this literal prefix' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand watch" -l since -d 'Start after this revision (the Huly-Revision of a listing or a write): its later changes are printed first. Without it, only changes from now on' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand watch" -l json -d 'One JSON object a line (revision, op, key, etag, expire_at), and a "sync" line once caught up'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand watch" -s h -l help -d 'Print help'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand watch" -s V -l version -d 'Print version'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand token" -l account -d 'Account UUID the token speaks for [default: the system account]' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand token" -l workspace -d 'Workspace UUID the token grants' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand token" -l service -d 'Service name, stored as extra.service' -r
@@ -145,7 +162,8 @@ complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -l workload -d 'W
 put\t'PUT random keys with fresh random values'
 cas\t'GET a random key, then PUT it with `If-Match` its ETag; retry on 412'
 list\t'GET the listing of a namespace of `--keys` keys'
-mixed\t'A random choice per request, in the shares of `--mix`'"
+mixed\t'A random choice per request, in the shares of `--mix`'
+watch\t'`--connections` watch streams on one namespace while writers PUT at `--rate`: delivered events per second and the delivery latency'"
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -l mix -d 'Shares of the mixed workload, of get, put, cas and list; lists read <namespace>-list' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -s c -l connections -d 'Connections, each one keep-alive HTTP/1.1 connection with one request in flight' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -l duration -d 'How long to measure, such as 10s or 1m' -r
@@ -156,18 +174,21 @@ complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -l value-size -d 
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -s w -l workspace -d 'Workspace UUID (API v2) [default: b0000000-0000-4000-8000-00000000be9c]' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -l namespace -d 'Namespace [default: bench; bench-list for --workload list]' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -l threads -d 'Threads of the load generator; one leaves the other cores to the service' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -l rate -d 'Watch workload: writes per second, spread over the run (0: idle streams only)' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -l watch-url -d 'Watch workload: open the streams on this service instead of --url (another instance on the same database), to measure delivery across instances' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -l legacy -d 'Use the legacy /api routes and their default workspace (no cas)'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -l json -d 'Print one JSON object instead of the table; progress still goes to stderr'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -l no-seed -d 'Do not write the keys first (they must already exist)'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -s V -l version -d 'Print version'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list token completions bench help" -f -a "serve" -d 'Run the HTTP service (it answers probes at once and applies pending migrations beside)'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list token completions bench help" -f -a "migrate" -d 'Apply pending database migrations and exit'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list token completions bench help" -f -a "put" -d 'Store a value'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list token completions bench help" -f -a "get" -d 'Print a value\'s raw bytes'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list token completions bench help" -f -a "delete" -d 'Delete a value'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list token completions bench help" -f -a "list" -d 'List the keys of a namespace, one a line'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list token completions bench help" -f -a "token" -d 'Print a signed HS256 token for the service'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list token completions bench help" -f -a "completions" -d 'Print a shell completion script'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list token completions bench help" -f -a "bench" -d 'Load-test a running service: throughput, latency percentiles, answers by status'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list token completions bench help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list watch token completions bench help" -f -a "serve" -d 'Run the HTTP service (it answers probes at once and applies pending migrations beside)'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list watch token completions bench help" -f -a "migrate" -d 'Apply pending database migrations and exit'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list watch token completions bench help" -f -a "put" -d 'Store a value'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list watch token completions bench help" -f -a "get" -d 'Print a value\'s raw bytes'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list watch token completions bench help" -f -a "delete" -d 'Delete a value'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list watch token completions bench help" -f -a "list" -d 'List the keys of a namespace, one a line'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list watch token completions bench help" -f -a "watch" -d 'Follow the changes of a namespace, one a line, reconnecting by itself'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list watch token completions bench help" -f -a "token" -d 'Print a signed HS256 token for the service'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list watch token completions bench help" -f -a "completions" -d 'Print a shell completion script'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list watch token completions bench help" -f -a "bench" -d 'Load-test a running service: throughput, latency percentiles, answers by status'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list watch token completions bench help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

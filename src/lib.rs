@@ -76,6 +76,7 @@
 //!     - `cli::bench::plan`: what a run does, validated before any I/O.
 //!     - `cli::bench::load`: probing, seeding, and the connections under load.
 //!     - `cli::bench::report`: tallies, the JSON report, the table.
+//!     - `cli::bench::watch`: the watch workload: streams, writers at a rate, delivery latency.
 
 pub mod app;
 pub mod auth;

@@ -65,6 +65,45 @@ async fn expired_values_appear_as_expire_events(server: ServerProcess) {
         (expired.event.as_str(), expired.key(), expired.revision()),
         ("expire", "short", 2)
     );
+    let metrics = client()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .map(|v| v.trim().parse::<f64>().unwrap())
+    };
+    assert_eq!(value("hulykvs_watch_streams"), Some(1.0), "{metrics}");
+    assert_eq!(value("hulykvs_watch_events_total"), Some(2.0));
+    assert!(
+        metrics
+            .contains("hulykvs_db_operation_duration_seconds_count{db_operation_name=\"changes\"}"),
+        "the reader task's queries are timed"
+    );
+    drop(events);
+    let ended = "hulykvs_watch_stream_ends_total{reason=\"client_gone\"} 1";
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let metrics = client()
+            .get(server.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics.contains(ended) && metrics.contains("hulykvs_watch_streams 0") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test]

@@ -321,7 +321,9 @@ async fn custom_schema_is_folded_as_unquoted_and_holds_everything() {
         [
             "tenant_1.hulykvs_migration_lock",
             "tenant_1.hulykvs_migrations",
-            "tenant_1.kvs"
+            "tenant_1.kvs",
+            "tenant_1.kvs_change",
+            "tenant_1.kvs_revision"
         ]
     );
     let count: i64 = client

@@ -371,23 +371,30 @@ fn tls_files(args: &ServeArgs) -> Result<Option<TlsFiles>, BadSetting> {
     }
 }
 
+/// `HULY_TOKEN_SECRET`: never empty, and not the default when
+/// `HULY_REQUIRE_SECRET` is set.
+fn check_secret(args: &ServeArgs) -> Result<(), BadSetting> {
+    if args.token_secret.is_empty() {
+        return Err(BadSetting::new("HULY_TOKEN_SECRET", "must not be empty"));
+    }
+    let require_secret = match &args.require_secret {
+        None => false,
+        Some(text) => switch("HULY_REQUIRE_SECRET", text)?,
+    };
+    if require_secret && args.token_secret == DEFAULT_SECRET {
+        return Err(BadSetting::new(
+            "HULY_TOKEN_SECRET",
+            "is the default \"secret\" and HULY_REQUIRE_SECRET is set; set a real secret",
+        ));
+    }
+    Ok(())
+}
+
 impl ServeConfig {
     /// Validates the command line and environment into a configuration.
     pub fn from_args(args: &ServeArgs) -> Result<Self, BadSetting> {
         let db = DbOptions::from_args(&args.db)?;
-        if args.token_secret.is_empty() {
-            return Err(BadSetting::new("HULY_TOKEN_SECRET", "must not be empty"));
-        }
-        let require_secret = match &args.require_secret {
-            None => false,
-            Some(text) => switch("HULY_REQUIRE_SECRET", text)?,
-        };
-        if require_secret && args.token_secret == DEFAULT_SECRET {
-            return Err(BadSetting::new(
-                "HULY_TOKEN_SECRET",
-                "is the default \"secret\" and HULY_REQUIRE_SECRET is set; set a real secret",
-            ));
-        }
+        check_secret(args)?;
         let host: IpAddr = args
             .bind_host
             .trim()

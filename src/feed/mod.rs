@@ -191,6 +191,7 @@ struct Reader<S> {
 
 impl<S: Store> Reader<S> {
     async fn run(self) {
+        let mut failing = false;
         loop {
             let Some(shared) = self.shared.upgrade() else {
                 return;
@@ -199,9 +200,17 @@ impl<S: Store> Reader<S> {
                 return;
             }
             let full = match self.read(&shared).await {
-                Ok(full) => full,
+                Ok(full) => {
+                    if std::mem::take(&mut failing) {
+                        tracing::info!(namespace = %self.namespace, "reading the change log works again");
+                    }
+                    full
+                }
                 Err(e) => {
-                    tracing::warn!(namespace = %self.namespace, error = %e, "reading the change log failed; retrying");
+                    // Once per outage, not once per poll.
+                    if !std::mem::replace(&mut failing, true) {
+                        tracing::warn!(namespace = %self.namespace, error = %e, "reading the change log failed; retrying every poll");
+                    }
                     false
                 }
             };

@@ -17,6 +17,9 @@ pub enum Workload {
     List,
     /// A random choice per request, in the shares of `--mix`.
     Mixed,
+    /// `--connections` watch streams on one namespace while writers PUT at `--rate`:
+    /// delivered events per second and the delivery latency.
+    Watch,
 }
 
 impl Workload {
@@ -28,6 +31,7 @@ impl Workload {
             Workload::Cas => "cas",
             Workload::List => "list",
             Workload::Mixed => "mixed",
+            Workload::Watch => "watch",
         }
     }
 }
@@ -106,4 +110,13 @@ pub struct BenchArgs {
     /// Threads of the load generator; one leaves the other cores to the service.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub threads: u32,
+
+    /// Watch workload: writes per second, spread over the run (0: idle streams only).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub rate: u32,
+
+    /// Watch workload: open the streams on this service instead of --url (another instance
+    /// on the same database), to measure delivery across instances.
+    #[arg(long, value_name = "URL")]
+    pub watch_url: Option<String>,
 }

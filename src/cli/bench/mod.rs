@@ -17,6 +17,7 @@ mod args;
 mod load;
 mod plan;
 mod report;
+mod watch;
 
 pub use args::{BenchArgs, Workload};
 pub use plan::{key_name, BENCH_WORKSPACE};
@@ -28,6 +29,9 @@ use crate::exit::Failure;
 /// `hulykvs bench`: validates the flags, starts its own runtime, writes the
 /// keys, runs the workload and prints the report.
 pub fn run(args: &BenchArgs) -> Result<(), Failure> {
+    if args.workload == Workload::Watch {
+        return watch::run(args);
+    }
     let plan = Plan::from_args(args)?;
     let runtime = if plan.threads == 1 {
         tokio::runtime::Builder::new_current_thread()

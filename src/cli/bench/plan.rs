@@ -151,18 +151,29 @@ pub(super) struct Plan {
     pub(super) value_size: usize,
 }
 
+/// The requests `args.workload` makes.
+fn mix_of(args: &BenchArgs) -> Result<Mix, Failure> {
+    Ok(match args.workload {
+        Workload::Get => Mix::only(Op::Get),
+        Workload::Put => Mix::only(Op::Put),
+        Workload::Cas => Mix::only(Op::Cas),
+        Workload::List => Mix::only(Op::List),
+        Workload::Mixed => {
+            Mix::parse(&args.mix).map_err(|why| Failure::usage(format!("--mix: {why}")))?
+        }
+        // Streams are not requests: `bench::watch` runs them.
+        Workload::Watch => {
+            return Err(Failure::usage(
+                "--workload watch runs streams, not requests",
+            ))
+        }
+    })
+}
+
 impl Plan {
     pub(super) fn from_args(args: &BenchArgs) -> Result<Plan, Failure> {
         let workload = args.workload;
-        let mix = match workload {
-            Workload::Get => Mix::only(Op::Get),
-            Workload::Put => Mix::only(Op::Put),
-            Workload::Cas => Mix::only(Op::Cas),
-            Workload::List => Mix::only(Op::List),
-            Workload::Mixed => {
-                Mix::parse(&args.mix).map_err(|why| Failure::usage(format!("--mix: {why}")))?
-            }
-        };
+        let mix = mix_of(args)?;
         if args.legacy && mix.has(Op::Cas) {
             return Err(Failure::usage(
                 "--legacy: the legacy API has no conditional writes, so no cas",
