@@ -50,6 +50,15 @@ async fn put(s: &TestServer, key: &str, value: &str) -> reqwest::Response {
         .unwrap()
 }
 
+async fn put_if_absent(s: &TestServer, key: &str) -> reqwest::Response {
+    s.req(Method::PUT, &k(key))
+        .header("If-None-Match", "*")
+        .body("x")
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn watch(s: &TestServer, query: &str) -> Events {
     let resp = s
         .req(Method::GET, &format!("/api2/{WS}/ns?watch{query}"))
@@ -69,22 +78,10 @@ async fn writes_answer_revisions_and_listings_read_them_first(kind: Kind) {
     assert_eq!(revision_of(&list), 0, "a namespace starts at revision 0");
     assert_eq!(revision_of(&put(&s, "a", "1").await), 1);
     assert_eq!(revision_of(&put(&s, "b", "1").await), 2);
-    let refused = s
-        .req(Method::PUT, &k("a"))
-        .header("If-None-Match", "*")
-        .body("x")
-        .send()
-        .await
-        .unwrap();
+    let refused = put_if_absent(&s, "a").await;
     assert_eq!(refused.status(), 412);
     assert!(refused.headers().get("huly-revision").is_none());
-    let created = s
-        .req(Method::PUT, &k("c"))
-        .header("If-None-Match", "*")
-        .body("x")
-        .send()
-        .await
-        .unwrap();
+    let created = put_if_absent(&s, "c").await;
     assert_eq!(
         (created.status(), revision_of(&created)),
         (StatusCode::CREATED, 3)

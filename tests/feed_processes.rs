@@ -106,21 +106,40 @@ async fn expired_values_appear_as_expire_events(server: ServerProcess) {
     }
 }
 
+/// What keeps a process server's database alive (held for its `Drop`).
+#[allow(dead_code)]
+enum Db {
+    Sqlite(tempfile::TempDir),
+    Postgres(pg::TestDb),
+}
+
+/// A `serve` process on a fresh SQLite file or PostgreSQL database, with `envs`.
+async fn serve_on(postgres: bool, envs: &[(&str, &str)]) -> (ServerProcess, Db) {
+    if postgres {
+        let db = pg::fresh_database().await;
+        let mut all = vec![
+            ("HULY_DB_CONNECTION", db.url.as_str()),
+            ("HULY_TOKEN_SECRET", SECRET),
+        ];
+        all.extend_from_slice(envs);
+        let server = spawn_server(&all);
+        (server, Db::Postgres(db))
+    } else {
+        let dir = tempfile::tempdir().unwrap();
+        let server = spawn_sqlite_server(dir.path(), SECRET, envs);
+        (server, Db::Sqlite(dir))
+    }
+}
+
 #[tokio::test]
 async fn sqlite_expired_values_appear_as_expire_events() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = spawn_sqlite_server(dir.path(), SECRET, &[("HULY_EXPIRY_SWEEP", "200ms")]);
+    let (server, _db) = serve_on(false, &[("HULY_EXPIRY_SWEEP", "200ms")]).await;
     expired_values_appear_as_expire_events(server).await;
 }
 
 #[tokio::test]
 async fn postgres_expired_values_appear_as_expire_events() {
-    let db = pg::fresh_database().await;
-    let server = spawn_server(&[
-        ("HULY_DB_CONNECTION", db.url.as_str()),
-        ("HULY_TOKEN_SECRET", SECRET),
-        ("HULY_EXPIRY_SWEEP", "200ms"),
-    ]);
+    let (server, _db) = serve_on(true, &[("HULY_EXPIRY_SWEEP", "200ms")]).await;
     expired_values_appear_as_expire_events(server).await;
 }
 
@@ -174,19 +193,13 @@ async fn old_changes_are_compacted(server: ServerProcess) {
 
 #[tokio::test]
 async fn sqlite_old_changes_are_compacted() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = spawn_sqlite_server(dir.path(), SECRET, &[("HULY_CHANGES_RETENTION", "1s")]);
+    let (server, _db) = serve_on(false, &[("HULY_CHANGES_RETENTION", "1s")]).await;
     old_changes_are_compacted(server).await;
 }
 
 #[tokio::test]
 async fn postgres_old_changes_are_compacted() {
-    let db = pg::fresh_database().await;
-    let server = spawn_server(&[
-        ("HULY_DB_CONNECTION", db.url.as_str()),
-        ("HULY_TOKEN_SECRET", SECRET),
-        ("HULY_CHANGES_RETENTION", "1s"),
-    ]);
+    let (server, _db) = serve_on(true, &[("HULY_CHANGES_RETENTION", "1s")]).await;
     old_changes_are_compacted(server).await;
 }
 

@@ -188,7 +188,11 @@ impl<S: Store> Conn<S> {
             let activity = Arc::clone(&service_activity);
             async move {
                 let _busy = activity.request_started(req.version() == hyper::Version::HTTP_2);
-                Ok::<_, Infallible>(layers::handle(state, req).await)
+                // Boxed: hyper keeps one allocation of this future for the
+                // life of the connection, so an idle keep-alive connection or
+                // a watch stream would otherwise hold every layer's and route's
+                // state (8 KiB) for as long as it stays open.
+                Ok::<_, Infallible>(Box::pin(layers::handle(state, req)).await)
             }
         });
         let conn = self.builder.serve_connection(io, service);
