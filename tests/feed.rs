@@ -28,6 +28,7 @@ suite!(
     unreadable_revisions_are_refused,
     a_slow_stream_is_cut_while_a_fast_one_continues,
     an_expiring_token_ends_its_stream,
+    a_quiet_stream_gets_keep_alives,
 );
 
 fn k(key: &str) -> String {
@@ -523,4 +524,28 @@ async fn an_expiring_token_ends_its_stream(kind: Kind) {
     );
     assert!(started.elapsed() <= Duration::from_secs(4));
     assert!(events.next().await.is_none());
+}
+
+async fn a_quiet_stream_gets_keep_alives(kind: Kind) {
+    let s = Arc::new(start(kind).await);
+    // Changes of other keys flow, none of the prefix watched: the stream
+    // sends nothing but must still show it is alive.
+    let mut events = watch(&s, "&prefix=quiet/").await;
+    events.until_sync().await;
+    let writer = {
+        let s = Arc::clone(&s);
+        tokio::spawn(async move {
+            for i in 0..40 {
+                put(&s, &format!("loud/{i}"), "v").await;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        })
+    };
+    let started = Instant::now();
+    events.next_comment_within(Duration::from_secs(17)).await;
+    assert!(
+        started.elapsed() >= Duration::from_secs(10),
+        "not before it is due"
+    );
+    writer.abort();
 }

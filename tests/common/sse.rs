@@ -67,6 +67,33 @@ impl Events {
         }
     }
 
+    /// Reads until the next comment; panics on an event or after `limit`.
+    pub async fn next_comment_within(&mut self, limit: Duration) {
+        let before = self.comments;
+        let wait = async {
+            loop {
+                if let Some(end) = find(&self.buf, b"\n\n") {
+                    let frame: Vec<u8> = self.buf.drain(..end + 2).collect();
+                    let text = String::from_utf8(frame).expect("UTF-8 frame");
+                    assert!(
+                        text.starts_with(':'),
+                        "an event instead of a comment: {text}"
+                    );
+                    self.comments += 1;
+                    return;
+                }
+                match self.resp.chunk().await {
+                    Ok(Some(chunk)) => self.buf.extend_from_slice(&chunk),
+                    Ok(None) | Err(_) => panic!("the stream ended"),
+                }
+            }
+        };
+        tokio::time::timeout(limit, wait)
+            .await
+            .unwrap_or_else(|_| panic!("no comment within {limit:?}"));
+        assert_eq!(self.comments, before + 1);
+    }
+
     /// Events until (and with) the first `sync`.
     pub async fn until_sync(&mut self) -> (Vec<Event>, u64) {
         let mut events = Vec::new();

@@ -91,6 +91,7 @@ pub async fn watch<S: Store>(
         deadline: request.expires.map(deadline_of),
         request,
         tx,
+        quiet_until: Instant::now() + KEEP_ALIVE_EVERY,
     };
     tokio::spawn(stream.run());
     Ok(builder
@@ -145,6 +146,8 @@ struct Stream<S> {
     pos: Revision,
     deadline: Option<Instant>,
     tx: mpsc::Sender<Result<Bytes, BodyError>>,
+    /// When a keep-alive comment is due: [`KEEP_ALIVE_EVERY`] after the last write.
+    quiet_until: Instant,
 }
 
 impl<S: Store> Stream<S> {
@@ -167,14 +170,14 @@ impl<S: Store> Stream<S> {
     async fn serve(&mut self) -> End {
         let mut head = self.subscription.channel.follow();
         let mut synced = false;
-        let mut quiet_until = Instant::now() + KEEP_ALIVE_EVERY;
         loop {
             let caught_up = match self.catch_up(synced).await {
                 Ok(caught_up) => caught_up,
                 Err(end) => return end,
             };
             if !caught_up {
-                quiet_until = Instant::now() + KEEP_ALIVE_EVERY;
+                // Events of other prefixes may take many rounds: let others run.
+                tokio::task::yield_now().await;
                 continue;
             }
             if !synced {
@@ -182,9 +185,8 @@ impl<S: Store> Stream<S> {
                 if let Err(end) = self.send(sync_frame(self.pos)).await {
                     return end;
                 }
-                quiet_until = Instant::now() + KEEP_ALIVE_EVERY;
             }
-            let deadline = self.deadline;
+            let (deadline, quiet_until) = (self.deadline, self.quiet_until);
             let woke = tokio::select! {
                 changed = head.changed() => match changed {
                     Ok(()) => Wake::Changed,
@@ -199,7 +201,6 @@ impl<S: Store> Stream<S> {
                 if let Err(end) = self.send(Bytes::from_static(KEEP_ALIVE)).await {
                     return end;
                 }
-                quiet_until = Instant::now() + KEEP_ALIVE_EVERY;
             }
         }
     }
@@ -288,10 +289,12 @@ impl<S: Store> Stream<S> {
     async fn send(&mut self, bytes: Bytes) -> Result<(), End> {
         let deadline = self.deadline;
         tokio::select! {
-            sent = self.tx.send(Ok(bytes)) => sent.map_err(|_| End::ClientGone),
-            () = closed(&mut self.closing) => Err(End::Shutdown),
-            () = sleep_until_some(deadline) => Err(End::TokenExpired),
+            sent = self.tx.send(Ok(bytes)) => sent.map_err(|_| End::ClientGone)?,
+            () = closed(&mut self.closing) => return Err(End::Shutdown),
+            () = sleep_until_some(deadline) => return Err(End::TokenExpired),
         }
+        self.quiet_until = Instant::now() + KEEP_ALIVE_EVERY;
+        Ok(())
     }
 }
 

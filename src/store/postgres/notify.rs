@@ -1,8 +1,8 @@
 //! Wake-ups between instances on PostgreSQL: one dedicated connection per
 //! instance LISTENs on a channel named after the schema, and sends, after
-//! this instance's writes commit, one NOTIFY per namespace written (many
-//! namespaces in one statement while writes come fast). Watchers of other
-//! instances wake within a round trip instead of their next poll.
+//! this instance's writes commit, one notification per namespace written,
+//! the namespaces of 5 ms in one statement. Watchers of other instances wake
+//! within milliseconds instead of at their next poll.
 //!
 //! Best effort by design: the NOTIFY is sent after the write commits, so a
 //! crash in between, a full queue or a lost connection loses wake-ups, never
@@ -25,6 +25,10 @@ use crate::store::Wake;
 /// Announcements waiting to be sent; beyond this they are dropped (the
 /// other instances' polling covers them).
 const QUEUE: usize = 4096;
+/// Shortest time between two NOTIFY statements: writes in between are
+/// announced together, one notification per namespace, so a busy instance
+/// sends at most 200 statements a second whatever its write rate.
+const NOTIFY_GAP: Duration = Duration::from_millis(5);
 /// Longest a connection attempt (with its TLS and startup) may take.
 const CONNECT_WAIT: Duration = Duration::from_secs(10);
 /// Most namespaces one NOTIFY statement carries.
@@ -147,7 +151,11 @@ impl Link {
             .prepare("SELECT pg_notify($1, p) FROM unnest($2::TEXT[]) AS p")
             .await
             .map_err(lost)?;
+        let mut pending: HashSet<(Uuid, String)> = HashSet::new();
+        let mut next_send = tokio::time::Instant::now();
         loop {
+            let due = !pending.is_empty();
+            let room = pending.len() < PER_STATEMENT;
             tokio::select! {
                 note = notes.recv() => {
                     let Some(note) = note else {
@@ -157,24 +165,20 @@ impl Link {
                         (self.wake)(Some((workspace, namespace)));
                     }
                 }
-                first = announced.recv() => {
-                    let Some(first) = first else { return Ok(()) };
-                    let mut seen = HashSet::new();
-                    seen.insert(first);
-                    while seen.len() < PER_STATEMENT {
-                        match announced.try_recv() {
-                            Ok(next) => { seen.insert(next); }
-                            Err(_) => break,
-                        }
-                    }
-                    let payloads: Vec<String> = seen
-                        .iter()
-                        .map(|(ws, ns)| payload(&self.instance, *ws, ns))
+                announcement = announced.recv(), if room => {
+                    let Some(announcement) = announcement else { return Ok(()) };
+                    pending.insert(announcement);
+                }
+                () = tokio::time::sleep_until(next_send), if due => {
+                    let payloads: Vec<String> = pending
+                        .drain()
+                        .map(|(ws, ns)| payload(&self.instance, ws, &ns))
                         .collect();
                     client
                         .execute(&notify, &[&self.channel, &payloads])
                         .await
                         .map_err(lost)?;
+                    next_send = tokio::time::Instant::now() + NOTIFY_GAP;
                 }
             }
         }
