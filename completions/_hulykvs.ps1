@@ -229,6 +229,7 @@ Register-ArgumentCompleter -Native -CommandName 'hulykvs' -ScriptBlock {
             [CompletionResult]::new('--legacy', '--legacy', [CompletionResultType]::ParameterName, 'Use the legacy /api routes and their default workspace (no cas)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON object instead of the table; progress still goes to stderr')
             [CompletionResult]::new('--no-seed', '--no-seed', [CompletionResultType]::ParameterName, 'Do not write the keys first (they must already exist)')
+            [CompletionResult]::new('--http2', '--http2', [CompletionResultType]::ParameterName, 'Watch workload: open the streams over HTTP/2 (prior knowledge, up to 200 streams a connection) instead of one HTTP/1.1 connection each')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')

@@ -103,7 +103,7 @@ _hulykvs() {
             return 0
             ;;
         hulykvs__subcmd__bench)
-            opts="-c -w -h -V --url --token --token-secret --workload --mix --connections --duration --warmup --keys --list-keys --value-size --workspace --namespace --legacy --json --no-seed --threads --rate --watch-url --help --version"
+            opts="-c -w -h -V --url --token --token-secret --workload --mix --connections --duration --warmup --keys --list-keys --value-size --workspace --namespace --legacy --json --no-seed --threads --rate --watch-url --http2 --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -216,6 +216,7 @@ set edit:completion:arg-completer[hulykvs] = {|@words|
             cand --legacy 'Use the legacy /api routes and their default workspace (no cas)'
             cand --json 'Print one JSON object instead of the table; progress still goes to stderr'
             cand --no-seed 'Do not write the keys first (they must already exist)'
+            cand --http2 'Watch workload: open the streams over HTTP/2 (prior knowledge, up to 200 streams a connection) instead of one HTTP/1.1 connection each'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'

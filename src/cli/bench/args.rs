@@ -119,4 +119,9 @@ pub struct BenchArgs {
     /// on the same database), to measure delivery across instances.
     #[arg(long, value_name = "URL")]
     pub watch_url: Option<String>,
+
+    /// Watch workload: open the streams over HTTP/2 (prior knowledge, up to 200 streams a
+    /// connection) instead of one HTTP/1.1 connection each.
+    #[arg(long)]
+    pub http2: bool,
 }

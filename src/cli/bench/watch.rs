@@ -20,6 +20,8 @@ use crate::exit::Failure;
 
 /// Writes in flight at once, at most.
 const WRITERS: u32 = 16;
+/// Streams one HTTP/2 connection carries (the service allows 256).
+const STREAMS_PER_H2: u32 = 200;
 
 /// What a watch run measured.
 #[derive(Debug, Serialize)]
@@ -96,17 +98,25 @@ async fn execute(
         .clone()
         .unwrap_or_else(|| "bench-watch".to_owned());
     let ns_path = format!("/api2/{BENCH_WORKSPACE}/{namespace}");
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(usize::MAX)
-        .build()
-        .map_err(|e| Failure::error(e.to_string()))?;
+    let client = new_client(false)?;
+    // HTTP/2: one client (so one connection) per STREAMS_PER_H2 streams.
+    let h2_clients = match args.http2 {
+        true => (0..args.connections.div_ceil(STREAMS_PER_H2))
+            .map(|_| new_client(true))
+            .collect::<Result<Vec<_>, _>>()?,
+        false => Vec::new(),
+    };
     let (ready_tx, mut ready) = tokio::sync::mpsc::channel::<bool>(1024);
     let stop = Arc::new(tokio::sync::Notify::new());
     let mut streams = Vec::new();
-    for _ in 0..args.connections {
+    for i in 0..args.connections {
         let url = format!("{watch_base}{ns_path}?watch");
+        let stream_client = match h2_clients.get((i / STREAMS_PER_H2) as usize) {
+            Some(h2) => h2.clone(),
+            None => client.clone(),
+        };
         streams.push(tokio::spawn(stream(
-            client.clone(),
+            stream_client,
             url,
             token.clone(),
             ready_tx.clone(),
@@ -143,6 +153,16 @@ async fn execute(
         &sent,
         &received,
     ))
+}
+
+fn new_client(http2: bool) -> Result<reqwest::Client, Failure> {
+    let builder = reqwest::Client::builder().pool_max_idle_per_host(usize::MAX);
+    let builder = if http2 {
+        builder.http2_prior_knowledge()
+    } else {
+        builder
+    };
+    builder.build().map_err(|e| Failure::error(e.to_string()))
 }
 
 /// One stream: the instant each event arrived, by revision.
