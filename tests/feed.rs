@@ -29,6 +29,7 @@ suite!(
     a_slow_stream_is_cut_while_a_fast_one_continues,
     an_expiring_token_ends_its_stream,
     a_quiet_stream_gets_keep_alives,
+    streams_of_a_watched_namespace_open_from_its_channel,
 );
 
 fn k(key: &str) -> String {
@@ -548,4 +549,50 @@ async fn a_quiet_stream_gets_keep_alives(kind: Kind) {
         "not before it is due"
     );
     writer.abort();
+}
+
+async fn streams_of_a_watched_namespace_open_from_its_channel(kind: Kind) {
+    let s = start(kind).await;
+    put(&s, "before", "v").await;
+    let mut first = watch(&s, "").await;
+    assert_eq!(first.until_sync().await.1, 1);
+    for key in ["a", "b", "c"] {
+        put(&s, key, "v").await;
+    }
+    for _ in 0..3 {
+        first.next_within(Duration::from_secs(5)).await.unwrap();
+    }
+    // The channel holds 2..=4: a stream from 2 is served from it, from 0
+    // from the store, from now at its head; beyond the head is refused.
+    let mut second = watch(&s, "&since=2").await;
+    let (replayed, synced) = second.until_sync().await;
+    assert_eq!(
+        (
+            replayed.iter().map(Event::revision).collect::<Vec<_>>(),
+            synced
+        ),
+        (vec![3, 4], 4)
+    );
+    let mut third = watch(&s, "&since=0").await;
+    let (replayed, synced) = third.until_sync().await;
+    assert_eq!((replayed.len(), synced), (4, 4));
+    let fourth = s
+        .req(Method::GET, &format!("/api2/{WS}/ns?watch"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revision_of(&fourth), 4);
+    let mut fourth = Events::new(fourth);
+    assert_eq!(fourth.until_sync().await.1, 4);
+    let ahead = s
+        .req(Method::GET, &format!("/api2/{WS}/ns?watch&since=9"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ahead.status(), 400);
+    put(&s, "d", "v").await;
+    for events in [&mut first, &mut second, &mut third, &mut fourth] {
+        let event = events.next_within(Duration::from_secs(5)).await.unwrap();
+        assert_eq!((event.revision(), event.key()), (5, "d"));
+    }
 }

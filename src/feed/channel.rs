@@ -82,6 +82,11 @@ impl Channel {
         *self.head.borrow()
     }
 
+    /// The revision from which the log holds every change up to the head.
+    pub fn base(&self) -> Revision {
+        self.log().base
+    }
+
     /// Follows [`Channel::head`].
     pub fn follow(&self) -> watch::Receiver<Revision> {
         self.head.subscribe()

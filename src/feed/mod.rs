@@ -132,6 +132,16 @@ impl<S: Store> Feed<S> {
         Subscription { channel }
     }
 
+    /// Holds the channel of `namespace` if it is already watched here.
+    pub fn subscribe_existing(&self, workspace: Uuid, namespace: &str) -> Option<Subscription> {
+        let channels = self.shared.lock();
+        let channel = channels.get(&workspace)?.get(namespace)?;
+        channel.subscribe();
+        Some(Subscription {
+            channel: Arc::clone(channel),
+        })
+    }
+
     /// Follows shutdown: `true` once streams should end.
     pub fn closing(&self) -> watch::Receiver<bool> {
         self.shared.closing.subscribe()

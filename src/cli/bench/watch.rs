@@ -22,6 +22,9 @@ use crate::exit::Failure;
 const WRITERS: u32 = 16;
 /// Streams one HTTP/2 connection carries (the service allows 256).
 const STREAMS_PER_H2: u32 = 200;
+/// Streams being opened at once, at most: as a fleet of clients starting
+/// up would, not all in the same millisecond.
+const OPENING: usize = 256;
 
 /// What a watch run measured.
 #[derive(Debug, Serialize)]
@@ -108,6 +111,7 @@ async fn execute(
     };
     let (ready_tx, mut ready) = tokio::sync::mpsc::channel::<bool>(1024);
     let stop = Arc::new(tokio::sync::Notify::new());
+    let opening = Arc::new(tokio::sync::Semaphore::new(OPENING));
     let mut streams = Vec::new();
     for i in 0..args.connections {
         let url = format!("{watch_base}{ns_path}?watch");
@@ -121,6 +125,7 @@ async fn execute(
             token.clone(),
             ready_tx.clone(),
             Arc::clone(&stop),
+            Arc::clone(&opening),
         )));
     }
     drop(ready_tx);
@@ -172,8 +177,10 @@ async fn stream(
     token: String,
     ready: tokio::sync::mpsc::Sender<bool>,
     stop: Arc<tokio::sync::Notify>,
+    opening: Arc<tokio::sync::Semaphore>,
 ) -> Vec<(u64, Instant)> {
     let mut got = Vec::new();
+    let mut permit = opening.acquire_owned().await.ok();
     let resp = client.get(url).bearer_auth(token).send().await;
     let mut resp = match resp {
         Ok(resp) if resp.status().is_success() => resp,
@@ -196,6 +203,7 @@ async fn stream(
             let frame: Vec<u8> = buf.drain(..end + 2).collect();
             if frame.starts_with(b"event: sync") && !synced {
                 synced = true;
+                permit.take();
                 let _ = ready.send(true).await;
             } else if let Some(id) = frame.strip_prefix(b"id: ") {
                 let digits: Vec<u8> = id

@@ -56,38 +56,23 @@ pub async fn watch<S: Store>(
     request: WatchRequest,
     head: bool,
 ) -> Result<Response<ResBody>, ApiError> {
-    let page = state
-        .store
-        .changes(ChangeQuery {
-            workspace: request.workspace,
-            namespace: &request.namespace,
-            after: request.since.unwrap_or(0),
-            prefix: "",
-            limit: 0,
-        })
-        .await?;
-    if let Some(since) = request.since {
-        page.readable_from(since)
-            .map_err(|why| ApiError::unreadable(since, why))?;
-    }
+    let (subscription, start) = open(state, &request).await?;
     let builder = Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "text/event-stream")
         .header(header::CACHE_CONTROL, "no-cache")
         // nginx and the like would otherwise hold events back.
         .header("x-accel-buffering", "no")
-        .header(REVISION, page.current);
+        .header(REVISION, start);
     if head {
         return Ok(builder.body(empty()).unwrap_or_else(|_| plain_500()));
     }
     let (tx, rx) = mpsc::channel(2);
     let stream = Stream {
         state: Arc::clone(state),
-        subscription: state
-            .feed
-            .subscribe(request.workspace, &request.namespace, page.current),
+        subscription,
         closing: state.feed.closing(),
-        pos: request.since.unwrap_or(page.current),
+        pos: request.since.unwrap_or(start),
         deadline: request.expires.map(deadline_of),
         request,
         tx,
@@ -97,6 +82,44 @@ pub async fn watch<S: Store>(
     Ok(builder
         .body(ChannelBody { rx }.boxed_unsync())
         .unwrap_or_else(|_| plain_500()))
+}
+
+/// The channel of the namespace and the revision the stream starts from
+/// (without `since`) after checking `since`. A namespace already watched on
+/// this instance answers from its channel, without a query: a reconnecting
+/// crowd of watchers does not queue for the pool. Its head may trail the
+/// database by a poll on other instances, so a stream may start a little
+/// earlier, never later.
+async fn open<S: Store>(
+    state: &AppState<S>,
+    request: &WatchRequest,
+) -> Result<(Subscription, Revision), ApiError> {
+    let (workspace, namespace) = (request.workspace, request.namespace.as_str());
+    if let Some(subscription) = state.feed.subscribe_existing(workspace, namespace) {
+        let channel = &subscription.channel;
+        let (base, head) = (channel.base(), channel.head());
+        match request.since {
+            None => return Ok((subscription, head)),
+            Some(since) if (base..=head).contains(&since) => return Ok((subscription, head)),
+            Some(_) => {}
+        }
+    }
+    let page = state
+        .store
+        .changes(ChangeQuery {
+            workspace,
+            namespace,
+            after: request.since.unwrap_or(0),
+            prefix: "",
+            limit: 0,
+        })
+        .await?;
+    if let Some(since) = request.since {
+        page.readable_from(since)
+            .map_err(|why| ApiError::unreadable(since, why))?;
+    }
+    let subscription = state.feed.subscribe(workspace, namespace, page.current);
+    Ok((subscription, page.current))
 }
 
 /// The instant of unix second `exp`, by this process's clock.
