@@ -142,6 +142,8 @@ Register-ArgumentCompleter -Native -CommandName 'hulykvs' -ScriptBlock {
             [CompletionResult]::new('--client-cert', '--client-cert', [CompletionResultType]::ParameterName, 'PEM client certificate (chain) for mutual TLS; needs --client-key')
             [CompletionResult]::new('--client-key', '--client-key', [CompletionResultType]::ParameterName, 'PEM private key of --client-cert (unencrypted PKCS#8, PKCS#1 or SEC1)')
             [CompletionResult]::new('--if-match', '--if-match', [CompletionResultType]::ParameterName, 'Delete only if the current value has this ETag, quoted or bare (needs -w)')
+            [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Instead of one key, every key that starts with this literal prefix (needs -w); prints how many were deleted. An empty prefix (the whole namespace) needs --yes')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Confirms deleting a whole namespace with --prefix ""')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')

@@ -203,7 +203,7 @@ _hulykvs() {
             return 0
             ;;
         hulykvs__subcmd__delete)
-            opts="-w -h -V --url --token --token-secret --workspace --timeout --ca-cert --client-cert --client-key --if-match --help --version"
+            opts="-w -h -V --url --token --token-secret --workspace --timeout --ca-cert --client-cert --client-key --if-match --prefix --yes --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -279,6 +279,10 @@ _hulykvs() {
                     return 0
                     ;;
                 --if-match)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --prefix)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

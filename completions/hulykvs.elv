@@ -134,6 +134,8 @@ set edit:completion:arg-completer[hulykvs] = {|@words|
             cand --client-cert 'PEM client certificate (chain) for mutual TLS; needs --client-key'
             cand --client-key 'PEM private key of --client-cert (unencrypted PKCS#8, PKCS#1 or SEC1)'
             cand --if-match 'Delete only if the current value has this ETag, quoted or bare (needs -w)'
+            cand --prefix 'Instead of one key, every key that starts with this literal prefix (needs -w); prints how many were deleted. An empty prefix (the whole namespace) needs --yes'
+            cand --yes 'Confirms deleting a whole namespace with --prefix ""'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'

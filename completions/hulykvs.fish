@@ -116,6 +116,8 @@ complete -c hulykvs -n "__fish_hulykvs_using_subcommand delete" -l ca-cert -d 'P
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand delete" -l client-cert -d 'PEM client certificate (chain) for mutual TLS; needs --client-key' -r -F
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand delete" -l client-key -d 'PEM private key of --client-cert (unencrypted PKCS#8, PKCS#1 or SEC1)' -r -F
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand delete" -l if-match -d 'Delete only if the current value has this ETag, quoted or bare (needs -w)' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand delete" -l prefix -d 'Instead of one key, every key that starts with this literal prefix (needs -w); prints how many were deleted. An empty prefix (the whole namespace) needs --yes' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand delete" -l yes -d 'Confirms deleting a whole namespace with --prefix ""'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand delete" -s h -l help -d 'Print help'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand delete" -s V -l version -d 'Print version'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand list" -l url -d 'Base URL of the service' -r

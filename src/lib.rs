@@ -26,6 +26,7 @@
 //!     - `http::handlers::list`: listings, paged or streamed.
 //!     - `http::handlers::watch`: the change feed as Server-Sent Events (`?watch`).
 //!     - `http::handlers::changes`: the change feed as a long poll (`?changes`).
+//!     - `http::handlers::prefix`: delete by prefix, in bounded batches.
 //!     - `http::handlers::health`: `/status`, `/livez`, `/readyz`.
 //!     - `http::handlers::metrics`: `/metrics`, the Prometheus exposition.
 //!   - `http::request`: path parts, preconditions, content type, listing query and body, parsed and checked.

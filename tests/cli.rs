@@ -872,3 +872,28 @@ fn unusable_tls_files_are_usage_errors_naming_the_file() {
         assert_exit(&output, 2, &line);
     }
 }
+
+#[test]
+fn delete_by_prefix_prints_the_count_and_guards_the_whole_namespace() {
+    let server = Server::start();
+    let ws = workspace();
+    for key in ["p/1", "p/2", "p/3", "q"] {
+        assert_exit(&server.run(&["put", "-w", &ws, "ns", key, "v"]), 0, "");
+    }
+    let deleted = server.run(&["delete", "-w", &ws, "ns", "--prefix", "p/"]);
+    assert_exit(&deleted, 0, "");
+    assert_eq!(stdout(&deleted), "3\n");
+    let whole = server.run(&["delete", "-w", &ws, "ns", "--prefix", ""]);
+    assert_exit(&whole, 2, "add --yes");
+    assert_eq!(stdout(&server.run(&["list", "-w", &ws, "ns"])), "q\n");
+    let whole = server.run(&["delete", "-w", &ws, "ns", "--prefix", "", "--yes"]);
+    assert_eq!(stdout(&whole), "1\n");
+    let legacy = server.run(&["delete", "ns", "--prefix", "p"]);
+    assert_exit(&legacy, 2, "--prefix needs -w WORKSPACE");
+    // Usage errors of clap's own: exit 2.
+    let both = server.run(&["delete", "-w", &ws, "ns", "k", "--prefix", "p"]);
+    assert_eq!(both.status.code(), Some(2));
+    let neither = server.run(&["delete", "-w", &ws, "ns"]);
+    assert_eq!(neither.status.code(), Some(2));
+    assert_eq!(stdout(&server.run(&["list", "-w", &ws, "ns"])), "");
+}

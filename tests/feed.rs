@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::server::{start, start_with, token_with, Kind, TestServer};
+use common::server::{config, start, start_with, token_with, Kind, TestServer};
 use common::sse::{Event, Events};
 use hulykvs::auth::{now_secs, Claims, SYSTEM_ACCOUNT};
 use reqwest::{Method, StatusCode};
@@ -30,6 +30,7 @@ suite!(
     an_expiring_token_ends_its_stream,
     a_quiet_stream_gets_keep_alives,
     streams_of_a_watched_namespace_open_from_its_channel,
+    a_replay_reaches_changes_its_channel_has_not_read,
 );
 
 fn k(key: &str) -> String {
@@ -595,4 +596,54 @@ async fn streams_of_a_watched_namespace_open_from_its_channel(kind: Kind) {
         let event = events.next_within(Duration::from_secs(5)).await.unwrap();
         assert_eq!((event.revision(), event.key()), (5, "d"));
     }
+}
+
+/// Writes `key` through a store of its own on the server's database, as
+/// another process would: the server's feed is not told.
+async fn put_elsewhere(s: &TestServer, key: &str) -> u64 {
+    use hulykvs::config::DbTarget;
+    use hulykvs::store::{NewValue, PgStore, PutCondition, PutOutcome, SqliteStore, Store};
+    let config = config(&s.db_url, &[]);
+    let item = hulykvs::store::ItemRef {
+        workspace: WS.parse().unwrap(),
+        namespace: "ns",
+        key,
+    };
+    let value = NewValue::new(bytes::Bytes::from_static(b"v"), "text/plain".to_owned());
+    let outcome = match &config.db.target {
+        DbTarget::Postgres(url) => {
+            let store = PgStore::open(url, &config.db).unwrap();
+            store.migrate().await.unwrap();
+            store.put(item, value, PutCondition::Always).await.unwrap()
+        }
+        DbTarget::Sqlite(path) => {
+            let store = SqliteStore::open(path, &config.db).unwrap();
+            store.migrate().await.unwrap();
+            store.put(item, value, PutCondition::Always).await.unwrap()
+        }
+    };
+    match outcome {
+        PutOutcome::Stored(revision) => revision,
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn a_replay_reaches_changes_its_channel_has_not_read(kind: Kind) {
+    // Polls once a minute: only the second stream's opening makes the
+    // channel read the change written elsewhere.
+    let s = start_with(kind, &["--watch-poll", "60s"]).await;
+    put(&s, "a", "v").await;
+    let mut first = watch(&s, "").await;
+    assert_eq!(first.until_sync().await.1, 1);
+    assert_eq!(put_elsewhere(&s, "b").await, 2);
+    let mut second = watch(&s, "&since=1").await;
+    let (replayed, synced) = second.until_sync().await;
+    let got: Vec<(u64, &str)> = replayed.iter().map(|e| (e.revision(), e.key())).collect();
+    assert_eq!(
+        (got, synced),
+        (vec![(2, "b")], 2),
+        "sync comes after what the store had"
+    );
+    let event = first.next_within(Duration::from_secs(5)).await.unwrap();
+    assert_eq!((event.revision(), event.key()), (2, "b"));
 }

@@ -82,9 +82,10 @@ impl Channel {
         *self.head.borrow()
     }
 
-    /// The revision from which the log holds every change up to the head.
-    pub fn base(&self) -> Revision {
-        self.log().base
+    /// Asks the reader task to read the change log now (a stream knows of
+    /// changes the channel has not read yet).
+    pub fn wake_reader(&self) {
+        self.wake.notify_one();
     }
 
     /// Follows [`Channel::head`].

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::handlers::changes::PollRequest;
 use super::handlers::watch::WatchRequest;
-use super::handlers::{changes, health, item, list, metrics, watch};
+use super::handlers::{changes, health, item, list, metrics, prefix, watch};
 use super::request::{
     check_key_segments, content_type, decode_part, delete_condition, expiry, last_event_id,
     put_condition, read_body, tag_condition, ListParams, MAX_KEY, MAX_NAMESPACE,
@@ -68,10 +68,15 @@ impl Target<'_> {
     }
 }
 
-/// The methods of the data route at `path`, as the `Allow` header writes
-/// them, or `None` when `path` is not a data route.
+/// The methods a browser may use on the data route at `path` (a CORS
+/// preflight), or `None` when `path` is not a data route. An API v2
+/// namespace also takes DELETE with `?prefix`, which a preflight cannot
+/// tell apart by its path.
 pub(super) fn allowed_methods(path: &str) -> Option<&'static str> {
-    parse_target(path).map(|target| target.methods().1)
+    parse_target(path).map(|target| match (target.api, target.key_raw) {
+        (Api::V2, None) => "GET, HEAD, DELETE",
+        _ => target.methods().1,
+    })
 }
 
 /// Every route template, for metrics and traces; the first is "no route".
@@ -146,7 +151,13 @@ async fn route<S: Store>(
     }
     let target = parse_target(&path).ok_or(ApiError::NoRoute)?;
     let (allowed, allow) = target.methods();
-    only(&method, allowed, allow)?;
+    let deletes_prefix = method == Method::DELETE
+        && target.api == Api::V2
+        && target.key_raw.is_none()
+        && names_prefix(req.uri().query());
+    if !deletes_prefix {
+        only(&method, allowed, allow)?;
+    }
 
     // Authentication and authorization come before anything is read or parsed further.
     let claims = state.verifier.verify_header(
@@ -173,29 +184,66 @@ async fn route<S: Store>(
             one_value(state, target.api, at, req).await
         }
         _ => {
-            let query = ListParams::parse(req.uri().query().unwrap_or(""))?;
-            let shown_workspace = target.workspace_raw.map(str::to_owned);
-            let head = method == Method::HEAD;
-            if query.watch {
-                let watch = WatchRequest {
-                    workspace,
-                    namespace,
-                    prefix: query.prefix,
-                    since: last_event_id(req.headers())?.or(query.since),
-                    expires: claims.exp,
-                };
-                return watch::watch(state, watch, head).await;
-            }
-            if query.changes {
-                return changes::poll(
-                    state,
-                    poll_request(workspace, shown_workspace, namespace, query)?,
-                )
-                .await;
-            }
-            list::list(state, workspace, shown_workspace, namespace, query, head).await
+            let on = Namespace {
+                workspace,
+                shown_workspace: target.workspace_raw.map(str::to_owned),
+                namespace,
+            };
+            namespace_route(state, on, deletes_prefix, claims.exp, req).await
         }
     }
+}
+
+/// A namespace as a request on its route names it.
+struct Namespace {
+    workspace: Uuid,
+    /// The workspace as the path wrote it (API v2), echoed in JSON.
+    shown_workspace: Option<String>,
+    namespace: String,
+}
+
+/// The routes of a namespace: delete by prefix, watch, long poll, listing.
+async fn namespace_route<S: Store>(
+    state: &Arc<AppState<S>>,
+    on: Namespace,
+    deletes_prefix: bool,
+    token_exp: Option<u64>,
+    req: Request<Incoming>,
+) -> Result<Response<ResBody>, ApiError> {
+    let query = ListParams::parse(req.uri().query().unwrap_or(""))?;
+    let head = req.method() == Method::HEAD;
+    let Namespace {
+        workspace,
+        shown_workspace,
+        namespace,
+    } = on;
+    if deletes_prefix {
+        return prefix::delete_prefix(state, workspace, &namespace, &query.prefix).await;
+    }
+    if query.watch {
+        let watch = WatchRequest {
+            workspace,
+            namespace,
+            prefix: query.prefix,
+            since: last_event_id(req.headers())?.or(query.since),
+            expires: token_exp,
+        };
+        return watch::watch(state, watch, head).await;
+    }
+    if query.changes {
+        let poll = poll_request(workspace, shown_workspace, namespace, query)?;
+        return changes::poll(state, poll).await;
+    }
+    list::list(state, workspace, shown_workspace, namespace, query, head).await
+}
+
+/// Whether a query string holds a `prefix` parameter (empty or not): a
+/// DELETE of the namespace needs one.
+fn names_prefix(query: Option<&str>) -> bool {
+    query.is_some_and(|q| {
+        q.split('&')
+            .any(|pair| pair == "prefix" || pair.starts_with("prefix="))
+    })
 }
 
 /// A long poll's parameters; `since` is required.

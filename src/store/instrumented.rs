@@ -13,8 +13,8 @@ use uuid::Uuid;
 use super::changes::{ChangePage, ChangeQuery};
 use super::migrations::MigrationState;
 use super::{
-    DeleteCondition, DeleteOutcome, Entry, Item, ItemRef, ListQuery, NewValue, PutCondition,
-    PutOutcome, Store, StoreError, Wake,
+    DeleteCondition, DeleteOutcome, Entry, Item, ItemRef, ListQuery, NewValue, PrefixDeleted,
+    PutCondition, PutOutcome, Store, StoreError, Wake,
 };
 use crate::telemetry::registry::{Handles, PoolState, DB_OPERATION_DURATION, DB_OPERATION_ERRORS};
 use crate::telemetry::traces;
@@ -24,8 +24,17 @@ use crate::telemetry::traces;
 pub struct Instrumented<S>(pub S);
 
 /// The operations timed, in the order of their handles.
-const OPERATIONS: [&str; 9] = [
-    "get", "put", "delete", "list", "ping", "migrate", "sweep", "changes", "prune",
+const OPERATIONS: [&str; 10] = [
+    "get",
+    "put",
+    "delete",
+    "list",
+    "ping",
+    "migrate",
+    "sweep",
+    "changes",
+    "prune",
+    "delete_prefix",
 ];
 
 static DURATION: Handles<Histogram, { OPERATIONS.len() }> = Handles::new();
@@ -107,6 +116,14 @@ impl<S: Store> Store for Instrumented<S> {
 
     async fn list(&self, query: ListQuery<'_>) -> Result<Vec<String>, StoreError> {
         timed(self.system(), 3, self.0.list(query)).await
+    }
+
+    async fn delete_prefix(
+        &self,
+        query: ListQuery<'_>,
+        limit: usize,
+    ) -> Result<PrefixDeleted, StoreError> {
+        timed(self.system(), 9, self.0.delete_prefix(query, limit)).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

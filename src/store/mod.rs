@@ -216,6 +216,15 @@ pub struct ListQuery<'a> {
     pub limit: usize,
 }
 
+/// What one batch of a delete by prefix did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PrefixDeleted {
+    /// Keys deleted.
+    pub count: u64,
+    /// The revision of the last change made; `None` when nothing was deleted.
+    pub revision: Option<Revision>,
+}
+
 /// Why a store could not answer. `Clone`: one failed batch answers each of
 /// its requests with the same error.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -263,6 +272,15 @@ pub trait Store: Send + Sync + 'static {
         item: ItemRef<'_>,
         cond: DeleteCondition,
     ) -> impl Future<Output = Result<DeleteOutcome, StoreError>> + Send;
+
+    /// Deletes up to `limit` live keys of `query`'s namespace that start
+    /// with `query.prefix`, in byte order, each with its `delete` change, in
+    /// one short transaction (`query.after` and `query.limit` are ignored).
+    fn delete_prefix(
+        &self,
+        query: ListQuery<'_>,
+        limit: usize,
+    ) -> impl Future<Output = Result<PrefixDeleted, StoreError>> + Send;
 
     /// Up to `query.limit` keys after `query.after` that start with `query.prefix`, in byte order.
     fn list(

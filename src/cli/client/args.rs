@@ -123,10 +123,18 @@ pub struct DeleteArgs {
     /// Namespace.
     pub namespace: String,
     /// Key; `/` is part of the key.
-    pub key: String,
+    #[arg(required_unless_present = "prefix")]
+    pub key: Option<String>,
     /// Delete only if the current value has this ETag, quoted or bare (needs -w).
     #[arg(long, value_name = "ETAG")]
     pub if_match: Option<String>,
+    /// Instead of one key, every key that starts with this literal prefix (needs -w); prints
+    /// how many were deleted. An empty prefix (the whole namespace) needs --yes.
+    #[arg(long, conflicts_with_all = ["key", "if_match"])]
+    pub prefix: Option<String>,
+    /// Confirms deleting a whole namespace with --prefix "".
+    #[arg(long, requires = "prefix")]
+    pub yes: bool,
 }
 
 /// `list`: print the keys of a namespace.

@@ -133,13 +133,18 @@ pub async fn get(args: &GetArgs) -> Result<(), Failure> {
 
 /// `delete`: removes a value, optionally only if its ETag matches.
 pub async fn delete(args: &DeleteArgs) -> Result<(), Failure> {
-    let what = format!("delete {}", shown_path(&args.namespace, &args.key));
+    let key = match (&args.key, &args.prefix) {
+        (_, Some(prefix)) => return delete_prefix(args, prefix).await,
+        (Some(key), None) => key,
+        (None, None) => return Err(Failure::usage("delete: give a KEY or --prefix")),
+    };
+    let what = format!("delete {}", shown_path(&args.namespace, key));
     let if_match = args.if_match.as_deref().map(if_match_value).transpose()?;
     let service = Service::new(&args.client)?;
     if if_match.is_some() {
         service.needs_v2(&what, "--if-match")?;
     }
-    let url = service.value_url(&what, &args.namespace, &args.key)?;
+    let url = service.value_url(&what, &args.namespace, key)?;
     let mut request = service.request(Method::DELETE, url);
     if let Some(tag) = if_match {
         request = request.header(IF_MATCH, tag);
@@ -148,6 +153,40 @@ pub async fn delete(args: &DeleteArgs) -> Result<(), Failure> {
     if !response.status().is_success() {
         return Err(refused(&what, response, "ETag did not match").await);
     }
+    Ok(())
+}
+
+/// `delete --prefix`: deletes every key starting with `prefix`; prints how many.
+async fn delete_prefix(args: &DeleteArgs, prefix: &str) -> Result<(), Failure> {
+    let what = format!(
+        "delete {} --prefix {}",
+        shown(&args.namespace),
+        shown(prefix)
+    );
+    if prefix.is_empty() && !args.yes {
+        return Err(Failure::usage(format!(
+            "{what}: an empty prefix deletes the whole namespace; add --yes to do that"
+        )));
+    }
+    let service = Service::new(&args.client)?;
+    service.needs_v2(&what, "--prefix")?;
+    let mut url = service.list_url(&what, &args.namespace, None, 1, None)?;
+    url.set_query(None);
+    url.query_pairs_mut().append_pair("prefix", prefix);
+    let response = service
+        .send(&what, service.request(Method::DELETE, url))
+        .await?;
+    if response.status() != StatusCode::OK {
+        return Err(refused(&what, response, "").await);
+    }
+    let body: serde_json::Value = response
+        .json()
+        .await
+        .map_err(|e| service.transport(&what, e))?;
+    let deleted = body["deleted"]
+        .as_u64()
+        .ok_or_else(|| Failure::error(format!("{what}: the service sent an unexpected answer")))?;
+    println!("{deleted}");
     Ok(())
 }
 

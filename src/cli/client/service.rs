@@ -110,12 +110,12 @@ impl Service {
         })
     }
 
-    /// Refuses `flag`, a conditional request, on the legacy API, which has none.
+    /// Refuses `flag`, which only API v2 has, on the legacy API.
     pub(super) fn needs_v2(&self, what: &str, flag: &str) -> Result<(), Failure> {
         match self.api {
             Api::V2(_) => Ok(()),
             Api::Legacy => Err(Failure::usage(format!(
-                "{what}: {flag} needs -w WORKSPACE (the legacy API has no conditional requests)"
+                "{what}: {flag} needs -w WORKSPACE (the legacy API has no such request)"
             ))),
         }
     }

@@ -8,4 +8,5 @@ pub mod health;
 pub mod item;
 pub mod list;
 pub mod metrics;
+pub mod prefix;
 pub mod watch;

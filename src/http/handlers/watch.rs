@@ -73,6 +73,7 @@ pub async fn watch<S: Store>(
         subscription,
         closing: state.feed.closing(),
         pos: request.since.unwrap_or(start),
+        target: start,
         deadline: request.expires.map(deadline_of),
         request,
         tx,
@@ -85,23 +86,21 @@ pub async fn watch<S: Store>(
 }
 
 /// The channel of the namespace and the revision the stream starts from
-/// (without `since`) after checking `since`. A namespace already watched on
-/// this instance answers from its channel, without a query: a reconnecting
-/// crowd of watchers does not queue for the pool. Its head may trail the
-/// database by a poll on other instances, so a stream may start a little
-/// earlier, never later.
+/// (without `since`) or replays up to before `sync` (with it), after
+/// checking `since`. A stream without `since` of a namespace already watched
+/// on this instance starts at its channel's head, without a query: a
+/// reconnecting crowd of watchers does not queue for the pool. That head may
+/// trail the database by a poll on other instances, so such a stream may
+/// start a little earlier, never later.
 async fn open<S: Store>(
     state: &AppState<S>,
     request: &WatchRequest,
 ) -> Result<(Subscription, Revision), ApiError> {
     let (workspace, namespace) = (request.workspace, request.namespace.as_str());
-    if let Some(subscription) = state.feed.subscribe_existing(workspace, namespace) {
-        let channel = &subscription.channel;
-        let (base, head) = (channel.base(), channel.head());
-        match request.since {
-            None => return Ok((subscription, head)),
-            Some(since) if (base..=head).contains(&since) => return Ok((subscription, head)),
-            Some(_) => {}
+    if request.since.is_none() {
+        if let Some(subscription) = state.feed.subscribe_existing(workspace, namespace) {
+            let head = subscription.channel.head();
+            return Ok((subscription, head));
         }
     }
     let page = state
@@ -152,6 +151,17 @@ impl End {
     }
 }
 
+/// Where a round of catching up left a stream.
+enum Progress {
+    /// More may follow at once.
+    More,
+    /// Everything the channel has is sent, but the channel has not yet read
+    /// up to the revision the stream opened at.
+    Trailing,
+    /// Everything up to the channel's head and the opening revision is sent.
+    Done,
+}
+
 /// What woke a caught-up stream.
 #[derive(PartialEq, Eq)]
 enum Wake {
@@ -167,6 +177,9 @@ struct Stream<S> {
     closing: watch::Receiver<bool>,
     /// Every change up to here has been sent (or skipped by the prefix).
     pos: Revision,
+    /// `sync` waits until `pos` reaches this: the namespace's revision when
+    /// the stream opened (the channel may still trail it).
+    target: Revision,
     deadline: Option<Instant>,
     tx: mpsc::Sender<Result<Bytes, BodyError>>,
     /// When a keep-alive comment is due: [`KEEP_ALIVE_EVERY`] after the last write.
@@ -194,20 +207,22 @@ impl<S: Store> Stream<S> {
         let mut head = self.subscription.channel.follow();
         let mut synced = false;
         loop {
-            let caught_up = match self.catch_up(synced).await {
-                Ok(caught_up) => caught_up,
+            match self.catch_up(synced).await {
                 Err(end) => return end,
-            };
-            if !caught_up {
-                // Events of other prefixes may take many rounds: let others run.
-                tokio::task::yield_now().await;
-                continue;
-            }
-            if !synced {
-                synced = true;
-                if let Err(end) = self.send(sync_frame(self.pos)).await {
-                    return end;
+                Ok(Progress::More) => {
+                    // Events of other prefixes may take many rounds: let others run.
+                    tokio::task::yield_now().await;
+                    continue;
                 }
+                // The database has changes the channel has not read yet.
+                Ok(Progress::Trailing) => self.subscription.channel.wake_reader(),
+                Ok(Progress::Done) if !synced => {
+                    synced = true;
+                    if let Err(end) = self.send(sync_frame(self.pos)).await {
+                        return end;
+                    }
+                }
+                Ok(Progress::Done) => {}
             }
             let (deadline, quiet_until) = (self.deadline, self.quiet_until);
             let woke = tokio::select! {
@@ -229,21 +244,24 @@ impl<S: Store> Stream<S> {
     }
 
     /// Sends what follows the position, from the channel or (while replaying
-    /// history older than it) from the store; `true` once nothing is left.
-    async fn catch_up(&mut self, synced: bool) -> Result<bool, End> {
+    /// history older than it) from the store.
+    async fn catch_up(&mut self, synced: bool) -> Result<Progress, End> {
         let channel = &self.subscription.channel;
         let head = channel.head();
         let events = match channel.after(self.pos, SEND_BATCH) {
             Behind::UpToDate => {
                 // The log holds every change up to `head`: none is after `pos`.
                 self.pos = self.pos.max(head);
-                return Ok(true);
+                return Ok(match self.pos >= self.target {
+                    true => Progress::Done,
+                    false => Progress::Trailing,
+                });
             }
             Behind::TooFar if synced => {
                 self.farewell("too_slow").await;
                 return Err(End::TooSlow);
             }
-            Behind::TooFar => return self.replay().await.map(|()| false),
+            Behind::TooFar => return self.replay().await.map(|()| Progress::More),
             Behind::Events(events) => events,
         };
         let mut out = Vec::new();
@@ -259,7 +277,7 @@ impl<S: Store> Stream<S> {
             self.send(Bytes::from(out)).await?;
             counter!(WATCH_EVENTS).increment(sent);
         }
-        Ok(false)
+        Ok(Progress::More)
     }
 
     /// One page of history from the store.

@@ -33,7 +33,7 @@ use self::batch::Batcher;
 use self::errors::db_error;
 use self::notify::Notifier;
 use self::pool::Pooled;
-use self::row::{change_page, entry_from_row, revision_written};
+use self::row::{change_page, entry_from_row, revision_at, revision_written};
 use self::sql::{Flavor, Statements};
 use self::tls::DbTls;
 use self::url::{check_schema, PgUrl};
@@ -41,7 +41,7 @@ use super::changes::{ChangePage, ChangeQuery, Revision};
 use super::migrations::{Migrated, MigrationState};
 use super::{
     prefix_upper_bound, DeleteCondition, DeleteOutcome, Entry, Item, ItemRef, ListQuery, NewValue,
-    PutCondition, PutOutcome, Store, StoreError, Wake,
+    PrefixDeleted, PutCondition, PutOutcome, Store, StoreError, Wake,
 };
 use crate::config::DbOptions;
 use crate::telemetry::registry::PoolState;
@@ -242,6 +242,31 @@ impl Store for PgStore {
             }
         };
         Ok(cond.outcome(changed))
+    }
+
+    async fn delete_prefix(
+        &self,
+        query: ListQuery<'_>,
+        limit: usize,
+    ) -> Result<PrefixDeleted, StoreError> {
+        let sql = self.statements.get()?;
+        let upper = prefix_upper_bound(query.prefix);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let params: [&(dyn ToSql + Sync); 5] = [
+            &query.workspace,
+            &query.namespace,
+            &query.prefix,
+            &upper,
+            &limit,
+        ];
+        let rows = self.pooled.query(&sql.delete_prefix, &params, None).await?;
+        let mut deleted = PrefixDeleted::default();
+        for row in &rows {
+            let revision = revision_at(row, 3)?;
+            deleted.count += 1;
+            deleted.revision = deleted.revision.max(Some(revision));
+        }
+        Ok(deleted)
     }
 
     async fn list(&self, query: ListQuery<'_>) -> Result<Vec<String>, StoreError> {

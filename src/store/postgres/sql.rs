@@ -104,6 +104,9 @@ pub(super) struct Statements {
     pub(super) upsert_many: Option<String>,
     /// Deletes up to `$1` expired rows nobody holds, returning their addresses.
     pub(super) sweep: String,
+    /// Deletes up to `$5` live keys of `$1`/`$2` from `$3` below `$4` (when
+    /// not NULL), in key order: see [`delete_prefix`].
+    pub(super) delete_prefix: String,
     /// A page of the change log with the namespace's current and oldest
     /// revision: see [`changes`].
     pub(super) changes: String,
@@ -186,6 +189,7 @@ impl Statements {
             upsert_many: batched.then(|| log(upsert_many(&kvs, set_all), "put")),
             read_many: batched.then(|| read_many(&kvs, key)),
             sweep: log(sweep(flavor, &kvs), "expire"),
+            delete_prefix: log(delete_prefix(flavor, &kvs, key), "delete"),
             changes: changes(schema, key),
             prune: prune(schema),
             list: [
@@ -216,6 +220,24 @@ fn sweep(flavor: Flavor, kvs: &str) -> String {
         Flavor::Cockroach => format!(
             "DELETE FROM {kvs} WHERE (workspace, namespace, key) IN \
              (SELECT workspace, namespace, key FROM {kvs} {expired}) {REMOVED}"
+        ),
+    }
+}
+
+/// Deletes a batch of keys by prefix, locking them in key order (as batched
+/// upserts do, so the two cannot deadlock).
+fn delete_prefix(flavor: Flavor, kvs: &str, key: &str) -> String {
+    let batch = format!(
+        "FROM {kvs} WHERE workspace = $1 AND namespace = $2 AND {key} >= $3 \
+         AND ($4::TEXT IS NULL OR {key} < $4) AND {LIVE} ORDER BY {key} LIMIT $5 FOR UPDATE"
+    );
+    match flavor {
+        Flavor::Postgres => {
+            format!("DELETE FROM {kvs} WHERE ctid = ANY(ARRAY(SELECT ctid {batch})) {REMOVED}")
+        }
+        Flavor::Cockroach => format!(
+            "DELETE FROM {kvs} WHERE (workspace, namespace, key) IN \
+             (SELECT workspace, namespace, key {batch}) {REMOVED}"
         ),
     }
 }

@@ -1,8 +1,9 @@
 //! The change feed's SQL on the embedded store: the writer bumps the
 //! namespace's revision and appends the change in the transaction of the
 //! write ([`log_change`]); readers page through the log ([`select_changes`]);
-//! the writer prunes it ([`prune_changes`]) and sweeps expired rows with their
-//! `expire` changes ([`sweep_expired`]). One writer: revision order is
+//! the writer prunes it ([`prune_changes`]), sweeps expired rows with their
+//! `expire` changes ([`sweep_expired`]) and deletes by prefix with their
+//! `delete` changes ([`delete_prefix`]). One writer: revision order is
 //! commit order.
 
 use rusqlite::{params, Connection, TransactionBehavior};
@@ -10,7 +11,7 @@ use uuid::Uuid;
 
 use super::connection::db_error;
 use crate::store::changes::{Change, ChangeOp, ChangePage, ChangeQuery, Revision};
-use crate::store::{prefix_upper_bound, Digest, Item, StoreError};
+use crate::store::{prefix_upper_bound, Digest, Item, PrefixDeleted, StoreError};
 
 /// The database's clock in unix milliseconds, fixed for one statement.
 macro_rules! now_ms {
@@ -57,6 +58,22 @@ const SWEEP: &str = concat!(
     "DELETE FROM kvs WHERE rowid IN (SELECT rowid FROM kvs WHERE expire_at <= ",
     now_ms!(),
     " LIMIT ?1) RETURNING workspace, namespace, key"
+);
+
+/// Deletes up to `?5` live keys of `?1`/`?2` from `?3` (below `?4` in the
+/// second form), in key order, returning them. Two forms, so SQLite uses both
+/// ends of the primary key range.
+const DELETE_FROM: &str = concat!(
+    "DELETE FROM kvs WHERE rowid IN (SELECT rowid FROM kvs WHERE workspace = ?1 AND namespace = ?2 \
+     AND key >= ?3 AND (expire_at IS NULL OR expire_at > ",
+    now_ms!(),
+    ") ORDER BY key LIMIT ?5) RETURNING key"
+);
+const DELETE_FROM_UNTIL: &str = concat!(
+    "DELETE FROM kvs WHERE rowid IN (SELECT rowid FROM kvs WHERE workspace = ?1 AND namespace = ?2 \
+     AND key >= ?3 AND key < ?4 AND (expire_at IS NULL OR expire_at > ",
+    now_ms!(),
+    ") ORDER BY key LIMIT ?5) RETURNING key"
 );
 
 /// What a change records of the value it wrote.
@@ -173,6 +190,65 @@ pub(super) fn prune_changes(
         .and_then(|mut stmt| stmt.execute(params![retention_ms, limit]))
         .map(|n| n as u64)
         .map_err(|e| db_error("pruning the change log", e))
+}
+
+/// Deletes up to `limit` live keys of `range` that start with its prefix, in
+/// key order, each logged as a `delete` change, in one transaction.
+pub(super) fn delete_prefix(
+    conn: &Connection,
+    range: &OwnedChangeQuery,
+    limit: usize,
+) -> Result<PrefixDeleted, StoreError> {
+    let failed = |e| {
+        db_error(
+            format_args!(
+                "delete {}/{} prefix {:?}",
+                range.workspace, range.namespace, range.prefix
+            ),
+            e,
+        )
+    };
+    let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)
+        .map_err(failed)?;
+    let mut buf = Uuid::encode_buffer();
+    let workspace: &str = range.workspace.hyphenated().encode_lower(&mut buf);
+    let upper = prefix_upper_bound(&range.prefix);
+    let sql = if upper.is_some() {
+        DELETE_FROM_UNTIL
+    } else {
+        DELETE_FROM
+    };
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut keys: Vec<String> = tx
+        .prepare_cached(sql)
+        .and_then(|mut stmt| {
+            stmt.query_map(
+                params![workspace, range.namespace, range.prefix, upper, limit],
+                |row| row.get(0),
+            )?
+            .collect()
+        })
+        .map_err(failed)?;
+    // RETURNING comes in row order; the changes are numbered in key order,
+    // as on PostgreSQL (UTF-8 compares as its bytes do).
+    keys.sort_unstable();
+    let mut deleted = PrefixDeleted::default();
+    for key in keys {
+        let item = Item {
+            workspace: range.workspace,
+            namespace: range.namespace.clone(),
+            key,
+        };
+        let gone = Logged {
+            op: ChangeOp::Delete,
+            md5: None,
+            expire_at: None,
+        };
+        deleted.revision = Some(log_change(&tx, workspace, &item, gone).map_err(failed)?);
+        deleted.count += 1;
+    }
+    tx.commit().map_err(failed)?;
+    Ok(deleted)
 }
 
 /// Deletes up to `limit` expired rows and logs each as an `expire` change,

@@ -19,7 +19,9 @@ mod writer;
 pub use migrate::MIGRATIONS;
 pub use writer::MAX_BATCH;
 
-use self::changes::{prune_changes, select_changes, sweep_expired, OwnedChangeQuery};
+use self::changes::{
+    delete_prefix, prune_changes, select_changes, sweep_expired, OwnedChangeQuery,
+};
 use self::connection::{db_error, open_reader, open_writer};
 use self::migrate::{apply_migrations, migration_states, LockWaits, MIGRATION_LOCK_WAIT};
 use self::readers::Readers;
@@ -28,8 +30,8 @@ use self::writer::{writer_gone, Write, Writer};
 use super::changes::{ChangePage, ChangeQuery};
 use super::migrations::{Migrated, MigrationState};
 use super::{
-    DeleteCondition, DeleteOutcome, Entry, Item, ItemRef, ListQuery, NewValue, PutCondition,
-    PutOutcome, Store, StoreError,
+    DeleteCondition, DeleteOutcome, Entry, Item, ItemRef, ListQuery, NewValue, PrefixDeleted,
+    PutCondition, PutOutcome, Store, StoreError,
 };
 use crate::config::DbOptions;
 
@@ -149,6 +151,25 @@ impl Store for SqliteStore {
         let item = item.owned();
         self.writer
             .write(|reply| Write::Delete { item, cond, reply })
+            .await
+    }
+
+    /// On the writer connection, between batches of writes: one short transaction.
+    async fn delete_prefix(
+        &self,
+        query: ListQuery<'_>,
+        limit: usize,
+    ) -> Result<PrefixDeleted, StoreError> {
+        self.migrated.get()?;
+        let range = OwnedChangeQuery::from(ChangeQuery {
+            workspace: query.workspace,
+            namespace: query.namespace,
+            after: 0,
+            prefix: query.prefix,
+            limit,
+        });
+        self.writer
+            .exclusive(move |conn| delete_prefix(conn, &range, limit))
             .await
     }
 
