@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::server::{start, Kind, TestServer};
+use common::server::{keys_in, start, Kind, TestServer};
 use common::sse::Events;
 use reqwest::{Method, StatusCode};
 
@@ -37,12 +37,7 @@ async fn keys(s: &TestServer) -> Vec<String> {
         .json()
         .await
         .unwrap();
-    body["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k.as_str().unwrap().to_owned())
-        .collect()
+    keys_in(&body)
 }
 
 async fn delete_prefix(s: &TestServer, prefix: &str) -> (StatusCode, serde_json::Value, u64) {

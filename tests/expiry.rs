@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::pg;
 use common::process::{run_hulykvs, spawn_server, spawn_sqlite_server, ServerProcess};
-use common::server::{start, start_with, Kind, TestServer};
+use common::server::{keys_in, start, start_with, Kind, TestServer};
 use hulykvs::auth::now_secs;
 use reqwest::{Method, StatusCode};
 
@@ -49,12 +49,7 @@ async fn keys(s: &TestServer, query: &str) -> Vec<String> {
         .unwrap();
     assert_eq!(resp.status(), 200);
     let body: serde_json::Value = resp.json().await.unwrap();
-    body["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k.as_str().unwrap().to_owned())
-        .collect()
+    keys_in(&body)
 }
 
 async fn an_expired_value_is_gone_for_every_reader_and_condition(kind: Kind) {

@@ -211,3 +211,13 @@ pub fn token_with(claims: Claims) -> String {
 pub fn system_token() -> String {
     token(SYSTEM_ACCOUNT, None)
 }
+
+/// The `keys` of a listing's JSON body.
+pub fn keys_in(body: &serde_json::Value) -> Vec<String> {
+    body["keys"]
+        .as_array()
+        .expect("a listing has keys")
+        .iter()
+        .map(|k| k.as_str().expect("keys are strings").to_owned())
+        .collect()
+}
