@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::server::{keys_in, start, Kind, TestServer};
+use common::server::{start, Kind, TestServer};
 use common::sse::Events;
 use reqwest::{Method, StatusCode};
 
@@ -29,15 +29,7 @@ async fn put(s: &TestServer, key: &str, headers: &[(&str, &str)]) {
 }
 
 async fn keys(s: &TestServer) -> Vec<String> {
-    let body: serde_json::Value = s
-        .req(Method::GET, &format!("/api2/{WS}/ns"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    keys_in(&body)
+    s.keys(&format!("/api2/{WS}/ns")).await
 }
 
 async fn delete_prefix(s: &TestServer, prefix: &str) -> (StatusCode, serde_json::Value, u64) {

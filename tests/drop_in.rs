@@ -481,6 +481,9 @@ fn every_bad_setting_is_one_line_naming_it_and_its_range() {
         ("serve", "HULY_MAX_CONNECTIONS", "0", "from 1 to 1000000"),
         ("serve", "HULY_PAYLOAD_SIZE_LIMIT", "2gb", "1gb"),
         ("serve", "HULY_CORS_ORIGINS", "huly.example", "origin"),
+        ("serve", "HULY_WATCH_BUFFER", "0", "from 1 to 1000000"),
+        ("serve", "HULY_WATCH_POLL", "0s", "longer than zero"),
+        ("serve", "HULY_CHANGES_RETENTION", "soon", "soon"),
     ] {
         let out = run_hulykvs(
             &[("HULY_DB_CONNECTION", &db), (var, value)],

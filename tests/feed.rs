@@ -257,8 +257,9 @@ async fn list_then_watch_misses_nothing(kind: Kind) {
         .await
         .unwrap();
     let from = revision_of(&listing);
-    let body: serde_json::Value = listing.json().await.unwrap();
-    let mut keys: BTreeSet<String> = keys_in(&body).into_iter().collect();
+    let mut keys: BTreeSet<String> = keys_in(&listing.json().await.unwrap())
+        .into_iter()
+        .collect();
     let mut events = watch(&s, &format!("&since={from}")).await;
     writer.await.unwrap();
     let end = revision_of(
@@ -279,15 +280,11 @@ async fn list_then_watch_misses_nothing(kind: Kind) {
             _ => keys.remove(event.key()),
         };
     }
-    let body: serde_json::Value = s
-        .req(Method::GET, &format!("/api2/{WS}/ns"))
-        .send()
+    let now: BTreeSet<String> = s
+        .keys(&format!("/api2/{WS}/ns"))
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let now: BTreeSet<String> = keys_in(&body).into_iter().collect();
+        .into_iter()
+        .collect();
     assert_eq!(keys, now, "the listing plus the feed is the namespace");
 }
 

@@ -300,3 +300,18 @@ async fn the_watch_command_resumes_after_the_service_restarts() {
     let status = watcher.wait().unwrap();
     assert!(status.success(), "Ctrl-C ends watch with 0: {status:?}");
 }
+
+#[tokio::test]
+async fn watchers_poll_for_writes_no_notification_announces() {
+    // Two processes on one SQLite file, as CockroachDB instances are to each
+    // other: no notification, so only the poll brings the other's writes.
+    let dir = tempfile::tempdir().unwrap();
+    let envs = [("HULY_WATCH_POLL", "200ms")];
+    let a = spawn_sqlite_server(dir.path(), SECRET, &envs);
+    let b = spawn_sqlite_server(dir.path(), SECRET, &envs);
+    let mut on_a = Events::new(watch(&a, "").await);
+    on_a.until_sync().await;
+    let written = put(&b, "from-b", None).await;
+    let event = on_a.next_within(Duration::from_secs(5)).await.unwrap();
+    assert_eq!((event.revision(), event.key()), (written, "from-b"));
+}

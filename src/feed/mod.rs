@@ -58,6 +58,16 @@ pub struct Subscription {
     pub channel: Arc<Channel>,
 }
 
+impl Subscription {
+    /// Counts a subscriber of `channel` (callers hold the channels' lock).
+    fn to(channel: &Arc<Channel>) -> Subscription {
+        channel.subscribe();
+        Subscription {
+            channel: Arc::clone(channel),
+        }
+    }
+}
+
 impl Drop for Subscription {
     fn drop(&mut self) {
         self.channel.unsubscribe();
@@ -74,10 +84,6 @@ impl<S: Store> Feed<S> {
                 closing: watch::Sender::new(false),
             }),
         }
-    }
-
-    pub fn settings(&self) -> FeedSettings {
-        self.shared.settings
     }
 
     /// Starts what needs the migrated store: notifications from other
@@ -114,13 +120,9 @@ impl<S: Store> Feed<S> {
         let mut channels = self.shared.lock();
         let of_workspace = channels.entry(workspace).or_default();
         if let Some(channel) = of_workspace.get(namespace) {
-            channel.subscribe();
-            return Subscription {
-                channel: Arc::clone(channel),
-            };
+            return Subscription::to(channel);
         }
         let channel = Arc::new(Channel::new(current, self.shared.settings.buffer));
-        channel.subscribe();
         of_workspace.insert(namespace.to_owned(), Arc::clone(&channel));
         let reader = Reader {
             shared: Arc::downgrade(&self.shared),
@@ -129,17 +131,13 @@ impl<S: Store> Feed<S> {
             namespace: namespace.to_owned(),
         };
         tokio::spawn(reader.run());
-        Subscription { channel }
+        Subscription::to(&channel)
     }
 
     /// Holds the channel of `namespace` if it is already watched here.
     pub fn subscribe_existing(&self, workspace: Uuid, namespace: &str) -> Option<Subscription> {
         let channels = self.shared.lock();
-        let channel = channels.get(&workspace)?.get(namespace)?;
-        channel.subscribe();
-        Some(Subscription {
-            channel: Arc::clone(channel),
-        })
+        Some(Subscription::to(channels.get(&workspace)?.get(namespace)?))
     }
 
     /// Follows shutdown: `true` once streams should end.

@@ -334,6 +334,22 @@ pub trait Store: Send + Sync + 'static {
         let _ = (workspace, namespace);
     }
 
+    /// The namespace's current revision (0 before its first change).
+    fn revision(
+        &self,
+        workspace: Uuid,
+        namespace: &str,
+    ) -> impl Future<Output = Result<Revision, StoreError>> + Send {
+        let now = ChangeQuery {
+            workspace,
+            namespace,
+            after: 0,
+            prefix: "",
+            limit: 0,
+        };
+        async move { self.changes(now).await.map(|page| page.current) }
+    }
+
     /// Deletes up to `limit` expired rows in one short transaction, each
     /// with its `expire` change, and returns where they were (for the change
     /// feed). Several instances may sweep one database at once: no row is

@@ -168,6 +168,13 @@ impl TestServer {
             .bearer_auth(system_token())
     }
 
+    /// The keys of the listing at `path` (every page of it).
+    pub async fn keys(&self, path: &str) -> Vec<String> {
+        let resp = self.req(reqwest::Method::GET, path).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "GET {path}");
+        keys_in(&resp.json().await.unwrap())
+    }
+
     /// Stops accepting and drains; returns how the server stopped.
     pub async fn stop(mut self) -> Stopped {
         if let Some(stop) = self.stop.take() {

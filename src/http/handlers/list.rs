@@ -16,7 +16,6 @@ use crate::error::ApiError;
 use crate::http::request::ListParams;
 use crate::http::response::{empty, json_response, plain_500, BodyError, ChannelBody, ResBody};
 use crate::http::state::AppState;
-use crate::store::changes::ChangeQuery;
 use crate::store::{ListQuery, Store};
 use crate::wire::{self, KeyList};
 
@@ -36,17 +35,7 @@ pub async fn list<S: Store>(
 ) -> Result<Response<ResBody>, ApiError> {
     // Read before the first row: every change after it is in the feed, so
     // "list, then watch from it" misses nothing.
-    let revision = state
-        .store
-        .changes(ChangeQuery {
-            workspace,
-            namespace: &namespace,
-            after: 0,
-            prefix: "",
-            limit: 0,
-        })
-        .await?
-        .current;
+    let revision = state.store.revision(workspace, &namespace).await?;
     let page = params.limit.unwrap_or(LIST_CHUNK);
     let mut keys = state
         .store

@@ -14,7 +14,6 @@ use super::item::REVISION;
 use crate::error::ApiError;
 use crate::http::response::{json_response, ResBody};
 use crate::http::state::AppState;
-use crate::store::changes::ChangeQuery;
 use crate::store::{ListQuery, Store};
 
 /// Keys one statement deletes at most.
@@ -54,16 +53,7 @@ pub async fn delete_prefix<S: Store>(
     }
     let revision = match revision {
         Some(revision) => revision,
-        None => {
-            let now = ChangeQuery {
-                workspace,
-                namespace,
-                after: 0,
-                prefix: "",
-                limit: 0,
-            };
-            state.store.changes(now).await?.current
-        }
+        None => state.store.revision(workspace, namespace).await?,
     };
     let mut response = json_response(StatusCode::OK, &Deleted { deleted, revision }, false)?;
     response.headers_mut().insert(REVISION, revision.into());

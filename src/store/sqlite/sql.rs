@@ -70,21 +70,36 @@ const SELECT_ENTRY: &str = concat!(
     live!()
 );
 
-const UPSERT: &str = insert!();
+/// What a write returns of the row it wrote: its expiry, for the change log.
+macro_rules! written {
+    () => {
+        " RETURNING expire_at"
+    };
+}
+
+const UPSERT: &str = concat!(insert!(), written!());
 
 /// An expired row is absent: If-None-Match: * replaces it.
 const INSERT_IF_ABSENT: &str = concat!(
     insert!(),
     " WHERE kvs.expire_at IS NOT NULL AND kvs.expire_at <= ",
-    now_ms!()
+    now_ms!(),
+    written!()
 );
 
-const UPDATE: &str = concat!(
-    "UPDATE kvs SET md5 = ?4, value = ?5, content_type = ?6, expire_at = ",
-    expires!(),
-    " WHERE workspace = ?1 AND namespace = ?2 AND key = ?3 AND ",
-    live!()
-);
+/// An update of a live row; `If-Match` adds its digests after it.
+macro_rules! update {
+    () => {
+        concat!(
+            "UPDATE kvs SET md5 = ?4, value = ?5, content_type = ?6, expire_at = ",
+            expires!(),
+            " WHERE workspace = ?1 AND namespace = ?2 AND key = ?3 AND ",
+            live!()
+        )
+    };
+}
+
+const UPDATE: &str = concat!(update!(), written!());
 
 const DELETE: &str = concat!(
     "DELETE FROM kvs WHERE workspace = ?1 AND namespace = ?2 AND key = ?3 AND ",
@@ -140,9 +155,6 @@ fn workspace_text<'b>(workspace: &Uuid, buf: &'b mut [u8; 45]) -> &'b str {
     workspace.hyphenated().encode_lower(buf)
 }
 
-/// What a write returns of the row it wrote: its expiry, for the change log.
-const WRITTEN: &str = " RETURNING expire_at";
-
 /// Runs the one statement of a PUT under `cond` and logs its change.
 pub(super) fn put_row(
     conn: &Connection,
@@ -168,19 +180,25 @@ pub(super) fn put_row(
         &at,
     ];
     let written = match cond {
-        PutCondition::Always => returning(conn, UPSERT, &row[..])?,
-        PutCondition::IfAbsent => returning(conn, INSERT_IF_ABSENT, &row[..])?,
-        PutCondition::IfExists => returning(conn, UPDATE, &row[..])?,
+        PutCondition::Always => returning(&mut *conn.prepare_cached(UPSERT)?, &row[..])?,
+        PutCondition::IfAbsent => {
+            returning(&mut *conn.prepare_cached(INSERT_IF_ABSENT)?, &row[..])?
+        }
+        PutCondition::IfExists => returning(&mut *conn.prepare_cached(UPDATE)?, &row[..])?,
         PutCondition::IfMatch(tags) => {
             let tags = distinct(tags);
-            let sql = format!("{UPDATE} AND md5 IN ({})", placeholders(9, tags.len()));
+            let sql = format!(
+                "{} AND md5 IN ({}){}",
+                update!(),
+                placeholders(9, tags.len()),
+                written!()
+            );
             let mut bind: Vec<&dyn ToSql> = row.to_vec();
             bind.extend(tags.iter().map(|t| t as &dyn ToSql));
             if tags.len() <= CACHED_MATCH_LIST {
-                returning(conn, &sql, &bind)?
+                returning(&mut *conn.prepare_cached(&sql)?, &bind)?
             } else {
-                let mut stmt = conn.prepare(&format!("{sql}{WRITTEN}"))?;
-                first_expiry(&mut stmt, &bind)?
+                returning(&mut conn.prepare(&sql)?, &bind)?
             }
         }
     };
@@ -198,17 +216,9 @@ pub(super) fn put_row(
     Ok(cond.outcome(revision))
 }
 
-/// Runs `sql` with [`WRITTEN`] appended: `Some(expiry)` when it wrote a row.
+/// Runs a write that returns the expiry of the row it wrote: `Some(expiry)`
+/// when it wrote one.
 fn returning(
-    conn: &Connection,
-    sql: &str,
-    bind: &[&dyn ToSql],
-) -> rusqlite::Result<Option<Option<i64>>> {
-    let mut stmt = conn.prepare_cached(&format!("{sql}{WRITTEN}"))?;
-    first_expiry(&mut stmt, bind)
-}
-
-fn first_expiry(
     stmt: &mut rusqlite::Statement<'_>,
     bind: &[&dyn ToSql],
 ) -> rusqlite::Result<Option<Option<i64>>> {
