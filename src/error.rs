@@ -24,6 +24,9 @@ pub enum ApiError {
     BadRequest { code: &'static str, message: String },
     #[error("precondition failed")]
     PreconditionFailed,
+    /// A transaction whose conditions did not hold: these ops' (by index).
+    #[error("the conditions of ops {0:?} did not hold; nothing was written")]
+    OpsFailed(Vec<usize>),
     #[error("value is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: u64 },
     #[error("the request body ended early or could not be read")]
@@ -62,7 +65,9 @@ impl ApiError {
             | ApiError::BodyIncomplete
             | ApiError::RevisionAhead { .. } => StatusCode::BAD_REQUEST,
             ApiError::RevisionCompacted { .. } => StatusCode::GONE,
-            ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            ApiError::PreconditionFailed | ApiError::OpsFailed(_) => {
+                StatusCode::PRECONDITION_FAILED
+            }
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable(_) | ApiError::Migrating => StatusCode::SERVICE_UNAVAILABLE,
@@ -79,7 +84,7 @@ impl ApiError {
             ApiError::NoRoute => "no_route",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::BadRequest { code, .. } => code,
-            ApiError::PreconditionFailed => "precondition_failed",
+            ApiError::PreconditionFailed | ApiError::OpsFailed(_) => "precondition_failed",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::BodyIncomplete => "body_incomplete",
             ApiError::BodyTimeout => "body_timeout",

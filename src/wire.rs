@@ -200,6 +200,31 @@ pub struct KeyList {
     pub cursor: Option<String>,
 }
 
+/// One value of a listing with values (`?values`), as its JSON writes it:
+/// the value in standard base64, the tag as 32 hex digits without quotes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ValueItem {
+    pub key: String,
+    pub value: String,
+    pub etag: String,
+    pub content_type: String,
+    /// The first unix second the value is gone; `None` when it does not expire.
+    pub expire_at: Option<i64>,
+}
+
+/// Encodes bytes as standard base64, as JSON bodies carry values.
+pub fn encode_value(value: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(value)
+}
+
+/// Decodes a value from standard base64 (padding optional).
+pub fn decode_value(text: &str) -> Option<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(text))
+        .ok()
+}
+
 /// The JSON body of every error response.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ErrorBody {
@@ -210,6 +235,9 @@ pub struct ErrorBody {
     /// `410 revision_compacted`: the oldest revision the feed still has.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oldest: Option<u64>,
+    /// `412` of a transaction: the indexes of the ops whose condition failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<Vec<usize>>,
 }
 
 #[cfg(test)]

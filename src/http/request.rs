@@ -51,7 +51,7 @@ pub(super) fn decode_part(raw: &str, what: &'static str, max: usize) -> Result<S
     Ok(text)
 }
 
-fn check_text(
+pub(super) fn check_text(
     text: &str,
     what: &str,
     code: &'static str,
@@ -138,12 +138,17 @@ pub(super) fn delete_condition(headers: &HeaderMap) -> Result<DeleteCondition, A
 }
 
 pub(super) fn content_type(headers: &HeaderMap) -> Result<String, ApiError> {
-    match header_text(headers, &header::CONTENT_TYPE)? {
+    checked_content_type(header_text(headers, &header::CONTENT_TYPE)?, "Content-Type")
+}
+
+/// A content type to store: the default when none or blank, at most 255 bytes.
+pub(super) fn checked_content_type(text: Option<&str>, what: &str) -> Result<String, ApiError> {
+    match text {
         None => Ok(DEFAULT_CONTENT_TYPE.to_owned()),
         Some(t) if t.trim().is_empty() => Ok(DEFAULT_CONTENT_TYPE.to_owned()),
         Some(t) if t.len() > 255 => Err(ApiError::bad_request(
             "invalid_header",
-            "Content-Type is longer than 255 bytes",
+            format!("{what} is longer than 255 bytes"),
         )),
         Some(t) => Ok(t.trim().to_owned()),
     }
@@ -160,43 +165,63 @@ pub(super) fn expiry(
     max_ttl: Option<u64>,
     now: i64,
 ) -> Result<Expiry, ApiError> {
-    let bad = |why: String| ApiError::bad_request("invalid_expiry", why);
     let ttl = header_text(headers, &HeaderName::from_static("huly-ttl"))?;
     let at = header_text(headers, &HeaderName::from_static("huly-expire-at"))?;
-    let longest = max_ttl.unwrap_or(LONGEST_TTL).min(LONGEST_TTL);
     let seconds = |name: &str, text: &str| {
         text.trim()
             .parse::<i64>()
-            .map_err(|_| bad(format!("{name} {text:?} is not a whole number of seconds")))
+            .map_err(|_| bad_expiry(format!("{name} {text:?} is not a whole number of seconds")))
     };
     match (ttl, at) {
         (None, None) => Ok(Expiry::Never),
-        (Some(_), Some(_)) => Err(bad("Huly-TTL and Huly-Expire-At cannot be combined".into())),
-        (Some(text), None) => {
-            let ttl = seconds("Huly-TTL", text)?;
-            if ttl < 1 {
-                return Err(bad(format!("Huly-TTL {ttl} is not at least 1 second")));
-            }
-            if ttl.unsigned_abs() > longest {
-                return Err(bad(format!(
-                    "Huly-TTL {ttl} is longer than the {longest} s allowed"
-                )));
-            }
-            Ok(Expiry::After(ttl.unsigned_abs()))
-        }
-        (None, Some(text)) => {
-            let at = seconds("Huly-Expire-At", text)?;
-            if at <= now {
-                return Err(bad(format!("Huly-Expire-At {at} is not in the future")));
-            }
-            if (at - now).unsigned_abs() > longest {
-                return Err(bad(format!(
-                    "Huly-Expire-At {at} is more than the {longest} s allowed from now"
-                )));
-            }
-            Ok(Expiry::At(at))
-        }
+        (Some(_), Some(_)) => Err(bad_expiry(
+            "Huly-TTL and Huly-Expire-At cannot be combined".into(),
+        )),
+        (Some(text), None) => ttl_expiry(seconds("Huly-TTL", text)?, "Huly-TTL", max_ttl),
+        (None, Some(text)) => at_expiry(
+            seconds("Huly-Expire-At", text)?,
+            "Huly-Expire-At",
+            max_ttl,
+            now,
+        ),
     }
+}
+
+fn bad_expiry(why: String) -> ApiError {
+    ApiError::bad_request("invalid_expiry", why)
+}
+
+/// An expiry `ttl` seconds from now: at least 1, at most `max_ttl`.
+pub(super) fn ttl_expiry(ttl: i64, name: &str, max_ttl: Option<u64>) -> Result<Expiry, ApiError> {
+    let longest = max_ttl.unwrap_or(LONGEST_TTL).min(LONGEST_TTL);
+    if ttl < 1 {
+        return Err(bad_expiry(format!("{name} {ttl} is not at least 1 second")));
+    }
+    if ttl.unsigned_abs() > longest {
+        return Err(bad_expiry(format!(
+            "{name} {ttl} is longer than the {longest} s allowed"
+        )));
+    }
+    Ok(Expiry::After(ttl.unsigned_abs()))
+}
+
+/// An expiry at the unix second `at`: in the future, at most `max_ttl` from `now`.
+pub(super) fn at_expiry(
+    at: i64,
+    name: &str,
+    max_ttl: Option<u64>,
+    now: i64,
+) -> Result<Expiry, ApiError> {
+    let longest = max_ttl.unwrap_or(LONGEST_TTL).min(LONGEST_TTL);
+    if at <= now {
+        return Err(bad_expiry(format!("{name} {at} is not in the future")));
+    }
+    if (at - now).unsigned_abs() > longest {
+        return Err(bad_expiry(format!(
+            "{name} {at} is more than the {longest} s allowed from now"
+        )));
+    }
+    Ok(Expiry::At(at))
 }
 
 /// Reads the whole body within `timeout`, refusing it from `Content-Length`
@@ -246,6 +271,8 @@ pub(super) struct ListParams {
     pub(super) watch: bool,
     /// `?changes`: a long poll for changes.
     pub(super) changes: bool,
+    /// `?values`: a listing with values.
+    pub(super) values: bool,
     /// The revision the feed continues after.
     pub(super) since: Option<u64>,
     /// How long a long poll waits for a change.
@@ -308,6 +335,7 @@ impl ListParams {
                 }
                 "watch" => params.watch = true,
                 "changes" => params.changes = true,
+                "values" => params.values = true,
                 "since" => params.since = Some(parse_revision(&value, "since")?),
                 "wait" => {
                     let wait = crate::config::parse_duration(&value)

@@ -54,6 +54,10 @@ pub fn error_response(err: &ApiError, head: bool) -> Response<ResBody> {
             ApiError::RevisionCompacted { oldest, .. } => Some(*oldest),
             _ => None,
         },
+        failed: match err {
+            ApiError::OpsFailed(failed) => Some(failed.clone()),
+            _ => None,
+        },
     };
     let mut response = match json_response(err.status(), &body, head) {
         Ok(r) => r,

@@ -10,8 +10,10 @@ use hyper::{Method, Request, Response};
 use uuid::Uuid;
 
 use super::handlers::changes::PollRequest;
+use super::handlers::item::Replacing;
+use super::handlers::values::ValuesRequest;
 use super::handlers::watch::WatchRequest;
-use super::handlers::{changes, health, item, list, metrics, prefix, watch};
+use super::handlers::{changes, health, item, list, metrics, prefix, txn, values, watch};
 use super::request::{
     check_key_segments, content_type, decode_part, delete_condition, expiry, last_event_id,
     put_condition, read_body, tag_condition, ListParams, MAX_KEY, MAX_NAMESPACE,
@@ -73,6 +75,9 @@ impl Target<'_> {
 /// namespace also takes DELETE with `?prefix`, which a preflight cannot
 /// tell apart by its path.
 pub(super) fn allowed_methods(path: &str) -> Option<&'static str> {
+    if workspace_path(path).is_some() {
+        return Some("POST");
+    }
     parse_target(path).map(|target| match (target.api, target.key_raw) {
         (Api::V2, None) => "GET, HEAD, DELETE",
         _ => target.methods().1,
@@ -80,7 +85,7 @@ pub(super) fn allowed_methods(path: &str) -> Option<&'static str> {
 }
 
 /// Every route template, for metrics and traces; the first is "no route".
-pub(super) const ROUTES: [&str; 9] = [
+pub(super) const ROUTES: [&str; 10] = [
     "",
     "/status",
     "/livez",
@@ -90,6 +95,7 @@ pub(super) const ROUTES: [&str; 9] = [
     "/api2/{workspace}/{namespace}/{key}",
     "/api/{namespace}",
     "/api/{namespace}/{key}",
+    "/api2/{workspace}",
 ];
 
 /// The index in [`ROUTES`] of the route template of `path`, such as
@@ -101,6 +107,9 @@ pub(super) fn route_of(path: &str) -> usize {
         "/readyz" => return 3,
         "/metrics" => return 4,
         _ => {}
+    }
+    if workspace_path(path).is_some() {
+        return 9;
     }
     match parse_target(path) {
         None => 0,
@@ -149,6 +158,9 @@ async fn route<S: Store>(
         }
         _ => {}
     }
+    if let Some(workspace_raw) = workspace_path(&path) {
+        return workspace_route(state, workspace_raw, req).await;
+    }
     let target = parse_target(&path).ok_or(ApiError::NoRoute)?;
     let (allowed, allow) = target.methods();
     let deletes_prefix = method == Method::DELETE
@@ -194,6 +206,41 @@ async fn route<S: Store>(
     }
 }
 
+/// `POST /api2/{workspace}?txn`: a transaction (SPEC §13).
+async fn workspace_route<S: Store>(
+    state: &Arc<AppState<S>>,
+    workspace_raw: &str,
+    req: Request<Incoming>,
+) -> Result<Response<ResBody>, ApiError> {
+    only(req.method(), &[Method::POST], "POST")?;
+    let claims = state.verifier.verify_header(
+        req.headers()
+            .get(header::AUTHORIZATION)
+            .map(|v| v.as_bytes()),
+    )?;
+    let workspace = authorize(&claims, workspace_raw)?;
+    let asks_txn = req
+        .uri()
+        .query()
+        .is_some_and(|q| q.split('&').any(|p| p == "txn" || p.starts_with("txn=")));
+    if !asks_txn {
+        return Err(ApiError::bad_request(
+            "missing_txn",
+            "POST /api2/{workspace} runs a transaction: add ?txn",
+        ));
+    }
+    if !state.is_migrated() {
+        return Err(ApiError::Migrating);
+    }
+    txn::transact(state, workspace, req).await
+}
+
+/// The workspace of `/api2/{workspace}` (nothing after it), still encoded.
+fn workspace_path(path: &str) -> Option<&str> {
+    path.strip_prefix("/api2/")
+        .filter(|rest| !rest.is_empty() && !rest.contains('/'))
+}
+
 /// A namespace as a request on its route names it.
 struct Namespace {
     workspace: Uuid,
@@ -233,6 +280,15 @@ async fn namespace_route<S: Store>(
     if query.changes {
         let poll = poll_request(workspace, shown_workspace, namespace, query)?;
         return changes::poll(state, poll).await;
+    }
+    if query.values {
+        let request = ValuesRequest {
+            workspace,
+            shown_workspace,
+            namespace,
+            params: query,
+        };
+        return values::list_values(state, request, head).await;
     }
     list::list(state, workspace, shown_workspace, namespace, query, head).await
 }
@@ -296,6 +352,9 @@ async fn one_value<S: Store>(
                 Api::Legacy => DeleteCondition::Always,
                 Api::V2 => delete_condition(headers)?,
             };
+            if returns_previous(api, headers)? {
+                return item::replace(&state.feed, at, Replacing::Delete(cond)).await;
+            }
             item::delete(&state.feed, at, cond).await
         }
         _ => {
@@ -307,10 +366,29 @@ async fn one_value<S: Store>(
                 ),
                 Api::V2 => (put_condition(headers)?, content_type(headers)?),
             };
+            let previous = returns_previous(api, headers)?;
             let value = read_body(req, state.payload_limit, state.body_timeout).await?;
             let value = NewValue::new(value, content_type).expiring(expiry);
+            if previous {
+                return item::replace(&state.feed, at, Replacing::Put(value, cond)).await;
+            }
             item::put(&state.feed, at, value, cond).await
         }
+    }
+}
+
+/// Whether an API v2 write asks for the value it replaces
+/// (`Huly-Return: previous`); the legacy API ignores the header.
+fn returns_previous(api: Api, headers: &hyper::HeaderMap) -> Result<bool, ApiError> {
+    let Some(value) = headers.get(item::RETURN).filter(|_| api == Api::V2) else {
+        return Ok(false);
+    };
+    match value.to_str().map(str::trim) {
+        Ok(text) if text.eq_ignore_ascii_case("previous") => Ok(true),
+        _ => Err(ApiError::bad_request(
+            "invalid_header",
+            "Huly-Return takes only \"previous\"",
+        )),
     }
 }
 

@@ -12,9 +12,10 @@ use uuid::Uuid;
 
 use super::changes::{ChangePage, ChangeQuery};
 use super::migrations::MigrationState;
+use super::txn::{Txn, TxnOutcome};
 use super::{
-    DeleteCondition, DeleteOutcome, Entry, Item, ItemRef, ListQuery, NewValue, PrefixDeleted,
-    PutCondition, PutOutcome, Store, StoreError, Wake,
+    DeleteCondition, DeleteOutcome, Entry, Item, ItemRef, ListQuery, Listed, NewValue,
+    PrefixDeleted, PutCondition, PutOutcome, Store, StoreError, Wake,
 };
 use crate::telemetry::registry::{Handles, PoolState, DB_OPERATION_DURATION, DB_OPERATION_ERRORS};
 use crate::telemetry::traces;
@@ -24,7 +25,7 @@ use crate::telemetry::traces;
 pub struct Instrumented<S>(pub S);
 
 /// The operations timed, in the order of their handles.
-const OPERATIONS: [&str; 10] = [
+const OPERATIONS: [&str; 12] = [
     "get",
     "put",
     "delete",
@@ -35,6 +36,8 @@ const OPERATIONS: [&str; 10] = [
     "changes",
     "prune",
     "delete_prefix",
+    "list_values",
+    "txn",
 ];
 
 static DURATION: Handles<Histogram, { OPERATIONS.len() }> = Handles::new();
@@ -124,6 +127,18 @@ impl<S: Store> Store for Instrumented<S> {
         limit: usize,
     ) -> Result<PrefixDeleted, StoreError> {
         timed(self.system(), 9, self.0.delete_prefix(query, limit)).await
+    }
+
+    async fn list_values(
+        &self,
+        query: ListQuery<'_>,
+        budget: usize,
+    ) -> Result<Vec<Listed>, StoreError> {
+        timed(self.system(), 10, self.0.list_values(query, budget)).await
+    }
+
+    async fn transact(&self, txn: &Txn) -> Result<TxnOutcome, StoreError> {
+        timed(self.system(), 11, self.0.transact(txn)).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -17,6 +17,7 @@ pub mod instrumented;
 pub mod migrations;
 pub mod postgres;
 pub mod sqlite;
+pub mod txn;
 
 use crate::telemetry::registry::PoolState;
 use changes::{ChangePage, ChangeQuery, Revision};
@@ -24,6 +25,7 @@ use expiry::{Expires, Expiry};
 use migrations::MigrationState;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+use txn::{Txn, TxnOutcome};
 
 /// The MD5 digest of a value: what an entity tag names.
 pub type Digest = [u8; 16];
@@ -216,6 +218,25 @@ pub struct ListQuery<'a> {
     pub limit: usize,
 }
 
+impl ListQuery<'_> {
+    /// The one inclusive lower bound of the page's keys: the prefix, or the
+    /// smallest key after `after` when that is higher. No key holds a NUL
+    /// byte, so `after` + U+0001 is the smallest key greater than `after`.
+    pub fn lower_bound(&self) -> std::borrow::Cow<'_, str> {
+        match self.after {
+            Some(after) if after >= self.prefix => format!("{after}\u{1}").into(),
+            _ => self.prefix.into(),
+        }
+    }
+}
+
+/// A live value of a listing with values, and its key.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub key: String,
+    pub entry: Entry,
+}
+
 /// What one batch of a delete by prefix did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PrefixDeleted {
@@ -287,6 +308,23 @@ pub trait Store: Send + Sync + 'static {
         &self,
         query: ListQuery<'_>,
     ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// Up to `query.limit` live values after `query.after` whose keys start
+    /// with `query.prefix`, in byte order of their keys, ending early after
+    /// the first value that brings their total size to `budget` bytes (so
+    /// at least one when any matches): a listing with values in bounded
+    /// memory whatever their sizes.
+    fn list_values(
+        &self,
+        query: ListQuery<'_>,
+        budget: usize,
+    ) -> impl Future<Output = Result<Vec<Listed>, StoreError>> + Send;
+
+    /// Runs a transaction (SPEC §13): its keys locked in [`Txn::keys`]
+    /// order, every condition judged and every write applied in one database
+    /// transaction, or nothing written. Each write is a change of its
+    /// namespace with its own revision.
+    fn transact(&self, txn: &Txn) -> impl Future<Output = Result<TxnOutcome, StoreError>> + Send;
 
     /// Answers when the database does and migrations are applied (for `/readyz`).
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
@@ -447,6 +485,21 @@ mod tests {
             DeleteOutcome::Deleted(9)
         );
         assert!(DeleteCondition::IfMatch(Vec::new()).never_holds());
+    }
+
+    #[test]
+    fn a_page_starts_after_its_cursor_or_at_its_prefix() {
+        let query = |prefix, after| ListQuery {
+            workspace: Uuid::nil(),
+            namespace: "ns",
+            prefix,
+            after,
+            limit: 1,
+        };
+        assert_eq!(query("a/", None).lower_bound(), "a/");
+        assert_eq!(query("a/", Some("a/b")).lower_bound(), "a/b\u{1}");
+        assert_eq!(query("b", Some("a")).lower_bound(), "b");
+        assert!("a/b\u{1}" <= "a/b\u{1}c" && "a/b" < "a/b\u{1}");
     }
 
     #[test]

@@ -7,8 +7,9 @@ use hyper::{Response, StatusCode};
 use crate::error::ApiError;
 use crate::feed::Feed;
 use crate::http::response::{empty, full, header_value, plain_500, ResBody};
+use crate::store::txn::{Condition, Op, OpKind, OpResult, Txn, TxnOutcome};
 use crate::store::{
-    DeleteCondition, DeleteOutcome, ItemRef, NewValue, PutCondition, PutOutcome, Store,
+    DeleteCondition, DeleteOutcome, Entry, ItemRef, NewValue, PutCondition, PutOutcome, Store,
     DEFAULT_CONTENT_TYPE,
 };
 use crate::wire::{ETag, TagCondition};
@@ -30,11 +31,7 @@ pub async fn get<S: Store>(
             .body(empty())
             .unwrap_or_else(|_| plain_500()));
     }
-    let content_type = entry
-        .content_type
-        .as_deref()
-        .and_then(|t| HeaderValue::from_str(t).ok())
-        .unwrap_or(HeaderValue::from_static(DEFAULT_CONTENT_TYPE));
+    let content_type = content_type_of(&entry);
     let mut builder = Response::builder()
         .status(StatusCode::OK)
         .header(header::ETAG, etag_value)
@@ -100,3 +97,96 @@ pub async fn delete<S: Store>(
 
 /// The revision a write made, or a listing read (SPEC §12).
 pub const REVISION: &str = "huly-revision";
+
+/// `Huly-Return: previous` (SPEC §13): a write that answers with the value
+/// it replaced.
+pub const RETURN: &str = "huly-return";
+
+/// The tag of the value a `Huly-Return: previous` write replaced.
+pub const PREVIOUS_ETAG: &str = "huly-previous-etag";
+
+/// What a write with `Huly-Return: previous` does: the write and a read of
+/// the key before it, as one transaction of the store (the key locked
+/// first, so no other write comes between the read and the write).
+pub enum Replacing {
+    Put(NewValue, PutCondition),
+    Delete(DeleteCondition),
+}
+
+/// Runs `write` at `item`, answering `200` with the value it replaced, or
+/// as the plain write would when it replaced nothing.
+pub async fn replace<S: Store>(
+    feed: &Feed<S>,
+    item: ItemRef<'_>,
+    write: Replacing,
+) -> Result<Response<ResBody>, ApiError> {
+    let (kind, cond, created, etag) = match write {
+        Replacing::Put(value, cond) => {
+            let etag = ETag(value.md5);
+            let created = cond == PutCondition::IfAbsent;
+            let cond = match cond {
+                PutCondition::Always => Condition::Always,
+                PutCondition::IfAbsent => Condition::Absent,
+                PutCondition::IfExists => Condition::Exists,
+                PutCondition::IfMatch(tags) => Condition::Matches(tags),
+            };
+            (OpKind::Put(value), cond, created, Some(etag))
+        }
+        Replacing::Delete(cond) => {
+            let cond = match cond {
+                DeleteCondition::Always => Condition::Always,
+                DeleteCondition::IfExists => Condition::Exists,
+                DeleteCondition::IfMatch(tags) => Condition::Matches(tags),
+            };
+            (OpKind::Delete, cond, false, None)
+        }
+    };
+    let at = |kind, cond| Op {
+        namespace: item.namespace.to_owned(),
+        key: item.key.to_owned(),
+        kind,
+        cond,
+    };
+    let ops = vec![at(OpKind::Get, Condition::Always), at(kind, cond)];
+    let txn = Txn::new(item.workspace, ops).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let results = match feed.store().transact(&txn).await? {
+        TxnOutcome::Failed(_) => return Err(ApiError::PreconditionFailed),
+        TxnOutcome::Committed(results) => results,
+    };
+    let (previous, revision) = match results.as_slice() {
+        [OpResult::Got(previous), OpResult::Put(revision)] => (previous, Some(*revision)),
+        [OpResult::Got(previous), OpResult::Deleted(revision)] => (previous, *revision),
+        _ => {
+            return Err(ApiError::Internal(
+                "a replacing write answered out of shape".into(),
+            ))
+        }
+    };
+    let Some(revision) = revision else {
+        return Err(ApiError::NotFound); // a DELETE of nothing
+    };
+    feed.written(item.workspace, item.namespace);
+    let mut builder = Response::builder().header(REVISION, revision);
+    if let Some(etag) = etag {
+        builder = builder.header(header::ETAG, header_value(&etag.header_value()));
+    }
+    let response = match previous {
+        Some(old) => builder
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, content_type_of(old))
+            .header(PREVIOUS_ETAG, header_value(&ETag(old.md5).header_value()))
+            .body(full(old.value.clone())),
+        None if created => builder.status(StatusCode::CREATED).body(empty()),
+        None => builder.status(StatusCode::NO_CONTENT).body(empty()),
+    };
+    Ok(response.unwrap_or_else(|_| plain_500()))
+}
+
+/// The stored content type as a header (the default for rows without one).
+fn content_type_of(entry: &Entry) -> HeaderValue {
+    entry
+        .content_type
+        .as_deref()
+        .and_then(|t| HeaderValue::from_str(t).ok())
+        .unwrap_or(HeaderValue::from_static(DEFAULT_CONTENT_TYPE))
+}

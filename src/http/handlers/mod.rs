@@ -9,4 +9,6 @@ pub mod item;
 pub mod list;
 pub mod metrics;
 pub mod prefix;
+pub mod txn;
+pub mod values;
 pub mod watch;

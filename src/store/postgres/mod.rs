@@ -25,6 +25,7 @@ mod pool;
 mod row;
 mod sql;
 mod tls;
+mod txn;
 pub mod url;
 
 pub use sql::{COCKROACH_MIGRATIONS, POSTGRES_MIGRATIONS};
@@ -33,15 +34,16 @@ use self::batch::Batcher;
 use self::errors::db_error;
 use self::notify::Notifier;
 use self::pool::Pooled;
-use self::row::{change_page, entry_from_row, revision_at, revision_written};
+use self::row::{change_page, entry_from_row, entry_from_row_at, revision_at, revision_written};
 use self::sql::{Flavor, Statements};
 use self::tls::DbTls;
 use self::url::{check_schema, PgUrl};
 use super::changes::{ChangePage, ChangeQuery, Revision};
 use super::migrations::{Migrated, MigrationState};
+use super::txn::{Txn, TxnOutcome};
 use super::{
-    prefix_upper_bound, DeleteCondition, DeleteOutcome, Entry, Item, ItemRef, ListQuery, NewValue,
-    PrefixDeleted, PutCondition, PutOutcome, Store, StoreError, Wake,
+    prefix_upper_bound, DeleteCondition, DeleteOutcome, Entry, Item, ItemRef, ListQuery, Listed,
+    NewValue, PrefixDeleted, PutCondition, PutOutcome, Store, StoreError, Wake,
 };
 use crate::config::DbOptions;
 use crate::telemetry::registry::PoolState;
@@ -296,6 +298,45 @@ impl Store for PgStore {
         rows.iter()
             .map(|row| row.try_get(0).map_err(|e| db_error(&e)))
             .collect()
+    }
+
+    async fn list_values(
+        &self,
+        query: ListQuery<'_>,
+        budget: usize,
+    ) -> Result<Vec<Listed>, StoreError> {
+        let sql = self.statements.get()?;
+        if query.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let lower = query.lower_bound();
+        let upper = prefix_upper_bound(query.prefix);
+        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+        let budget = i64::try_from(budget).unwrap_or(i64::MAX);
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&query.workspace, &query.namespace, &lower];
+        if let Some(upper) = &upper {
+            params.push(upper);
+        }
+        params.extend([&limit as &(dyn ToSql + Sync), &budget]);
+        let statement = &sql.values[usize::from(upper.is_some())];
+        let rows = self.pooled.query(statement, &params, None).await?;
+        rows.iter()
+            .map(|row| {
+                let key: String = row.try_get(0).map_err(|e| db_error(&e))?;
+                let at = ItemRef {
+                    workspace: query.workspace,
+                    namespace: query.namespace,
+                    key: &key,
+                };
+                let entry = entry_from_row_at(row, 1, &at)?;
+                Ok(Listed { key, entry })
+            })
+            .collect()
+    }
+
+    async fn transact(&self, txn: &Txn) -> Result<TxnOutcome, StoreError> {
+        let sql = self.statements.get()?;
+        self.run_txn(&sql.txn, txn).await
     }
 
     /// `SELECT 1` through the pool; `Unavailable` also while migrations are

@@ -82,7 +82,7 @@ impl Pooled {
 
     /// A pooled connection, or `Unavailable` when none comes within `wait`
     /// (the pool timeout when `None`).
-    async fn checkout(
+    pub(super) async fn checkout(
         &self,
         wait: Option<Duration>,
     ) -> Result<deadpool_postgres::Client, StoreError> {
@@ -159,7 +159,7 @@ impl Pooled {
         self.settle(client, outcome)
     }
 
-    fn settle<T>(
+    pub(super) fn settle<T>(
         &self,
         client: deadpool_postgres::Client,
         outcome: Result<Result<T, tokio_postgres::Error>, tokio::time::error::Elapsed>,

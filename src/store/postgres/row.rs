@@ -12,6 +12,15 @@ use crate::store::{Digest, Entry, ItemRef, StoreError};
 /// The entry in `row` (columns value, md5, content_type, expiry second,
 /// seconds left) stored at `item`.
 pub(super) fn entry_from_row(row: &Row, item: &ItemRef<'_>) -> Result<Entry, StoreError> {
+    entry_from_row_at(row, 0, item)
+}
+
+/// [`entry_from_row`] with the entry's columns from `first` on.
+pub(super) fn entry_from_row_at(
+    row: &Row,
+    first: usize,
+    item: &ItemRef<'_>,
+) -> Result<Entry, StoreError> {
     let failed = |e: tokio_postgres::Error| {
         StoreError::Internal(format!(
             "reading {}/{}/{}: {}",
@@ -21,12 +30,12 @@ pub(super) fn entry_from_row(row: &Row, item: &ItemRef<'_>) -> Result<Entry, Sto
             db_error(&e)
         ))
     };
-    let value: &[u8] = row.try_get(0).map_err(failed)?;
-    let md5: &[u8] = row.try_get(1).map_err(failed)?;
-    let content_type: Option<String> = row.try_get(2).map_err(failed)?;
+    let value: &[u8] = row.try_get(first).map_err(failed)?;
+    let md5: &[u8] = row.try_get(first + 1).map_err(failed)?;
+    let content_type: Option<String> = row.try_get(first + 2).map_err(failed)?;
     let expires = Expires::from_columns(
-        row.try_get(3).map_err(failed)?,
-        row.try_get(4).map_err(failed)?,
+        row.try_get(first + 3).map_err(failed)?,
+        row.try_get(first + 4).map_err(failed)?,
     );
     let value = Bytes::copy_from_slice(value);
     let md5: Digest = match md5.try_into() {

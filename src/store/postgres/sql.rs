@@ -6,6 +6,7 @@
 //! database collation may be linguistic, and as they are on CockroachDB, which
 //! compares strings bytewise.
 
+use super::txn::TxnStatements;
 use crate::store::migrations::Migration;
 
 macro_rules! migration {
@@ -71,7 +72,7 @@ impl Flavor {
     }
 
     /// The key as an expression that compares and sorts bytewise.
-    fn key_bytewise(self) -> &'static str {
+    pub(super) fn key_bytewise(self) -> &'static str {
         match self {
             // Matches index kvs_key_bytewise (0003), so listings need no sort.
             Flavor::Postgres => r#"key COLLATE "C""#,
@@ -84,7 +85,8 @@ impl Flavor {
 
 /// The stored content type, while it still belongs to the stored value: the
 /// previous service overwrites `md5` and `value` only.
-const CURRENT_TYPE: &str = "CASE WHEN content_type_md5 = md5 THEN content_type END AS content_type";
+pub(super) const CURRENT_TYPE: &str =
+    "CASE WHEN content_type_md5 = md5 THEN content_type END AS content_type";
 
 /// The data statements, built once the flavor is known. Every write is one
 /// statement that also bumps its namespace's revision and appends its
@@ -114,11 +116,16 @@ pub(super) struct Statements {
     pub(super) prune: String,
     /// Indexed by [`Statements::list`]: with or without an upper bound and `after`.
     pub(super) list: [String; 4],
+    /// A page of values from `$3`, below `$4` when there is an upper bound
+    /// (index 1): see [`values`].
+    pub(super) values: [String; 2],
+    /// The statements of a transaction.
+    pub(super) txn: TxnStatements,
 }
 
 /// A row is there for readers and conditions until its expiry instant, by
 /// the database's clock.
-const LIVE: &str = "(expire_at IS NULL OR expire_at > now())";
+pub(super) const LIVE: &str = "(expire_at IS NULL OR expire_at > now())";
 
 /// The expiry a write stores: `$7` seconds from now (`Huly-TTL`), the unix
 /// second `$8` (`Huly-Expire-At`), or none.
@@ -127,7 +134,7 @@ const EXPIRES: &str = "CASE WHEN $7::INT8 IS NOT NULL THEN now() + $7::INT8 * IN
 
 /// What a read reports of the expiry: the first whole unix second the value
 /// is gone, and the whole seconds left.
-const EXPIRY_COLUMNS: &str = "ceil(extract(epoch FROM expire_at))::INT8, \
+pub(super) const EXPIRY_COLUMNS: &str = "ceil(extract(epoch FROM expire_at))::INT8, \
      ceil(extract(epoch FROM expire_at - now()))::INT8";
 
 /// What a write returns of each row it wrote, for [`logged`].
@@ -198,6 +205,8 @@ impl Statements {
                 list(&kvs, key, false, true),
                 list(&kvs, key, true, true),
             ],
+            values: [values(&kvs, key, false), values(&kvs, key, true)],
+            txn: TxnStatements::new(flavor, schema),
         }
     }
 
@@ -258,6 +267,27 @@ fn list(kvs: &str, key: &str, upper: bool, after: bool) -> String {
     }
     sql.push_str(&format!(" AND {LIVE} ORDER BY {key} LIMIT ${n}"));
     sql
+}
+
+/// A page of live values from `$3` (below `$4` when `upper`), at most the
+/// last parameter's count of them, ending with the first whose value brings
+/// the page's bytes to the parameter before it. The running sum reads only
+/// the values' stored lengths; the values themselves are read only for the
+/// rows sent.
+fn values(kvs: &str, key: &str, upper: bool) -> String {
+    let (below, limit, budget) = if upper {
+        (format!(" AND {key} < $4"), "$5", "$6")
+    } else {
+        (String::new(), "$4", "$5")
+    };
+    format!(
+        "SELECT key, value, md5, {CURRENT_TYPE}, {EXPIRY_COLUMNS} FROM \
+         (SELECT key, value, md5, content_type, content_type_md5, expire_at, \
+         sum(octet_length(value)) OVER (ORDER BY {key} ROWS UNBOUNDED PRECEDING) \
+         - octet_length(value) AS before FROM {kvs} \
+         WHERE workspace = $1 AND namespace = $2 AND {key} >= $3{below} AND {LIVE} \
+         ORDER BY {key} LIMIT {limit}) AS page WHERE before < {budget} ORDER BY {key}"
+    )
 }
 
 /// Upserts many rows in one statement: `$1`..`$8` are arrays of the

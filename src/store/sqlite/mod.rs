@@ -14,6 +14,7 @@ mod connection;
 mod migrate;
 mod readers;
 mod sql;
+mod txn;
 mod writer;
 
 pub use migrate::MIGRATIONS;
@@ -25,13 +26,14 @@ use self::changes::{
 use self::connection::{db_error, open_reader, open_writer};
 use self::migrate::{apply_migrations, migration_states, LockWaits, MIGRATION_LOCK_WAIT};
 use self::readers::Readers;
-use self::sql::{select_entry, select_keys, KeyRange};
+use self::sql::{select_entry, select_keys, select_values, KeyRange};
 use self::writer::{writer_gone, Write, Writer};
 use super::changes::{ChangePage, ChangeQuery};
 use super::migrations::{Migrated, MigrationState};
+use super::txn::{Txn, TxnOutcome};
 use super::{
-    DeleteCondition, DeleteOutcome, Entry, Item, ItemRef, ListQuery, NewValue, PrefixDeleted,
-    PutCondition, PutOutcome, Store, StoreError,
+    DeleteCondition, DeleteOutcome, Entry, Item, ItemRef, ListQuery, Listed, NewValue,
+    PrefixDeleted, PutCondition, PutOutcome, Store, StoreError,
 };
 use crate::config::DbOptions;
 
@@ -178,6 +180,27 @@ impl Store for SqliteStore {
         let query = KeyRange::from(query);
         self.readers
             .run(move |conn| select_keys(conn, &query))
+            .await
+    }
+
+    async fn list_values(
+        &self,
+        query: ListQuery<'_>,
+        budget: usize,
+    ) -> Result<Vec<Listed>, StoreError> {
+        self.migrated.get()?;
+        let query = KeyRange::from(query);
+        self.readers
+            .run(move |conn| select_values(conn, &query, budget))
+            .await
+    }
+
+    /// On the writer connection, between batches of writes: one transaction.
+    async fn transact(&self, txn: &Txn) -> Result<TxnOutcome, StoreError> {
+        self.migrated.get()?;
+        let txn = txn.clone();
+        self.writer
+            .exclusive(move |conn| txn::run_txn(conn, &txn))
             .await
     }
 

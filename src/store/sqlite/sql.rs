@@ -14,8 +14,8 @@ use super::connection::db_error;
 use crate::store::changes::ChangeOp;
 use crate::store::expiry::Expires;
 use crate::store::{
-    prefix_upper_bound, DeleteCondition, DeleteOutcome, Digest, Entry, Item, ListQuery, NewValue,
-    PutCondition, PutOutcome, StoreError,
+    prefix_upper_bound, DeleteCondition, DeleteOutcome, Digest, Entry, Item, ListQuery, Listed,
+    NewValue, PutCondition, PutOutcome, StoreError,
 };
 
 /// Longest an IF-MATCH list may be and still get a cached statement; longer
@@ -373,4 +373,90 @@ pub(super) fn select_keys(conn: &Connection, query: &KeyRange) -> Result<Vec<Str
         .collect::<rusqlite::Result<Vec<String>>>()
         .map_err(failed)?;
     Ok(keys)
+}
+
+/// A page of live values from `?3`, at most `?4`; `_UNTIL` below `?5`.
+macro_rules! values_from {
+    ($until:literal) => {
+        concat!(
+            "SELECT key, value, md5, content_type, (expire_at + 999) / 1000, (expire_at - ",
+            now_ms!(),
+            " + 999) / 1000 FROM kvs WHERE workspace = ?1 AND namespace = ?2 AND key >= ?3",
+            $until,
+            " AND ",
+            live!(),
+            " ORDER BY key LIMIT ?4"
+        )
+    };
+}
+const VALUES_FROM: &str = values_from!("");
+const VALUES_FROM_UNTIL: &str = values_from!(" AND key < ?5");
+
+/// Up to `query.limit` live values of a listing, ending with the first that
+/// brings their bytes to `budget`: rows are read one by one, so nothing past
+/// it is read.
+pub(super) fn select_values(
+    conn: &Connection,
+    query: &KeyRange,
+    budget: usize,
+) -> Result<Vec<Listed>, StoreError> {
+    let lower = ListQuery {
+        workspace: query.workspace,
+        namespace: &query.namespace,
+        prefix: &query.prefix,
+        after: query.after.as_deref(),
+        limit: query.limit,
+    }
+    .lower_bound()
+    .into_owned();
+    let upper = prefix_upper_bound(&query.prefix);
+    let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+    let mut buf = Uuid::encode_buffer();
+    let workspace = workspace_text(&query.workspace, &mut buf);
+    let mut bind: Vec<&dyn ToSql> = vec![&workspace, &query.namespace, &lower, &limit];
+    if let Some(upper) = &upper {
+        bind.push(upper);
+    }
+    let failed = |e| {
+        db_error(
+            format_args!("list values of {}/{}", query.workspace, query.namespace),
+            e,
+        )
+    };
+    let sql = match upper {
+        Some(_) => VALUES_FROM_UNTIL,
+        None => VALUES_FROM,
+    };
+    let mut stmt = conn.prepare_cached(sql).map_err(failed)?;
+    let mut rows = stmt.query(&bind[..]).map_err(failed)?;
+    let (mut page, mut bytes) = (Vec::new(), 0usize);
+    while bytes < budget {
+        let Some(row) = rows.next().map_err(failed)? else {
+            break;
+        };
+        let key: String = row.get(0).map_err(failed)?;
+        let value = row
+            .get_ref(1)
+            .and_then(|v| Ok(v.as_blob()?))
+            .map_err(failed)?;
+        let md5 = row
+            .get_ref(2)
+            .and_then(|v| Ok(v.as_blob()?))
+            .map_err(failed)?;
+        let md5 = Digest::try_from(md5).unwrap_or_else(|_| md5::compute(value).0);
+        bytes = bytes.saturating_add(value.len());
+        page.push(Listed {
+            entry: Entry {
+                value: Bytes::copy_from_slice(value),
+                md5,
+                content_type: row.get(3).map_err(failed)?,
+                expires: Expires::from_columns(
+                    row.get(4).map_err(failed)?,
+                    row.get(5).map_err(failed)?,
+                ),
+            },
+            key,
+        });
+    }
+    Ok(page)
 }

@@ -1,0 +1,348 @@
+//! Transactions (SPEC §13) on PostgreSQL and CockroachDB: one database
+//! transaction of three statements, and one more to commit.
+//!
+//! 1. **Lock.** Every key the transaction names is locked in [`Txn::keys`]
+//!    order by one `INSERT … ON CONFLICT DO UPDATE … WHERE false`: a stored
+//!    row is locked and left as it is (PostgreSQL locks every conflicting
+//!    row of such an insert, updated or not), and an absent key gets a
+//!    *placeholder*, a row that expired at the epoch, which nobody else sees
+//!    before this transaction ends, and which makes a concurrent insert of
+//!    that key wait for it. So conditions on absent keys are as stable as on
+//!    stored ones, and two transactions meet their keys in one order and
+//!    cannot deadlock. Batched upserts and delete by prefix lock in key
+//!    order too.
+//! 2. **Read** the live rows at the keys (a placeholder is expired, so it
+//!    reads as absent) and judge every condition ([`Txn::plan`]); if one
+//!    fails, roll back: the placeholders vanish with it.
+//! 3. **Write** in one statement: the puts, the deletes, the removal of the
+//!    placeholders nothing was put at, and the revisions and changes of the
+//!    writes (as `sql::logged` does for single writes: counters bumped after
+//!    every value row, in namespace order).
+//!
+//! CockroachDB runs every transaction serializably; a transaction it aborts
+//! with 40001 is run again from the start, at most [`ATTEMPTS`] times, as is
+//! one PostgreSQL picks as a deadlock victim (40P01), which the lock order
+//! rules out between transactions but which a client-held lock could cause.
+
+use std::collections::{HashMap, HashSet};
+
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use super::errors::backoff;
+use super::sql::{Flavor, CURRENT_TYPE, EXPIRY_COLUMNS, LIVE};
+use super::PgStore;
+use crate::store::changes::Revision;
+use crate::store::expiry::Expires;
+use crate::store::txn::{OpKind, Plan, Txn, TxnOutcome};
+use crate::store::{Digest, Entry, StoreError};
+
+/// Attempts of a transaction that the database aborted to serialize it.
+pub(super) const ATTEMPTS: u32 = 8;
+
+/// When a placeholder expired: before any real expiry, which is never in the past.
+const PLACEHOLDER: &str = "TIMESTAMPTZ '1970-01-01 00:00:00+00'";
+
+/// The statements of a transaction, built with the others once migrations
+/// are applied.
+pub(super) struct TxnStatements {
+    /// `$1` workspace, `$2`/`$3` namespaces and keys in lock order; answers
+    /// the placeholders it inserted.
+    lock: String,
+    /// `$1` workspace, `$2`/`$3` namespaces and keys, `$4` whether to read
+    /// the value; answers the 1-based position of each live row.
+    read: String,
+    /// `$1` workspace; puts in `$2`..`$8`; deletes in `$9`/`$10`;
+    /// placeholders to remove in `$11`/`$12`; answers each change's address
+    /// and revision.
+    write: String,
+}
+
+impl TxnStatements {
+    pub(super) fn new(flavor: Flavor, schema: &str) -> TxnStatements {
+        let kvs = format!("{schema}.kvs");
+        let key = flavor.key_bytewise();
+        let columns =
+            "(workspace, namespace, key, md5, value, content_type, content_type_md5, expire_at)";
+        let lock = format!(
+            "INSERT INTO {kvs} AS t {columns} SELECT $1::UUID, n, k, \
+             decode('00000000000000000000000000000000', 'hex'), ''::BYTEA, NULL, NULL, \
+             {PLACEHOLDER} FROM unnest($2::TEXT[], $3::TEXT[]) WITH ORDINALITY AS u(n, k, i) \
+             ORDER BY i ON CONFLICT (workspace, namespace, key) \
+             DO UPDATE SET expire_at = t.expire_at WHERE false RETURNING namespace, key"
+        );
+        let read = format!(
+            "SELECT q.i, r.value, r.md5, r.content_type, r.expires_at, r.ttl \
+             FROM unnest($2::TEXT[], $3::TEXT[], $4::BOOL[]) WITH ORDINALITY AS q(n, k, want, i) \
+             CROSS JOIN LATERAL (SELECT CASE WHEN q.want THEN value END, md5, {CURRENT_TYPE}, \
+             {EXPIRY_COLUMNS} FROM {kvs} WHERE workspace = $1::UUID AND namespace = q.n \
+             AND {key} = q.k AND {LIVE} LIMIT 1) AS r(value, md5, content_type, expires_at, ttl)"
+        );
+        let at = |table: &str, n: u8| {
+            format!(
+                "USING unnest(${n}::TEXT[], ${}::TEXT[]) AS u(n, k) WHERE {table}.workspace = $1::UUID \
+                 AND {table}.namespace = u.n AND {table}.{key} = u.k",
+                n + 1
+            )
+        };
+        let set_all = "DO UPDATE SET md5 = excluded.md5, value = excluded.value, \
+             content_type = excluded.content_type, content_type_md5 = excluded.content_type_md5, \
+             expire_at = excluded.expire_at";
+        let writes = format!(
+            "p AS (INSERT INTO {kvs} {columns} SELECT $1::UUID, n, k, m, v, t, m, \
+             CASE WHEN s IS NOT NULL THEN now() + s * INTERVAL '1 second' \
+             WHEN a IS NOT NULL THEN to_timestamp(a) END \
+             FROM unnest($2::TEXT[], $3::TEXT[], $4::BYTEA[], $5::BYTEA[], $6::TEXT[], \
+             $7::INT8[], $8::INT8[]) WITH ORDINALITY AS u(n, k, m, v, t, s, a, i) ORDER BY i \
+             ON CONFLICT (workspace, namespace, key) {set_all} \
+             RETURNING workspace, namespace, key, md5, expire_at, 'put'::TEXT AS op), \
+             d AS (DELETE FROM {kvs} AS d {} RETURNING d.workspace, d.namespace, d.key, \
+             NULL::BYTEA AS md5, NULL::TIMESTAMPTZ AS expire_at, 'delete'::TEXT AS op), \
+             x AS (DELETE FROM {kvs} AS x {} AND x.expire_at = {PLACEHOLDER} RETURNING 1 AS one), \
+             w AS (SELECT * FROM p UNION ALL SELECT * FROM d)",
+            at("d", 9),
+            at("x", 11),
+        );
+        let revisions = format!("{schema}.kvs_revision");
+        let log = format!("{schema}.kvs_change");
+        let ns = "PARTITION BY w.workspace, w.namespace";
+        // As in `sql::logged`, with each change's op from its row; `x` is
+        // referenced so that every engine runs it.
+        let write = format!(
+            "WITH {writes}, \
+             r AS (INSERT INTO {revisions} AS v (workspace, namespace, revision) \
+             SELECT workspace, namespace, count(*) FROM w GROUP BY workspace, namespace \
+             ORDER BY workspace, namespace ON CONFLICT (workspace, namespace) \
+             DO UPDATE SET revision = v.revision + excluded.revision \
+             RETURNING workspace, namespace, revision), \
+             c AS (INSERT INTO {log} (workspace, namespace, revision, op, key, md5, expire_at) \
+             SELECT w.workspace, w.namespace, r.revision - count(*) OVER ({ns}) \
+             + row_number() OVER ({ns} ORDER BY w.{key}), w.op, w.key, w.md5, w.expire_at \
+             FROM w JOIN r ON r.workspace = w.workspace AND r.namespace = w.namespace \
+             RETURNING namespace, key, revision) \
+             SELECT namespace, key, revision FROM c WHERE (SELECT count(*) FROM x) >= 0"
+        );
+        TxnStatements { lock, read, write }
+    }
+}
+
+/// The live rows read at a transaction's keys, by address.
+type Stored = HashMap<(String, String), Entry>;
+
+impl PgStore {
+    /// Runs `txn` as the module says.
+    pub(super) async fn run_txn(
+        &self,
+        statements: &TxnStatements,
+        txn: &Txn,
+    ) -> Result<TxnOutcome, StoreError> {
+        let keys = txn.keys();
+        let namespaces: Vec<&str> = keys.iter().map(|at| at.0).collect();
+        let names: Vec<&str> = keys.iter().map(|at| at.1).collect();
+        let want: Vec<bool> = keys.iter().map(|&at| txn.reads_value(at)).collect();
+        let addresses = Addresses {
+            workspace: txn.workspace,
+            namespaces: &namespaces,
+            keys: &names,
+            want: &want,
+        };
+        let mut client = self.pooled.checkout(None).await?;
+        let work = async {
+            let mut tries = 1;
+            loop {
+                match attempt(&mut client, statements, txn, &addresses).await {
+                    Err(e) if tries < ATTEMPTS && retried(&e) => {
+                        tracing::debug!(attempt = tries, error = %e, "transaction aborted, running it again");
+                        tokio::time::sleep(backoff(tries, std::time::Duration::from_millis(5)))
+                            .await;
+                        tries += 1;
+                    }
+                    outcome => return outcome,
+                }
+            }
+        };
+        let outcome = tokio::time::timeout(self.statement_timeout, work).await;
+        self.pooled.settle(client, outcome)?
+    }
+}
+
+/// The keys of a transaction as statement parameters, in lock order.
+struct Addresses<'a> {
+    workspace: Uuid,
+    namespaces: &'a [&'a str],
+    keys: &'a [&'a str],
+    want: &'a [bool],
+}
+
+/// Serialization failures (CockroachDB) and deadlock victims: the
+/// transaction did not commit, so running it again is safe.
+fn retried(e: &tokio_postgres::Error) -> bool {
+    matches!(e.code().map(|c| c.code()), Some("40001" | "40P01"))
+}
+
+/// One run of a transaction; the outer `Result` is the database's.
+async fn attempt(
+    client: &mut deadpool_postgres::Client,
+    sql: &TxnStatements,
+    txn: &Txn,
+    at: &Addresses<'_>,
+) -> Result<Result<TxnOutcome, StoreError>, tokio_postgres::Error> {
+    let keys: [&(dyn ToSql + Sync); 3] = [&at.workspace, &at.namespaces, &at.keys];
+    let read: [&(dyn ToSql + Sync); 4] = [&at.workspace, &at.namespaces, &at.keys, &at.want];
+    if !txn.writes() {
+        // One statement is one snapshot: a transaction that only reads needs no more.
+        let read_sql = client.prepare_cached(&sql.read).await?;
+        let rows = client.query(&read_sql, &read).await?;
+        let stored = match stored_rows(&rows, at) {
+            Ok(stored) => stored,
+            Err(e) => return Ok(Err(e)),
+        };
+        return Ok(Ok(match txn.plan(&stored) {
+            Ok(_) => TxnOutcome::Committed(txn.results(&stored, &HashMap::new())),
+            Err(failed) => TxnOutcome::Failed(failed),
+        }));
+    }
+    let tx = client.transaction().await?;
+    let lock_sql = tx.prepare_cached(&sql.lock).await?;
+    let placeholders: HashSet<(String, String)> = tx
+        .query(&lock_sql, &keys)
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .collect::<Result<_, tokio_postgres::Error>>()?;
+    let read_sql = tx.prepare_cached(&sql.read).await?;
+    let rows = tx.query(&read_sql, &read).await?;
+    let stored = match stored_rows(&rows, at) {
+        Ok(stored) => stored,
+        Err(e) => return Ok(Err(e)),
+    };
+    let plan = match txn.plan(&stored) {
+        Ok(plan) => plan,
+        // Dropping `tx` rolls it back, placeholders and all.
+        Err(failed) => return Ok(Ok(TxnOutcome::Failed(failed))),
+    };
+    let write_sql = tx.prepare_cached(&sql.write).await?;
+    let rows = write(&tx, &write_sql, txn, &plan, &placeholders).await?;
+    let revisions = match revisions(&rows) {
+        Ok(revisions) => revisions,
+        Err(e) => return Ok(Err(e)),
+    };
+    tx.commit().await?;
+    Ok(Ok(TxnOutcome::Committed(txn.results(&stored, &revisions))))
+}
+
+/// Runs the write statement for `plan`.
+async fn write(
+    tx: &deadpool_postgres::Transaction<'_>,
+    statement: &tokio_postgres::Statement,
+    txn: &Txn,
+    plan: &Plan,
+    placeholders: &HashSet<(String, String)>,
+) -> Result<Vec<Row>, tokio_postgres::Error> {
+    let ops = txn.ops();
+    let mut puts = Puts::default();
+    for &index in &plan.puts {
+        if let OpKind::Put(value) = &ops[index].kind {
+            let (ttl, at) = value.expiry.params();
+            puts.namespaces.push(&ops[index].namespace);
+            puts.keys.push(&ops[index].key);
+            puts.md5s.push(&value.md5[..]);
+            puts.values.push(&value.value[..]);
+            puts.types.push(&value.content_type);
+            puts.ttls.push(ttl);
+            puts.ats.push(at);
+        }
+    }
+    let deleted: (Vec<&str>, Vec<&str>) = plan
+        .deletes
+        .iter()
+        .map(|&i| (ops[i].namespace.as_str(), ops[i].key.as_str()))
+        .unzip();
+    let put_at: HashSet<(&str, &str)> = puts
+        .namespaces
+        .iter()
+        .copied()
+        .zip(puts.keys.iter().copied())
+        .collect();
+    let cleared: (Vec<&str>, Vec<&str>) = placeholders
+        .iter()
+        .map(|(n, k)| (n.as_str(), k.as_str()))
+        .filter(|at| !put_at.contains(at))
+        .unzip();
+    let params: [&(dyn ToSql + Sync); 12] = [
+        &txn.workspace,
+        &puts.namespaces,
+        &puts.keys,
+        &puts.md5s,
+        &puts.values,
+        &puts.types,
+        &puts.ttls,
+        &puts.ats,
+        &deleted.0,
+        &deleted.1,
+        &cleared.0,
+        &cleared.1,
+    ];
+    tx.query(statement, &params).await
+}
+
+/// The put ops of a plan as the write statement's arrays.
+#[derive(Default)]
+struct Puts<'a> {
+    namespaces: Vec<&'a str>,
+    keys: Vec<&'a str>,
+    md5s: Vec<&'a [u8]>,
+    values: Vec<&'a [u8]>,
+    types: Vec<&'a str>,
+    ttls: Vec<Option<i64>>,
+    ats: Vec<Option<i64>>,
+}
+
+/// The live rows the read statement answered, by address.
+fn stored_rows(rows: &[Row], at: &Addresses<'_>) -> Result<Stored, StoreError> {
+    let failed = |e: tokio_postgres::Error| {
+        StoreError::Internal(format!("reading a transaction's keys: {e}"))
+    };
+    let mut stored = Stored::with_capacity(rows.len());
+    for row in rows {
+        let position: i64 = row.try_get(0).map_err(failed)?;
+        let Some(index) = usize::try_from(position - 1)
+            .ok()
+            .filter(|&i| i < at.keys.len())
+        else {
+            return Err(StoreError::Internal(format!(
+                "a transaction read row {position}, which it did not ask for"
+            )));
+        };
+        let value: Option<&[u8]> = row.try_get(1).map_err(failed)?;
+        let md5: &[u8] = row.try_get(2).map_err(failed)?;
+        let entry = Entry {
+            value: value.map(bytes::Bytes::copy_from_slice).unwrap_or_default(),
+            md5: Digest::try_from(md5)
+                .unwrap_or_else(|_| md5::compute(value.unwrap_or_default()).0),
+            content_type: row.try_get(3).map_err(failed)?,
+            expires: Expires::from_columns(
+                row.try_get(4).map_err(failed)?,
+                row.try_get(5).map_err(failed)?,
+            ),
+        };
+        stored.insert(
+            (at.namespaces[index].to_owned(), at.keys[index].to_owned()),
+            entry,
+        );
+    }
+    Ok(stored)
+}
+
+/// The revision of each change the write statement made, by address.
+fn revisions(rows: &[Row]) -> Result<HashMap<(String, String), Revision>, StoreError> {
+    rows.iter()
+        .map(|row| {
+            let at = (row.try_get(0)?, row.try_get(1)?);
+            let revision: i64 = row.try_get(2)?;
+            Ok((at, Revision::try_from(revision).unwrap_or(0)))
+        })
+        .collect::<Result<_, tokio_postgres::Error>>()
+        .map_err(|e| StoreError::Internal(format!("reading a transaction's revisions: {e}")))
+}
