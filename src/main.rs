@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         Command::Delete(args) => on_runtime(cli::client::delete(&args)),
         Command::List(args) => on_runtime(cli::client::list(&args)),
         Command::Watch(args) => on_runtime(cli::client::watch(&args)),
+        Command::Txn(args) => on_runtime(cli::client::txn(&args)),
         Command::Token(args) => cli::token::run(&args).and_then(|token| print_line(&token)),
         Command::Bench(args) => cli::bench::run(&args),
         Command::Completions(args) => {

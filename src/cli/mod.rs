@@ -12,7 +12,7 @@ pub mod serve;
 pub mod token;
 
 use self::bench::BenchArgs;
-use self::client::{DeleteArgs, GetArgs, ListArgs, PutArgs, WatchArgs};
+use self::client::{DeleteArgs, GetArgs, ListArgs, PutArgs, TxnArgs, WatchArgs};
 use self::serve::{MigrateArgs, ServeArgs};
 use self::token::TokenArgs;
 
@@ -37,8 +37,10 @@ pub enum Command {
     Get(GetArgs),
     /// Delete a value.
     Delete(DeleteArgs),
-    /// List the keys of a namespace, one a line.
+    /// List the keys of a namespace, one a line (with --values, their values too).
     List(ListArgs),
+    /// Run a transaction: ops from a JSON file or stdin, all applied or none.
+    Txn(TxnArgs),
     /// Follow the changes of a namespace, one a line, reconnecting by itself.
     Watch(WatchArgs),
     /// Print a signed HS256 token for the service.

@@ -92,6 +92,9 @@ pub struct PutArgs {
     /// Print the new value's ETag to stderr.
     #[arg(long)]
     pub etag: bool,
+    /// Print the value this write replaced to stdout, if there was one (needs -w).
+    #[arg(long)]
+    pub previous: bool,
 }
 
 /// `get`: print a value.
@@ -135,6 +138,9 @@ pub struct DeleteArgs {
     /// Confirms deleting a whole namespace with --prefix "".
     #[arg(long, requires = "prefix")]
     pub yes: bool,
+    /// Print the value deleted to stdout (needs -w).
+    #[arg(long, conflicts_with = "prefix")]
+    pub previous: bool,
 }
 
 /// `list`: print the keys of a namespace.
@@ -153,6 +159,21 @@ pub struct ListArgs {
     /// Keys fetched per request (API v2; the legacy API sends all keys at once).
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub page_size: u32,
+    /// With each key its value: one JSON object a line (key, value in base64, etag,
+    /// content_type, expire_at); with --json, one document with every item.
+    #[arg(long)]
+    pub values: bool,
+}
+
+/// `txn`: run a transaction.
+#[derive(Debug, Clone, Args)]
+pub struct TxnArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// JSON file of the transaction, {"ops":[...]} as the API takes it; `-` (or nothing)
+    /// reads stdin.
+    #[arg(value_hint = clap::ValueHint::FilePath)]
+    pub file: Option<PathBuf>,
 }
 
 /// `watch`: follow the changes of a namespace.

@@ -12,9 +12,12 @@ use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 mod args;
 mod service;
 mod tls;
+mod txn;
+mod values;
 mod watch;
 
-pub use args::{ClientArgs, DeleteArgs, GetArgs, ListArgs, PutArgs, WatchArgs};
+pub use args::{ClientArgs, DeleteArgs, GetArgs, ListArgs, PutArgs, TxnArgs, WatchArgs};
+pub use txn::txn;
 pub use watch::watch;
 
 use self::service::{if_match_value, refused, shown, shown_path, Api, Service};
@@ -57,6 +60,9 @@ pub async fn put(args: &PutArgs) -> Result<(), Failure> {
     if let Some((flag, ..)) = &precondition {
         service.needs_v2(&what, flag)?;
     }
+    if args.previous {
+        service.needs_v2(&what, "--previous")?;
+    }
     let url = service.value_url(&what, &args.namespace, &args.key)?;
     let value = read_value(&what, args).await?;
 
@@ -70,6 +76,9 @@ pub async fn put(args: &PutArgs) -> Result<(), Failure> {
     }
     if let Some((name, value)) = expiry {
         request = request.header(name, value);
+    }
+    if args.previous {
+        request = request.header(RETURN_PREVIOUS.0, RETURN_PREVIOUS.1);
     }
     let hint = match precondition {
         Some((_, name, value, hint)) => {
@@ -85,7 +94,23 @@ pub async fn put(args: &PutArgs) -> Result<(), Failure> {
     if args.etag {
         print_etag(&response);
     }
-    Ok(())
+    print_previous(&what, response).await
+}
+
+/// The header that asks a write for the value it replaces.
+const RETURN_PREVIOUS: (&str, &str) = ("Huly-Return", "previous");
+
+/// Writes the value a `--previous` write replaced (a `200` body) to stdout.
+async fn print_previous(what: &str, response: Response) -> Result<(), Failure> {
+    if response.status() != StatusCode::OK {
+        return Ok(());
+    }
+    let mut stdout = tokio::io::stdout();
+    match copy_body(response, &mut stdout).await {
+        Err(CopyError::Write(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(e.failure(what, "stdout")),
+        Ok(()) => Ok(()),
+    }
 }
 
 /// `get`: writes a value's raw bytes to stdout or `--output`, as they arrive.
@@ -144,16 +169,22 @@ pub async fn delete(args: &DeleteArgs) -> Result<(), Failure> {
     if if_match.is_some() {
         service.needs_v2(&what, "--if-match")?;
     }
+    if args.previous {
+        service.needs_v2(&what, "--previous")?;
+    }
     let url = service.value_url(&what, &args.namespace, key)?;
     let mut request = service.request(Method::DELETE, url);
     if let Some(tag) = if_match {
         request = request.header(IF_MATCH, tag);
     }
+    if args.previous {
+        request = request.header(RETURN_PREVIOUS.0, RETURN_PREVIOUS.1);
+    }
     let response = service.send(&what, request).await?;
     if !response.status().is_success() {
         return Err(refused(&what, response, "ETag did not match").await);
     }
-    Ok(())
+    print_previous(&what, response).await
 }
 
 /// `delete --prefix`: deletes every key starting with `prefix`; prints how many.
@@ -193,6 +224,9 @@ async fn delete_prefix(args: &DeleteArgs, prefix: &str) -> Result<(), Failure> {
 /// `list`: prints every key of a namespace, one a line, fetching page after
 /// page (API v2); `--json` prints one document with all pages merged.
 pub async fn list(args: &ListArgs) -> Result<(), Failure> {
+    if args.values {
+        return values::list_values(args).await;
+    }
     let what = format!("list {}", shown(&args.namespace));
     let service = Service::new(&args.client)?;
     let mut out = tokio::io::BufWriter::new(tokio::io::stdout());
@@ -359,7 +393,7 @@ async fn copy_body<W: AsyncWrite + Unpin>(
 }
 
 /// Writes one key a line.
-async fn write_lines<W: AsyncWrite + Unpin>(out: &mut W, keys: &[String]) -> std::io::Result<()> {
+pub(super) async fn write_lines<W: AsyncWrite + Unpin>(out: &mut W, keys: &[String]) -> std::io::Result<()> {
     for key in keys {
         out.write_all(key.as_bytes()).await?;
         out.write_all(b"\n").await?;
@@ -369,7 +403,7 @@ async fn write_lines<W: AsyncWrite + Unpin>(out: &mut W, keys: &[String]) -> std
 
 /// A closed stdout (`hulykvs list | head`) ends the run quietly; other write
 /// errors are failures.
-fn stdout_failure(what: &str, e: std::io::Error) -> Result<(), Failure> {
+pub(super) fn stdout_failure(what: &str, e: std::io::Error) -> Result<(), Failure> {
     if e.kind() == std::io::ErrorKind::BrokenPipe {
         Ok(())
     } else {

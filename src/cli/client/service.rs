@@ -179,6 +179,13 @@ impl Service {
         Ok(url)
     }
 
+    /// The URL of a transaction of the workspace (API v2).
+    pub(super) fn txn_url(&self, what: &str) -> Result<Url, Failure> {
+        let mut url = self.url(what, &self.prefix())?;
+        url.set_query(Some("txn"));
+        Ok(url)
+    }
+
     /// `/api2/{ws}` or `/api`.
     fn prefix(&self) -> String {
         match self.api {
