@@ -393,7 +393,10 @@ async fn copy_body<W: AsyncWrite + Unpin>(
 }
 
 /// Writes one key a line.
-pub(super) async fn write_lines<W: AsyncWrite + Unpin>(out: &mut W, keys: &[String]) -> std::io::Result<()> {
+pub(super) async fn write_lines<W: AsyncWrite + Unpin>(
+    out: &mut W,
+    keys: &[String],
+) -> std::io::Result<()> {
     for key in keys {
         out.write_all(key.as_bytes()).await?;
         out.write_all(b"\n").await?;

@@ -57,7 +57,9 @@ pub(super) async fn list_values(args: &ListArgs) -> Result<(), Failure> {
             .await
             .map_err(|e| service.transport(&what, e))?;
         let mut page: ValuePage = serde_json::from_slice(&body).map_err(|e| {
-            Failure::error(format!("{what}: the service sent an unexpected listing: {e}"))
+            Failure::error(format!(
+                "{what}: the service sent an unexpected listing: {e}"
+            ))
         })?;
         drop(body);
         let next = page.cursor.take();

@@ -16,7 +16,7 @@ use crate::http::response::{empty, ResBody};
 
 /// The response headers a script may read: what the API answers with beyond
 /// the headers every browser shows.
-const EXPOSED: &str = "ETag, Huly-Revision, Huly-Expire-At, Huly-TTL";
+const EXPOSED: &str = "ETag, Huly-Revision, Huly-Expire-At, Huly-TTL, Huly-Previous-ETag";
 /// How long a browser may keep a preflight's answer, in seconds.
 const MAX_AGE: &str = "3600";
 

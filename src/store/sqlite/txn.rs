@@ -61,7 +61,13 @@ fn apply(conn: &Connection, txn: &Txn) -> Result<TxnOutcome, StoreError> {
     };
     let mut revisions = HashMap::new();
     let ops = txn.ops();
-    for &index in plan.puts.iter().chain(&plan.deletes) {
+    // In key order, as PostgreSQL numbers a statement's changes.
+    let mut writes: Vec<usize> = plan.puts.iter().chain(&plan.deletes).copied().collect();
+    writes.sort_by(|&a, &b| {
+        let at = |i: usize| (ops[i].namespace.as_bytes(), ops[i].key.as_bytes());
+        at(a).cmp(&at(b))
+    });
+    for index in writes {
         let op = &ops[index];
         let item = Item {
             workspace: txn.workspace,
