@@ -138,7 +138,13 @@ async fn browsers_get_cors_from_any_origin_with_credentials() {
     );
     assert_eq!(header(&get, "vary"), Some("Origin"));
     let exposed = header(&get, "access-control-expose-headers").unwrap_or_default();
-    for name in ["ETag", "Huly-Revision", "Huly-Expire-At", "Huly-TTL"] {
+    for name in [
+        "ETag",
+        "Huly-Revision",
+        "Huly-Expire-At",
+        "Huly-TTL",
+        "Huly-Previous-ETag",
+    ] {
         assert!(exposed.contains(name), "{exposed}");
     }
     // Errors reach the script too, or it could not read why.

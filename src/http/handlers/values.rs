@@ -24,7 +24,7 @@ use crate::http::request::ListParams;
 use crate::http::response::{empty, plain_500, BodyError, ChannelBody, ResBody};
 use crate::http::state::AppState;
 use crate::store::{ListQuery, Listed, Store, StoreError, DEFAULT_CONTENT_TYPE};
-use crate::wire::{self, ETag, ValueItem};
+use crate::wire::{self, ETag};
 
 /// Bytes of values after which a page ends (with a cursor when more remain).
 pub const PAGE_BYTES: usize = 8 << 20;
@@ -149,12 +149,9 @@ async fn send_page<S: Store>(
                 out.push(b',');
             }
             page.after = Some(listed.key.clone());
-            push_item(&mut out, listed);
+            send_item(tx, &mut out, listed).await?;
             count += 1;
             page.left -= 1;
-            if out.len() >= FRAME_BYTES {
-                send(tx, &mut out).await?;
-            }
         }
         page.bytes += bytes;
         // A chunk short of both its count and its bytes reached the end.
@@ -196,19 +193,53 @@ async fn send_page<S: Store>(
     send(tx, &mut out).await
 }
 
-fn push_item(out: &mut Vec<u8>, listed: Listed) {
-    let item = ValueItem {
-        value: wire::encode_value(&listed.entry.value),
-        etag: ETag(listed.entry.md5).hex(),
-        content_type: listed
-            .entry
+/// Writes one item's JSON into `out`, its value's base64 a slice at a
+/// time, sending a frame whenever `out` holds [`FRAME_BYTES`]: a large value
+/// is never held twice over as text.
+async fn send_item(
+    tx: &mpsc::Sender<Result<Bytes, BodyError>>,
+    out: &mut Vec<u8>,
+    listed: Listed,
+) -> Result<(), Gone> {
+    use base64::Engine;
+    // Whole groups of three bytes encode without padding, so slices join.
+    const SLICE: usize = 3 * 16 * 1024;
+    let Listed { key, entry } = listed;
+    out.extend_from_slice(b"{\"key\":");
+    push_json(out, &key);
+    out.extend_from_slice(b",\"value\":\"");
+    for slice in entry.value.chunks(SLICE) {
+        let at = out.len();
+        out.resize(at + slice.len().div_ceil(3) * 4, 0);
+        // The buffer was sized for exactly this slice's encoding.
+        let written = base64::engine::general_purpose::STANDARD
+            .encode_slice(slice, &mut out[at..])
+            .unwrap_or(0);
+        out.truncate(at + written);
+        if out.len() >= FRAME_BYTES {
+            send(tx, out).await?;
+        }
+    }
+    out.extend_from_slice(b"\",\"etag\":\"");
+    out.extend_from_slice(ETag(entry.md5).hex().as_bytes());
+    out.extend_from_slice(b"\",\"content_type\":");
+    push_json(
+        out,
+        entry
             .content_type
-            .unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned()),
-        expire_at: listed.entry.expires.map(|e| e.at),
-        key: listed.key,
-    };
-    // Serializing into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, &item);
+            .as_deref()
+            .unwrap_or(DEFAULT_CONTENT_TYPE),
+    );
+    match entry.expires {
+        Some(expires) => {
+            out.extend_from_slice(format!(",\"expire_at\":{}}}", expires.at).as_bytes())
+        }
+        None => out.extend_from_slice(b",\"expire_at\":null}"),
+    }
+    if out.len() >= FRAME_BYTES {
+        send(tx, out).await?;
+    }
+    Ok(())
 }
 
 async fn send(tx: &mpsc::Sender<Result<Bytes, BodyError>>, out: &mut Vec<u8>) -> Result<(), Gone> {
