@@ -30,7 +30,8 @@ Register-ArgumentCompleter -Native -CommandName 'hulykvs' -ScriptBlock {
             [CompletionResult]::new('put', 'put', [CompletionResultType]::ParameterValue, 'Store a value')
             [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Print a value''s raw bytes')
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a value')
-            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the keys of a namespace, one a line')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the keys of a namespace, one a line (with --values, their values too)')
+            [CompletionResult]::new('txn', 'txn', [CompletionResultType]::ParameterValue, 'Run a transaction: ops from a JSON file or stdin, all applied or none')
             [CompletionResult]::new('watch', 'watch', [CompletionResultType]::ParameterValue, 'Follow the changes of a namespace, one a line, reconnecting by itself')
             [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Print a signed HS256 token for the service')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
@@ -105,6 +106,7 @@ Register-ArgumentCompleter -Native -CommandName 'hulykvs' -ScriptBlock {
             [CompletionResult]::new('--if-exists', '--if-exists', [CompletionResultType]::ParameterName, 'Write only if a value is already stored (needs -w)')
             [CompletionResult]::new('--if-absent', '--if-absent', [CompletionResultType]::ParameterName, 'Write only if no value is stored yet (needs -w)')
             [CompletionResult]::new('--etag', '--etag', [CompletionResultType]::ParameterName, 'Print the new value''s ETag to stderr')
+            [CompletionResult]::new('--previous', '--previous', [CompletionResultType]::ParameterName, 'Print the value this write replaced to stdout, if there was one (needs -w)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -144,6 +146,7 @@ Register-ArgumentCompleter -Native -CommandName 'hulykvs' -ScriptBlock {
             [CompletionResult]::new('--if-match', '--if-match', [CompletionResultType]::ParameterName, 'Delete only if the current value has this ETag, quoted or bare (needs -w)')
             [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Instead of one key, every key that starts with this literal prefix (needs -w); prints how many were deleted. An empty prefix (the whole namespace) needs --yes')
             [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Confirms deleting a whole namespace with --prefix ""')
+            [CompletionResult]::new('--previous', '--previous', [CompletionResultType]::ParameterName, 'Print the value deleted to stdout (needs -w)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -163,6 +166,23 @@ Register-ArgumentCompleter -Native -CommandName 'hulykvs' -ScriptBlock {
             [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Only keys that start with this literal prefix')
             [CompletionResult]::new('--page-size', '--page-size', [CompletionResultType]::ParameterName, 'Keys fetched per request (API v2; the legacy API sends all keys at once)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document in the service''s shape, all pages merged')
+            [CompletionResult]::new('--values', '--values', [CompletionResultType]::ParameterName, 'With each key its value: one JSON object a line (key, value in base64, etag, content_type, expire_at); with --json, one document with every item')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'hulykvs;txn' {
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Base URL of the service')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Bearer token; without one, a system token is minted from HULY_TOKEN_SECRET')
+            [CompletionResult]::new('--token-secret', '--token-secret', [CompletionResultType]::ParameterName, 'HS256 secret to mint a system token with when no --token is given')
+            [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'Workspace UUID (API v2); without it, the legacy API and its default workspace')
+            [CompletionResult]::new('--workspace', '--workspace', [CompletionResultType]::ParameterName, 'Workspace UUID (API v2); without it, the legacy API and its default workspace')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long to wait for the service, such as 30s or 2m')
+            [CompletionResult]::new('--ca-cert', '--ca-cert', [CompletionResultType]::ParameterName, 'PEM file of the CA certificate(s) to trust for an https --url, instead of (not in addition to) the built-in public roots')
+            [CompletionResult]::new('--client-cert', '--client-cert', [CompletionResultType]::ParameterName, 'PEM client certificate (chain) for mutual TLS; needs --client-key')
+            [CompletionResult]::new('--client-key', '--client-key', [CompletionResultType]::ParameterName, 'PEM private key of --client-cert (unencrypted PKCS#8, PKCS#1 or SEC1)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -244,7 +264,8 @@ Register-ArgumentCompleter -Native -CommandName 'hulykvs' -ScriptBlock {
             [CompletionResult]::new('put', 'put', [CompletionResultType]::ParameterValue, 'Store a value')
             [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Print a value''s raw bytes')
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a value')
-            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the keys of a namespace, one a line')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the keys of a namespace, one a line (with --values, their values too)')
+            [CompletionResult]::new('txn', 'txn', [CompletionResultType]::ParameterValue, 'Run a transaction: ops from a JSON file or stdin, all applied or none')
             [CompletionResult]::new('watch', 'watch', [CompletionResultType]::ParameterValue, 'Follow the changes of a namespace, one a line, reconnecting by itself')
             [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Print a signed HS256 token for the service')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
@@ -268,6 +289,9 @@ Register-ArgumentCompleter -Native -CommandName 'hulykvs' -ScriptBlock {
             break
         }
         'hulykvs;help;list' {
+            break
+        }
+        'hulykvs;help;txn' {
             break
         }
         'hulykvs;help;watch' {

@@ -46,6 +46,9 @@ _hulykvs() {
             hulykvs,token)
                 cmd="hulykvs__subcmd__token"
                 ;;
+            hulykvs,txn)
+                cmd="hulykvs__subcmd__txn"
+                ;;
             hulykvs,watch)
                 cmd="hulykvs__subcmd__watch"
                 ;;
@@ -79,6 +82,9 @@ _hulykvs() {
             hulykvs__subcmd__help,token)
                 cmd="hulykvs__subcmd__help__subcmd__token"
                 ;;
+            hulykvs__subcmd__help,txn)
+                cmd="hulykvs__subcmd__help__subcmd__txn"
+                ;;
             hulykvs__subcmd__help,watch)
                 cmd="hulykvs__subcmd__help__subcmd__watch"
                 ;;
@@ -89,7 +95,7 @@ _hulykvs() {
 
     case "${cmd}" in
         hulykvs)
-            opts="-h -V --help --version serve migrate put get delete list watch token completions bench help"
+            opts="-h -V --help --version serve migrate put get delete list txn watch token completions bench help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -203,7 +209,7 @@ _hulykvs() {
             return 0
             ;;
         hulykvs__subcmd__delete)
-            opts="-w -h -V --url --token --token-secret --workspace --timeout --ca-cert --client-cert --client-key --if-match --prefix --yes --help --version"
+            opts="-w -h -V --url --token --token-secret --workspace --timeout --ca-cert --client-cert --client-key --if-match --prefix --yes --previous --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -385,7 +391,7 @@ _hulykvs() {
             return 0
             ;;
         hulykvs__subcmd__help)
-            opts="serve migrate put get delete list watch token completions bench help"
+            opts="serve migrate put get delete list txn watch token completions bench help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -538,6 +544,20 @@ _hulykvs() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        hulykvs__subcmd__help__subcmd__txn)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         hulykvs__subcmd__help__subcmd__watch)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -553,7 +573,7 @@ _hulykvs() {
             return 0
             ;;
         hulykvs__subcmd__list)
-            opts="-w -h -V --url --token --token-secret --workspace --timeout --ca-cert --client-cert --client-key --prefix --json --page-size --help --version"
+            opts="-w -h -V --url --token --token-secret --workspace --timeout --ca-cert --client-cert --client-key --prefix --json --page-size --values --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -682,7 +702,7 @@ _hulykvs() {
             return 0
             ;;
         hulykvs__subcmd__put)
-            opts="-w -h -V --url --token --token-secret --workspace --timeout --ca-cert --client-cert --client-key --file --content-type --if-match --if-exists --if-absent --ttl --expire-at --etag --help --version"
+            opts="-w -h -V --url --token --token-secret --workspace --timeout --ca-cert --client-cert --client-key --file --content-type --if-match --if-exists --if-absent --ttl --expire-at --etag --previous --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -939,6 +959,89 @@ _hulykvs() {
                     ;;
                 --secret)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hulykvs__subcmd__txn)
+            opts="-w -h -V --url --token --token-secret --workspace --timeout --ca-cert --client-cert --client-key --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-secret)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --workspace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -w)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-cert)
+                    local oldifs
+                    if [ -n "${IFS+x}" ]; then
+                        oldifs="$IFS"
+                    fi
+                    IFS=$'\n'
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    if [ -n "${oldifs+x}" ]; then
+                        IFS="$oldifs"
+                    fi
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o filenames
+                    fi
+                    return 0
+                    ;;
+                --client-cert)
+                    local oldifs
+                    if [ -n "${IFS+x}" ]; then
+                        oldifs="$IFS"
+                    fi
+                    IFS=$'\n'
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    if [ -n "${oldifs+x}" ]; then
+                        IFS="$oldifs"
+                    fi
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o filenames
+                    fi
+                    return 0
+                    ;;
+                --client-key)
+                    local oldifs
+                    if [ -n "${IFS+x}" ]; then
+                        oldifs="$IFS"
+                    fi
+                    IFS=$'\n'
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    if [ -n "${oldifs+x}" ]; then
+                        IFS="$oldifs"
+                    fi
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o filenames
+                    fi
                     return 0
                     ;;
                 *)

@@ -27,7 +27,8 @@ set edit:completion:arg-completer[hulykvs] = {|@words|
             cand put 'Store a value'
             cand get 'Print a value''s raw bytes'
             cand delete 'Delete a value'
-            cand list 'List the keys of a namespace, one a line'
+            cand list 'List the keys of a namespace, one a line (with --values, their values too)'
+            cand txn 'Run a transaction: ops from a JSON file or stdin, all applied or none'
             cand watch 'Follow the changes of a namespace, one a line, reconnecting by itself'
             cand token 'Print a signed HS256 token for the service'
             cand completions 'Print a shell completion script'
@@ -99,6 +100,7 @@ set edit:completion:arg-completer[hulykvs] = {|@words|
             cand --if-exists 'Write only if a value is already stored (needs -w)'
             cand --if-absent 'Write only if no value is stored yet (needs -w)'
             cand --etag 'Print the new value''s ETag to stderr'
+            cand --previous 'Print the value this write replaced to stdout, if there was one (needs -w)'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'
@@ -136,6 +138,7 @@ set edit:completion:arg-completer[hulykvs] = {|@words|
             cand --if-match 'Delete only if the current value has this ETag, quoted or bare (needs -w)'
             cand --prefix 'Instead of one key, every key that starts with this literal prefix (needs -w); prints how many were deleted. An empty prefix (the whole namespace) needs --yes'
             cand --yes 'Confirms deleting a whole namespace with --prefix ""'
+            cand --previous 'Print the value deleted to stdout (needs -w)'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'
@@ -154,6 +157,22 @@ set edit:completion:arg-completer[hulykvs] = {|@words|
             cand --prefix 'Only keys that start with this literal prefix'
             cand --page-size 'Keys fetched per request (API v2; the legacy API sends all keys at once)'
             cand --json 'Print one JSON document in the service''s shape, all pages merged'
+            cand --values 'With each key its value: one JSON object a line (key, value in base64, etag, content_type, expire_at); with --json, one document with every item'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'hulykvs;txn'= {
+            cand --url 'Base URL of the service'
+            cand --token 'Bearer token; without one, a system token is minted from HULY_TOKEN_SECRET'
+            cand --token-secret 'HS256 secret to mint a system token with when no --token is given'
+            cand -w 'Workspace UUID (API v2); without it, the legacy API and its default workspace'
+            cand --workspace 'Workspace UUID (API v2); without it, the legacy API and its default workspace'
+            cand --timeout 'How long to wait for the service, such as 30s or 2m'
+            cand --ca-cert 'PEM file of the CA certificate(s) to trust for an https --url, instead of (not in addition to) the built-in public roots'
+            cand --client-cert 'PEM client certificate (chain) for mutual TLS; needs --client-key'
+            cand --client-key 'PEM private key of --client-cert (unencrypted PKCS#8, PKCS#1 or SEC1)'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'
@@ -230,7 +249,8 @@ set edit:completion:arg-completer[hulykvs] = {|@words|
             cand put 'Store a value'
             cand get 'Print a value''s raw bytes'
             cand delete 'Delete a value'
-            cand list 'List the keys of a namespace, one a line'
+            cand list 'List the keys of a namespace, one a line (with --values, their values too)'
+            cand txn 'Run a transaction: ops from a JSON file or stdin, all applied or none'
             cand watch 'Follow the changes of a namespace, one a line, reconnecting by itself'
             cand token 'Print a signed HS256 token for the service'
             cand completions 'Print a shell completion script'
@@ -248,6 +268,8 @@ set edit:completion:arg-completer[hulykvs] = {|@words|
         &'hulykvs;help;delete'= {
         }
         &'hulykvs;help;list'= {
+        }
+        &'hulykvs;help;txn'= {
         }
         &'hulykvs;help;watch'= {
         }

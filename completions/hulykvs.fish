@@ -31,7 +31,8 @@ complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "migrate" -d 'Apply 
 complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "put" -d 'Store a value'
 complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "get" -d 'Print a value\'s raw bytes'
 complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "delete" -d 'Delete a value'
-complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "list" -d 'List the keys of a namespace, one a line'
+complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "list" -d 'List the keys of a namespace, one a line (with --values, their values too)'
+complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "txn" -d 'Run a transaction: ops from a JSON file or stdin, all applied or none'
 complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "watch" -d 'Follow the changes of a namespace, one a line, reconnecting by itself'
 complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "token" -d 'Print a signed HS256 token for the service'
 complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "completions" -d 'Print a shell completion script'
@@ -92,6 +93,7 @@ complete -c hulykvs -n "__fish_hulykvs_using_subcommand put" -l expire-at -d 'Th
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand put" -l if-exists -d 'Write only if a value is already stored (needs -w)'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand put" -l if-absent -d 'Write only if no value is stored yet (needs -w)'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand put" -l etag -d 'Print the new value\'s ETag to stderr'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand put" -l previous -d 'Print the value this write replaced to stdout, if there was one (needs -w)'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand put" -s h -l help -d 'Print help'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand put" -s V -l version -d 'Print version'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand get" -l url -d 'Base URL of the service' -r
@@ -118,6 +120,7 @@ complete -c hulykvs -n "__fish_hulykvs_using_subcommand delete" -l client-key -d
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand delete" -l if-match -d 'Delete only if the current value has this ETag, quoted or bare (needs -w)' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand delete" -l prefix -d 'Instead of one key, every key that starts with this literal prefix (needs -w); prints how many were deleted. An empty prefix (the whole namespace) needs --yes' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand delete" -l yes -d 'Confirms deleting a whole namespace with --prefix ""'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand delete" -l previous -d 'Print the value deleted to stdout (needs -w)'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand delete" -s h -l help -d 'Print help'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand delete" -s V -l version -d 'Print version'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand list" -l url -d 'Base URL of the service' -r
@@ -131,8 +134,19 @@ complete -c hulykvs -n "__fish_hulykvs_using_subcommand list" -l client-key -d '
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand list" -l prefix -d 'Only keys that start with this literal prefix' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand list" -l page-size -d 'Keys fetched per request (API v2; the legacy API sends all keys at once)' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand list" -l json -d 'Print one JSON document in the service\'s shape, all pages merged'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand list" -l values -d 'With each key its value: one JSON object a line (key, value in base64, etag, content_type, expire_at); with --json, one document with every item'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand list" -s h -l help -d 'Print help'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand list" -s V -l version -d 'Print version'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand txn" -l url -d 'Base URL of the service' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand txn" -l token -d 'Bearer token; without one, a system token is minted from HULY_TOKEN_SECRET' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand txn" -l token-secret -d 'HS256 secret to mint a system token with when no --token is given' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand txn" -s w -l workspace -d 'Workspace UUID (API v2); without it, the legacy API and its default workspace' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand txn" -l timeout -d 'How long to wait for the service, such as 30s or 2m' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand txn" -l ca-cert -d 'PEM file of the CA certificate(s) to trust for an https --url, instead of (not in addition to) the built-in public roots' -r -F
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand txn" -l client-cert -d 'PEM client certificate (chain) for mutual TLS; needs --client-key' -r -F
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand txn" -l client-key -d 'PEM private key of --client-cert (unencrypted PKCS#8, PKCS#1 or SEC1)' -r -F
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand txn" -s h -l help -d 'Print help'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand txn" -s V -l version -d 'Print version'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand watch" -l url -d 'Base URL of the service' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand watch" -l token -d 'Bearer token; without one, a system token is minted from HULY_TOKEN_SECRET' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand watch" -l token-secret -d 'HS256 secret to mint a system token with when no --token is given' -r
@@ -184,14 +198,15 @@ complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -l no-seed -d 'Do
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -l http2 -d 'Watch workload: open the streams over HTTP/2 (prior knowledge, up to 200 streams a connection) instead of one HTTP/1.1 connection each'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -s V -l version -d 'Print version'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list watch token completions bench help" -f -a "serve" -d 'Run the HTTP service (it answers probes at once and applies pending migrations beside)'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list watch token completions bench help" -f -a "migrate" -d 'Apply pending database migrations and exit'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list watch token completions bench help" -f -a "put" -d 'Store a value'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list watch token completions bench help" -f -a "get" -d 'Print a value\'s raw bytes'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list watch token completions bench help" -f -a "delete" -d 'Delete a value'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list watch token completions bench help" -f -a "list" -d 'List the keys of a namespace, one a line'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list watch token completions bench help" -f -a "watch" -d 'Follow the changes of a namespace, one a line, reconnecting by itself'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list watch token completions bench help" -f -a "token" -d 'Print a signed HS256 token for the service'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list watch token completions bench help" -f -a "completions" -d 'Print a shell completion script'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list watch token completions bench help" -f -a "bench" -d 'Load-test a running service: throughput, latency percentiles, answers by status'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list watch token completions bench help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list txn watch token completions bench help" -f -a "serve" -d 'Run the HTTP service (it answers probes at once and applies pending migrations beside)'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list txn watch token completions bench help" -f -a "migrate" -d 'Apply pending database migrations and exit'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list txn watch token completions bench help" -f -a "put" -d 'Store a value'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list txn watch token completions bench help" -f -a "get" -d 'Print a value\'s raw bytes'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list txn watch token completions bench help" -f -a "delete" -d 'Delete a value'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list txn watch token completions bench help" -f -a "list" -d 'List the keys of a namespace, one a line (with --values, their values too)'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list txn watch token completions bench help" -f -a "txn" -d 'Run a transaction: ops from a JSON file or stdin, all applied or none'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list txn watch token completions bench help" -f -a "watch" -d 'Follow the changes of a namespace, one a line, reconnecting by itself'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list txn watch token completions bench help" -f -a "token" -d 'Print a signed HS256 token for the service'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list txn watch token completions bench help" -f -a "completions" -d 'Print a shell completion script'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list txn watch token completions bench help" -f -a "bench" -d 'Load-test a running service: throughput, latency percentiles, answers by status'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list txn watch token completions bench help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

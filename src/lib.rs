@@ -27,6 +27,8 @@
 //!     - `http::handlers::watch`: the change feed as Server-Sent Events (`?watch`).
 //!     - `http::handlers::changes`: the change feed as a long poll (`?changes`).
 //!     - `http::handlers::prefix`: delete by prefix, in bounded batches.
+//!     - `http::handlers::values`: listings with values, streamed in bounded memory.
+//!     - `http::handlers::txn`: transactions across keys (`POST /api2/{ws}?txn`).
 //!     - `http::handlers::health`: `/status`, `/livez`, `/readyz`.
 //!     - `http::handlers::metrics`: `/metrics`, the Prometheus exposition.
 //!   - `http::request`: path parts, preconditions, content type, listing query and body, parsed and checked.
@@ -38,6 +40,7 @@
 //!   - `store::instrumented`: any store with every operation timed for the metrics.
 //!   - `store::expiry`: expiry instants written and read, and the sweeper of expired rows.
 //!   - `store::changes`: revisions, changes and pages of the change log, and when a revision is readable.
+//!   - `store::txn`: transactions across keys: ops, conditions, the plan every engine follows.
 //!   - `store::postgres`: PostgreSQL and CockroachDB, one code path.
 //!     - `store::postgres::url`: the libpq URL, its TLS parameters, schema names.
 //!     - `store::postgres::tls`: the rustls connector of every connection.
@@ -48,6 +51,7 @@
 //!     - `store::postgres::row`: a stored row read back into an entry.
 //!     - `store::postgres::errors`: SQLSTATEs, retries of serialization failures, error texts.
 //!     - `store::postgres::notify`: LISTEN/NOTIFY between instances, one connection, reconnecting.
+//!     - `store::postgres::txn`: transactions: keys locked in one order, placeholders, one write statement.
 //!   - `store::sqlite`: the embedded store, one file in WAL mode.
 //!     - `store::sqlite::connection`: opening the writer and readers; SQLite's errors.
 //!     - `store::sqlite::sql`: statements and the functions that run them.
@@ -55,6 +59,7 @@
 //!     - `store::sqlite::readers`: the reader threads and their queue.
 //!     - `store::sqlite::migrate`: migrations under SQLite's write lock.
 //!     - `store::sqlite::changes`: revisions, the change log, its pruning, and sweeping with `expire` changes.
+//!     - `store::sqlite::txn`: transactions on the writer connection.
 //! - `feed`: the change feed on this instance: a channel per watched namespace and its reader task.
 //!   - `feed::channel`: the recent events of one namespace, shared by its streams.
 //!   - `feed::retention`: pruning of changes older than the retention.
@@ -67,8 +72,10 @@
 //!   - `cli::flags`: secrets, UUID and duration flags, the token a client run sends.
 //!   - `cli::serve`: flags of `serve` and `migrate`, validated into `config`.
 //!   - `cli::token`: the `token` subcommand.
-//!   - `cli::client`: `put`, `get`, `delete` and `list` over reqwest.
+//!   - `cli::client`: `put`, `get`, `delete`, `list`, `watch` and `txn` over reqwest.
 //!     - `cli::client::watch`: `watch`, the change feed a line per change, reconnecting.
+//!     - `cli::client::values`: `list --values`, a JSON line per value.
+//!     - `cli::client::txn`: `txn`, a transaction from a file or stdin.
 //!     - `cli::client::args`: their flags.
 //!     - `cli::client::service`: URLs, requests, and the line a failure prints.
 //!     - `cli::client::tls`: CA and client certificates; TLS failures in words.

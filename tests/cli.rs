@@ -897,3 +897,107 @@ fn delete_by_prefix_prints_the_count_and_guards_the_whole_namespace() {
     assert_eq!(neither.status.code(), Some(2));
     assert_eq!(stdout(&server.run(&["list", "-w", &ws, "ns"])), "");
 }
+
+#[test]
+fn list_values_prints_a_line_per_value_across_pages() {
+    let server = Server::start();
+    let ws = workspace();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let binary: Vec<u8> = (0..=255u8).collect();
+    assert_exit(
+        &server.run_with_stdin(&["put", "-w", &ws, "ns", "bin"], Some(&binary)),
+        0,
+        "",
+    );
+    for key in ["a", "b", "c"] {
+        let put = server.run(&[
+            "put",
+            "-w",
+            &ws,
+            "ns",
+            key,
+            key,
+            "--content-type",
+            "text/plain",
+        ]);
+        assert_exit(&put, 0, "");
+    }
+    let listed = server.run(&["list", "-w", &ws, "ns", "--values", "--page-size", "2"]);
+    assert_exit(&listed, 0, "");
+    let lines: Vec<serde_json::Value> = stdout(&listed)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let keys: Vec<&str> = lines.iter().map(|l| l["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["a", "b", "bin", "c"], "every page, in order");
+    assert_eq!(lines[0]["value"], b64.encode("a"));
+    assert_eq!(lines[0]["content_type"], "text/plain");
+    assert_eq!(
+        b64.decode(lines[2]["value"].as_str().unwrap()).unwrap(),
+        binary
+    );
+    assert_eq!(lines[2]["etag"], format!("{:x}", md5::compute(&binary)));
+    let json = server.run(&[
+        "list", "-w", &ws, "ns", "--values", "--json", "--prefix", "b",
+    ]);
+    assert_exit(&json, 0, "");
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&json)).unwrap();
+    assert_eq!(doc["count"], 2);
+    assert_eq!(doc["items"][1]["key"], "bin");
+    assert!(doc.get("cursor").is_none());
+}
+
+#[test]
+fn txn_runs_ops_from_a_file_or_stdin_and_exits_4_on_a_failed_condition() {
+    let server = Server::start();
+    let ws = workspace();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ops.json");
+    let ops = r#"{"ops":[{"op":"put","namespace":"ns","key":"k","value":"aGVsbG8=","if_none_match":"*"},
+        {"op":"get","namespace":"ns","key":"k"}]}"#;
+    std::fs::write(&file, ops).unwrap();
+    let ran = server.run(&["txn", "-w", &ws, file.to_str().unwrap()]);
+    assert_exit(&ran, 0, "");
+    let answer: serde_json::Value = serde_json::from_str(&stdout(&ran)).unwrap();
+    assert_eq!(
+        answer["results"][0]["etag"],
+        "5d41402abc4b2a76b9719d911017c592"
+    );
+    assert_eq!(
+        answer["results"][1]["found"], false,
+        "a get sees the state before"
+    );
+    assert_eq!(stdout(&server.run(&["get", "-w", &ws, "ns", "k"])), "hello");
+    // Again from stdin: the key exists now, so op 0 fails and nothing is written.
+    let again = server.run_with_stdin(&["txn", "-w", &ws], Some(ops.as_bytes()));
+    assert_exit(
+        &again,
+        4,
+        "txn: precondition failed (ops 0); nothing was written",
+    );
+    let bad = server.run_with_stdin(&["txn", "-w", &ws, "-"], Some(b"{\"ops\": ["));
+    assert_exit(&bad, 2, "the ops are not JSON");
+    let invalid = server.run_with_stdin(&["txn", "-w", &ws], Some(br#"{"ops":[{"op":"nope"}]}"#));
+    assert_exit(&invalid, 1, "400 Bad Request: op 0:");
+    let legacy = server.run_with_stdin(&["txn"], Some(ops.as_bytes()));
+    assert_exit(&legacy, 2, "needs -w WORKSPACE");
+}
+
+#[test]
+fn previous_prints_the_value_a_write_replaced() {
+    let server = Server::start();
+    let ws = workspace();
+    let first = server.run(&["put", "-w", &ws, "ns", "k", "one", "--previous"]);
+    assert_exit(&first, 0, "");
+    assert_eq!(stdout(&first), "", "nothing was replaced");
+    let second = server.run(&["put", "-w", &ws, "ns", "k", "two", "--previous"]);
+    assert_exit(&second, 0, "");
+    assert_eq!(stdout(&second), "one");
+    let deleted = server.run(&["delete", "-w", &ws, "ns", "k", "--previous"]);
+    assert_exit(&deleted, 0, "");
+    assert_eq!(stdout(&deleted), "two");
+    let again = server.run(&["delete", "-w", &ws, "ns", "k", "--previous"]);
+    assert_exit(&again, 3, "not found");
+    let legacy = server.run(&["put", "ns", "k", "v", "--previous"]);
+    assert_exit(&legacy, 2, "--previous needs -w WORKSPACE");
+}
