@@ -25,6 +25,7 @@ suite!(
     transactions_writing_keys_in_opposite_orders_never_deadlock,
     a_write_returns_the_value_it_replaced,
     racing_replacing_writes_each_replace_a_different_value,
+    racing_puts_and_deletes_hand_on_each_value_once,
 );
 
 fn b64(bytes: &[u8]) -> String {
@@ -649,4 +650,46 @@ async fn racing_replacing_writes_each_replace_a_different_value(kind: Kind) {
         replaced, expected,
         "each value replaced once, the last one stays"
     );
+}
+
+/// Writers put unique values and deleters delete, all asking for the
+/// previous value, on a key that starts absent: every value written is
+/// handed on exactly once, to the write that replaced it, the delete that
+/// removed it, or the final read.
+async fn racing_puts_and_deletes_hand_on_each_value_once(kind: Kind) {
+    let s = Arc::new(start(kind).await);
+    let mut tasks = Vec::new();
+    for w in 0..16 {
+        let s = Arc::clone(&s);
+        tasks.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            for i in 0..12 {
+                let req = if w % 2 == 0 {
+                    s.req(Method::PUT, &format!("/api2/{WS}/ns/flip"))
+                        .body(format!("{w}-{i}"))
+                } else {
+                    s.req(Method::DELETE, &format!("/api2/{WS}/ns/flip"))
+                };
+                let resp = req.header("huly-return", "previous").send().await.unwrap();
+                match resp.status() {
+                    StatusCode::OK => seen.push(resp.text().await.unwrap()),
+                    StatusCode::NO_CONTENT | StatusCode::NOT_FOUND => {}
+                    other => panic!("{other}: {}", resp.text().await.unwrap()),
+                }
+            }
+            seen
+        }));
+    }
+    let mut handed_on = Vec::new();
+    for task in tasks {
+        handed_on.extend(task.await.unwrap());
+    }
+    handed_on.extend(get(&s, "ns", "flip").await);
+    handed_on.sort();
+    let mut written: Vec<String> = (0..16)
+        .filter(|w| w % 2 == 0)
+        .flat_map(|w| (0..12).map(move |i| format!("{w}-{i}")))
+        .collect();
+    written.sort();
+    assert_eq!(handed_on, written, "each value handed on exactly once");
 }

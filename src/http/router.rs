@@ -10,7 +10,6 @@ use hyper::{Method, Request, Response};
 use uuid::Uuid;
 
 use super::handlers::changes::PollRequest;
-use super::handlers::item::Replacing;
 use super::handlers::values::ValuesRequest;
 use super::handlers::watch::WatchRequest;
 use super::handlers::{changes, health, item, list, metrics, prefix, txn, values, watch};
@@ -22,6 +21,7 @@ use super::response::{error_response, ResBody};
 use super::state::AppState;
 use crate::auth::{now_secs, Claims};
 use crate::error::ApiError;
+use crate::store::txn::Replace;
 use crate::store::{DeleteCondition, ItemRef, NewValue, PutCondition, Store, DEFAULT_CONTENT_TYPE};
 use crate::wire;
 
@@ -353,7 +353,7 @@ async fn one_value<S: Store>(
                 Api::V2 => delete_condition(headers)?,
             };
             if returns_previous(api, headers)? {
-                return item::replace(&state.feed, at, Replacing::Delete(cond)).await;
+                return item::replace(&state.feed, at, Replace::Delete(cond)).await;
             }
             item::delete(&state.feed, at, cond).await
         }
@@ -370,7 +370,7 @@ async fn one_value<S: Store>(
             let value = read_body(req, state.payload_limit, state.body_timeout).await?;
             let value = NewValue::new(value, content_type).expiring(expiry);
             if previous {
-                return item::replace(&state.feed, at, Replacing::Put(value, cond)).await;
+                return item::replace(&state.feed, at, Replace::Put(value, cond)).await;
             }
             item::put(&state.feed, at, value, cond).await
         }

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::changes::{ChangePage, ChangeQuery};
 use super::migrations::MigrationState;
-use super::txn::{Txn, TxnOutcome};
+use super::txn::{Replace, Replaced, Txn, TxnOutcome};
 use super::{
     DeleteCondition, DeleteOutcome, Entry, Item, ItemRef, ListQuery, Listed, NewValue,
     PrefixDeleted, PutCondition, PutOutcome, Store, StoreError, Wake,
@@ -25,7 +25,7 @@ use crate::telemetry::traces;
 pub struct Instrumented<S>(pub S);
 
 /// The operations timed, in the order of their handles.
-const OPERATIONS: [&str; 12] = [
+const OPERATIONS: [&str; 13] = [
     "get",
     "put",
     "delete",
@@ -38,6 +38,7 @@ const OPERATIONS: [&str; 12] = [
     "delete_prefix",
     "list_values",
     "txn",
+    "replace",
 ];
 
 static DURATION: Handles<Histogram, { OPERATIONS.len() }> = Handles::new();
@@ -139,6 +140,10 @@ impl<S: Store> Store for Instrumented<S> {
 
     async fn transact(&self, txn: &Txn) -> Result<TxnOutcome, StoreError> {
         timed(self.system(), 11, self.0.transact(txn)).await
+    }
+
+    async fn replace(&self, item: ItemRef<'_>, write: Replace) -> Result<Replaced, StoreError> {
+        timed(self.system(), 12, self.0.replace(item, write)).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -25,7 +25,7 @@ use expiry::{Expires, Expiry};
 use migrations::MigrationState;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
-use txn::{Txn, TxnOutcome};
+use txn::{Replace, Replaced, Txn, TxnOutcome};
 
 /// The MD5 digest of a value: what an entity tag names.
 pub type Digest = [u8; 16];
@@ -325,6 +325,16 @@ pub trait Store: Send + Sync + 'static {
     /// transaction, or nothing written. Each write is a change of its
     /// namespace with its own revision.
     fn transact(&self, txn: &Txn) -> impl Future<Output = Result<TxnOutcome, StoreError>> + Send;
+
+    /// Runs `write` at `item` and answers what it did with the live value it
+    /// replaced, read atomically with the write (`Huly-Return: previous`).
+    fn replace(
+        &self,
+        item: ItemRef<'_>,
+        write: Replace,
+    ) -> impl Future<Output = Result<Replaced, StoreError>> + Send {
+        txn::replace_by_transaction(self, item, write)
+    }
 
     /// Answers when the database does and migrations are applied (for `/readyz`).
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;

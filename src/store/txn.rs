@@ -13,7 +13,10 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 use super::changes::Revision;
-use super::{Digest, Entry, NewValue};
+use super::{
+    DeleteCondition, DeleteOutcome, Digest, Entry, ItemRef, NewValue, PutCondition, PutOutcome,
+    Store, StoreError,
+};
 
 /// Most ops one transaction holds.
 pub const MAX_OPS: usize = 128;
@@ -257,6 +260,71 @@ impl Txn {
             })
             .collect()
     }
+}
+
+/// A write that answers with the value it replaces (`Huly-Return: previous`).
+#[derive(Debug, Clone)]
+pub enum Replace {
+    Put(NewValue, PutCondition),
+    Delete(DeleteCondition),
+}
+
+/// What a [`Replace`] did, and the live value it replaced (`None`: none).
+#[derive(Debug, Clone)]
+pub enum Replaced {
+    Put(PutOutcome, Option<Entry>),
+    Delete(DeleteOutcome, Option<Entry>),
+}
+
+/// [`Store::replace`] as a transaction of two ops, a `get` and the write:
+/// for engines where a transaction is as good as one statement (SQLite's
+/// one writer).
+pub async fn replace_by_transaction<S: Store + ?Sized>(
+    store: &S,
+    item: ItemRef<'_>,
+    write: Replace,
+) -> Result<Replaced, StoreError> {
+    let (kind, cond) = match &write {
+        Replace::Put(value, cond) => (
+            OpKind::Put(value.clone()),
+            match cond {
+                PutCondition::Always => Condition::Always,
+                PutCondition::IfAbsent => Condition::Absent,
+                PutCondition::IfExists => Condition::Exists,
+                PutCondition::IfMatch(tags) => Condition::Matches(tags.clone()),
+            },
+        ),
+        Replace::Delete(cond) => (
+            OpKind::Delete,
+            match cond {
+                DeleteCondition::Always => Condition::Always,
+                DeleteCondition::IfExists => Condition::Exists,
+                DeleteCondition::IfMatch(tags) => Condition::Matches(tags.clone()),
+            },
+        ),
+    };
+    let at = |kind, cond| Op {
+        namespace: item.namespace.to_owned(),
+        key: item.key.to_owned(),
+        kind,
+        cond,
+    };
+    let ops = vec![at(OpKind::Get, Condition::Always), at(kind, cond)];
+    let txn = Txn::new(item.workspace, ops).map_err(|e| StoreError::Internal(e.to_string()))?;
+    let results = match store.transact(&txn).await? {
+        TxnOutcome::Failed(_) => None,
+        TxnOutcome::Committed(results) => Some(results),
+    };
+    Ok(match (write, results.as_deref()) {
+        (Replace::Put(_, cond), Some([OpResult::Got(old), OpResult::Put(revision)])) => {
+            Replaced::Put(cond.outcome(Some(*revision)), old.clone())
+        }
+        (Replace::Put(..), _) => Replaced::Put(PutOutcome::PreconditionFailed, None),
+        (Replace::Delete(cond), Some([OpResult::Got(old), OpResult::Deleted(revision)])) => {
+            Replaced::Delete(cond.outcome(*revision), old.clone())
+        }
+        (Replace::Delete(cond), _) => Replaced::Delete(cond.outcome(None), None),
+    })
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use hyper::{Response, StatusCode};
 use crate::error::ApiError;
 use crate::feed::Feed;
 use crate::http::response::{empty, full, header_value, plain_500, ResBody};
-use crate::store::txn::{Condition, Op, OpKind, OpResult, Txn, TxnOutcome};
+use crate::store::txn::{Replace, Replaced};
 use crate::store::{
     DeleteCondition, DeleteOutcome, Entry, ItemRef, NewValue, PutCondition, PutOutcome, Store,
     DEFAULT_CONTENT_TYPE,
@@ -105,65 +105,28 @@ pub const RETURN: &str = "huly-return";
 /// The tag of the value a `Huly-Return: previous` write replaced.
 pub const PREVIOUS_ETAG: &str = "huly-previous-etag";
 
-/// What a write with `Huly-Return: previous` does: the write and a read of
-/// the key before it, as one transaction of the store (the key locked
-/// first, so no other write comes between the read and the write).
-pub enum Replacing {
-    Put(NewValue, PutCondition),
-    Delete(DeleteCondition),
-}
-
 /// Runs `write` at `item`, answering `200` with the value it replaced, or
 /// as the plain write would when it replaced nothing.
 pub async fn replace<S: Store>(
     feed: &Feed<S>,
     item: ItemRef<'_>,
-    write: Replacing,
+    write: Replace,
 ) -> Result<Response<ResBody>, ApiError> {
-    let (kind, cond, created, etag) = match write {
-        Replacing::Put(value, cond) => {
-            let etag = ETag(value.md5);
-            let created = cond == PutCondition::IfAbsent;
-            let cond = match cond {
-                PutCondition::Always => Condition::Always,
-                PutCondition::IfAbsent => Condition::Absent,
-                PutCondition::IfExists => Condition::Exists,
-                PutCondition::IfMatch(tags) => Condition::Matches(tags),
-            };
-            (OpKind::Put(value), cond, created, Some(etag))
+    let etag = match &write {
+        Replace::Put(value, _) => Some(ETag(value.md5)),
+        Replace::Delete(_) => None,
+    };
+    let (status, revision, previous) = match feed.store().replace(item, write).await? {
+        Replaced::Put(PutOutcome::Created(revision), old) => (StatusCode::CREATED, revision, old),
+        Replaced::Put(PutOutcome::Stored(revision), old) => (StatusCode::NO_CONTENT, revision, old),
+        Replaced::Delete(DeleteOutcome::Deleted(revision), old) => {
+            (StatusCode::NO_CONTENT, revision, old)
         }
-        Replacing::Delete(cond) => {
-            let cond = match cond {
-                DeleteCondition::Always => Condition::Always,
-                DeleteCondition::IfExists => Condition::Exists,
-                DeleteCondition::IfMatch(tags) => Condition::Matches(tags),
-            };
-            (OpKind::Delete, cond, false, None)
+        Replaced::Delete(DeleteOutcome::NotFound, _) => return Err(ApiError::NotFound),
+        Replaced::Put(PutOutcome::PreconditionFailed, _)
+        | Replaced::Delete(DeleteOutcome::PreconditionFailed, _) => {
+            return Err(ApiError::PreconditionFailed)
         }
-    };
-    let at = |kind, cond| Op {
-        namespace: item.namespace.to_owned(),
-        key: item.key.to_owned(),
-        kind,
-        cond,
-    };
-    let ops = vec![at(OpKind::Get, Condition::Always), at(kind, cond)];
-    let txn = Txn::new(item.workspace, ops).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let results = match feed.store().transact(&txn).await? {
-        TxnOutcome::Failed(_) => return Err(ApiError::PreconditionFailed),
-        TxnOutcome::Committed(results) => results,
-    };
-    let (previous, revision) = match results.as_slice() {
-        [OpResult::Got(previous), OpResult::Put(revision)] => (previous, Some(*revision)),
-        [OpResult::Got(previous), OpResult::Deleted(revision)] => (previous, *revision),
-        _ => {
-            return Err(ApiError::Internal(
-                "a replacing write answered out of shape".into(),
-            ))
-        }
-    };
-    let Some(revision) = revision else {
-        return Err(ApiError::NotFound); // a DELETE of nothing
     };
     feed.written(item.workspace, item.namespace);
     let mut builder = Response::builder().header(REVISION, revision);
@@ -173,11 +136,10 @@ pub async fn replace<S: Store>(
     let response = match previous {
         Some(old) => builder
             .status(StatusCode::OK)
-            .header(header::CONTENT_TYPE, content_type_of(old))
+            .header(header::CONTENT_TYPE, content_type_of(&old))
             .header(PREVIOUS_ETAG, header_value(&ETag(old.md5).header_value()))
-            .body(full(old.value.clone())),
-        None if created => builder.status(StatusCode::CREATED).body(empty()),
-        None => builder.status(StatusCode::NO_CONTENT).body(empty()),
+            .body(full(old.value)),
+        None => builder.status(status).body(empty()),
     };
     Ok(response.unwrap_or_else(|_| plain_500()))
 }

@@ -22,6 +22,7 @@ mod errors;
 mod migrate;
 mod notify;
 mod pool;
+mod replace;
 mod row;
 mod sql;
 mod tls;
@@ -40,7 +41,7 @@ use self::tls::DbTls;
 use self::url::{check_schema, PgUrl};
 use super::changes::{ChangePage, ChangeQuery, Revision};
 use super::migrations::{Migrated, MigrationState};
-use super::txn::{Txn, TxnOutcome};
+use super::txn::{Replace, Replaced, Txn, TxnOutcome};
 use super::{
     prefix_upper_bound, DeleteCondition, DeleteOutcome, Entry, Item, ItemRef, ListQuery, Listed,
     NewValue, PrefixDeleted, PutCondition, PutOutcome, Store, StoreError, Wake,
@@ -332,6 +333,11 @@ impl Store for PgStore {
                 Ok(Listed { key, entry })
             })
             .collect()
+    }
+
+    async fn replace(&self, item: ItemRef<'_>, write: Replace) -> Result<Replaced, StoreError> {
+        let sql = self.statements.get()?;
+        self.run_replace(&sql.replace, item, write).await
     }
 
     async fn transact(&self, txn: &Txn) -> Result<TxnOutcome, StoreError> {

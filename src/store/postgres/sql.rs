@@ -6,6 +6,7 @@
 //! database collation may be linguistic, and as they are on CockroachDB, which
 //! compares strings bytewise.
 
+use super::replace::ReplaceStatements;
 use super::txn::TxnStatements;
 use crate::store::migrations::Migration;
 
@@ -121,6 +122,8 @@ pub(super) struct Statements {
     pub(super) values: [String; 2],
     /// The statements of a transaction.
     pub(super) txn: TxnStatements,
+    /// Writes that answer the value they replace.
+    pub(super) replace: ReplaceStatements,
 }
 
 /// A row is there for readers and conditions until its expiry instant, by
@@ -129,7 +132,8 @@ pub(super) const LIVE: &str = "(expire_at IS NULL OR expire_at > now())";
 
 /// The expiry a write stores: `$7` seconds from now (`Huly-TTL`), the unix
 /// second `$8` (`Huly-Expire-At`), or none.
-const EXPIRES: &str = "CASE WHEN $7::INT8 IS NOT NULL THEN now() + $7::INT8 * INTERVAL '1 second' \
+pub(super) const EXPIRES: &str =
+    "CASE WHEN $7::INT8 IS NOT NULL THEN now() + $7::INT8 * INTERVAL '1 second' \
      WHEN $8::INT8 IS NOT NULL THEN to_timestamp($8::INT8) END";
 
 /// What a read reports of the expiry: the first whole unix second the value
@@ -207,6 +211,7 @@ impl Statements {
             ],
             values: [values(&kvs, key, false), values(&kvs, key, true)],
             txn: TxnStatements::new(flavor, schema),
+            replace: ReplaceStatements::new(flavor, schema),
         }
     }
 
@@ -317,11 +322,26 @@ fn upsert_many(kvs: &str, set_all: &str) -> String {
 /// writer of a namespace reads the first one's counter, so it is ordered
 /// after it, and a conflicting pair is retried by the database.
 fn logged(schema: &str, key: &str, write: &str, op: &str) -> String {
+    log_around(schema, key, "", write, op, "")
+}
+
+/// [`logged`], with the CTE `old` (named `o`, with columns value, md5,
+/// content_type, expires_at, ttl, live) before the write and its one row's
+/// columns after the change's in the answer. They are read only after the
+/// change is logged, so a write that reads `o` first decides when it is read.
+pub(super) fn logged_reading(schema: &str, key: &str, old: &str, write: &str, op: &str) -> String {
+    let columns = ["value", "md5", "content_type", "expires_at", "ttl", "live"]
+        .map(|c| format!(", (SELECT {c} FROM o)"))
+        .concat();
+    log_around(schema, key, &format!("{old}, "), write, op, &columns)
+}
+
+fn log_around(schema: &str, key: &str, before: &str, write: &str, op: &str, after: &str) -> String {
     let revisions = format!("{schema}.kvs_revision");
     let log = format!("{schema}.kvs_change");
     let ns = "PARTITION BY w.workspace, w.namespace";
     format!(
-        "WITH w AS ({write}), \
+        "WITH {before}w AS ({write}), \
          r AS (INSERT INTO {revisions} AS v (workspace, namespace, revision) \
          SELECT workspace, namespace, count(*) FROM w GROUP BY workspace, namespace \
          ORDER BY workspace, namespace ON CONFLICT (workspace, namespace) \
@@ -332,7 +352,7 @@ fn logged(schema: &str, key: &str, write: &str, op: &str) -> String {
          + row_number() OVER ({ns} ORDER BY w.{key}), '{op}', w.key, w.md5, w.expire_at \
          FROM w JOIN r ON r.workspace = w.workspace AND r.namespace = w.namespace \
          RETURNING workspace, namespace, key, revision) \
-         SELECT workspace, namespace, key, revision FROM c"
+         SELECT workspace, namespace, key, revision{after} FROM c"
     )
 }
 
