@@ -104,7 +104,7 @@ async fn health_routes(kind: Kind) {
 
 async fn unknown_routes_and_methods(kind: Kind) {
     let s = start(kind).await;
-    for path in ["/", "/nope", "/api2", &format!("/api2/{WS}"), "/api"] {
+    for path in ["/", "/nope", "/api2", "/api2/", "/api"] {
         expect_error(
             s.req(Method::GET, path).send().await.unwrap(),
             404,
@@ -117,6 +117,14 @@ async fn unknown_routes_and_methods(kind: Kind) {
     expect_error(resp, 405, "method_not_allowed").await;
     let resp = s.req(Method::PUT, "/api/ns/key").send().await.unwrap();
     assert_eq!(resp.headers()["allow"], "GET, HEAD, POST, DELETE");
+    expect_error(resp, 405, "method_not_allowed").await;
+    // The workspace itself takes transactions only (`POST …?txn`).
+    let resp = s
+        .req(Method::GET, &format!("/api2/{WS}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["allow"], "POST");
     expect_error(resp, 405, "method_not_allowed").await;
     let resp = s
         .req(Method::DELETE, &format!("/api2/{WS}/ns"))

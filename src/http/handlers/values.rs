@@ -85,6 +85,13 @@ pub async fn list_values<S: Store>(
         .store
         .revision(request.workspace, &request.namespace)
         .await?;
+    let builder = Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(REVISION, revision);
+    if head {
+        return Ok(builder.body(empty()).unwrap_or_else(|_| plain_500()));
+    }
     let page = Page {
         left: request.params.limit.unwrap_or(usize::MAX),
         bytes: 0,
@@ -98,13 +105,6 @@ pub async fn list_values<S: Store>(
         }
         None => (Vec::new(), (1, 1)),
     };
-    let builder = Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "application/json")
-        .header(REVISION, revision);
-    if head {
-        return Ok(builder.body(empty()).unwrap_or_else(|_| plain_500()));
-    }
     let (tx, rx) = mpsc::channel::<Result<Bytes, BodyError>>(FRAMES);
     let state = Arc::clone(state);
     tokio::spawn(async move {
