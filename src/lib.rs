@@ -52,6 +52,7 @@
 //!     - `store::postgres::errors`: SQLSTATEs, retries of serialization failures, error texts.
 //!     - `store::postgres::notify`: LISTEN/NOTIFY between instances, one connection, reconnecting.
 //!     - `store::postgres::txn`: transactions: keys locked in one order, placeholders, one write statement.
+//!     - `store::postgres::replace`: writes that answer the value they replace, each one statement.
 //!   - `store::sqlite`: the embedded store, one file in WAL mode.
 //!     - `store::sqlite::connection`: opening the writer and readers; SQLite's errors.
 //!     - `store::sqlite::sql`: statements and the functions that run them.

@@ -322,7 +322,15 @@ fn upsert_many(kvs: &str, set_all: &str) -> String {
 /// writer of a namespace reads the first one's counter, so it is ordered
 /// after it, and a conflicting pair is retried by the database.
 fn logged(schema: &str, key: &str, write: &str, op: &str) -> String {
-    log_around(schema, key, "", write, op, "")
+    log_around(
+        schema,
+        key,
+        Around {
+            write,
+            op: &format!("'{op}'"),
+            ..Around::default()
+        },
+    )
 }
 
 /// [`logged`], with the CTE `old` (named `o`, with columns value, md5,
@@ -333,10 +341,43 @@ pub(super) fn logged_reading(schema: &str, key: &str, old: &str, write: &str, op
     let columns = ["value", "md5", "content_type", "expires_at", "ttl", "live"]
         .map(|c| format!(", (SELECT {c} FROM o)"))
         .concat();
-    log_around(schema, key, &format!("{old}, "), write, op, &columns)
+    log_around(
+        schema,
+        key,
+        Around {
+            before: &format!("{old}, "),
+            write,
+            op: &format!("'{op}'"),
+            columns: &columns,
+            filter: "",
+        },
+    )
 }
 
-fn log_around(schema: &str, key: &str, before: &str, write: &str, op: &str, after: &str) -> String {
+/// What [`log_around`] puts around the counter bump and the change log.
+#[derive(Default)]
+pub(super) struct Around<'a> {
+    /// CTEs before `w`, each followed by `, `.
+    pub(super) before: &'a str,
+    /// The write `w`: a statement returning [`WRITTEN`] or [`REMOVED`] columns.
+    pub(super) write: &'a str,
+    /// The op of each change, as SQL over `w` (a literal, or `w.op`).
+    pub(super) op: &'a str,
+    /// More columns of the answer, each after `, `.
+    pub(super) columns: &'a str,
+    /// A `WHERE` on the answer, if any.
+    pub(super) filter: &'a str,
+}
+
+/// The one statement of [`logged`] and its variants.
+pub(super) fn log_around(schema: &str, key: &str, around: Around<'_>) -> String {
+    let Around {
+        before,
+        write,
+        op,
+        columns,
+        filter,
+    } = around;
     let revisions = format!("{schema}.kvs_revision");
     let log = format!("{schema}.kvs_change");
     let ns = "PARTITION BY w.workspace, w.namespace";
@@ -349,10 +390,10 @@ fn log_around(schema: &str, key: &str, before: &str, write: &str, op: &str, afte
          RETURNING workspace, namespace, revision), \
          c AS (INSERT INTO {log} (workspace, namespace, revision, op, key, md5, expire_at) \
          SELECT w.workspace, w.namespace, r.revision - count(*) OVER ({ns}) \
-         + row_number() OVER ({ns} ORDER BY w.{key}), '{op}', w.key, w.md5, w.expire_at \
+         + row_number() OVER ({ns} ORDER BY w.{key}), {op}, w.key, w.md5, w.expire_at \
          FROM w JOIN r ON r.workspace = w.workspace AND r.namespace = w.namespace \
          RETURNING workspace, namespace, key, revision) \
-         SELECT workspace, namespace, key, revision{after} FROM c"
+         SELECT workspace, namespace, key, revision{columns} FROM c{filter}"
     )
 }
 

@@ -31,7 +31,7 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::errors::backoff;
-use super::sql::{Flavor, CURRENT_TYPE, EXPIRY_COLUMNS, LIVE};
+use super::sql::{log_around, Around, Flavor, CURRENT_TYPE, EXPIRY_COLUMNS, LIVE};
 use super::PgStore;
 use crate::store::changes::Revision;
 use crate::store::expiry::Expires;
@@ -54,8 +54,8 @@ pub(super) struct TxnStatements {
     /// the value; answers the 1-based position of each live row.
     read: String,
     /// `$1` workspace; puts in `$2`..`$8`; deletes in `$9`/`$10`;
-    /// placeholders to remove in `$11`/`$12`; answers each change's address
-    /// and revision.
+    /// placeholders to remove in `$11`/`$12`; answers each change's
+    /// workspace, namespace, key and revision.
     write: String,
 }
 
@@ -89,7 +89,7 @@ impl TxnStatements {
         let set_all = "DO UPDATE SET md5 = excluded.md5, value = excluded.value, \
              content_type = excluded.content_type, content_type_md5 = excluded.content_type_md5, \
              expire_at = excluded.expire_at";
-        let writes = format!(
+        let before = format!(
             "p AS (INSERT INTO {kvs} {columns} SELECT $1::UUID, n, k, m, v, t, m, \
              CASE WHEN s IS NOT NULL THEN now() + s * INTERVAL '1 second' \
              WHEN a IS NOT NULL THEN to_timestamp(a) END \
@@ -99,29 +99,22 @@ impl TxnStatements {
              RETURNING workspace, namespace, key, md5, expire_at, 'put'::TEXT AS op), \
              d AS (DELETE FROM {kvs} AS d {} RETURNING d.workspace, d.namespace, d.key, \
              NULL::BYTEA AS md5, NULL::TIMESTAMPTZ AS expire_at, 'delete'::TEXT AS op), \
-             x AS (DELETE FROM {kvs} AS x {} AND x.expire_at = {PLACEHOLDER} RETURNING 1 AS one), \
-             w AS (SELECT * FROM p UNION ALL SELECT * FROM d)",
+             x AS (DELETE FROM {kvs} AS x {} AND x.expire_at = {PLACEHOLDER} RETURNING 1 AS one), ",
             at("d", 9),
             at("x", 11),
         );
-        let revisions = format!("{schema}.kvs_revision");
-        let log = format!("{schema}.kvs_change");
-        let ns = "PARTITION BY w.workspace, w.namespace";
-        // As in `sql::logged`, with each change's op from its row; `x` is
-        // referenced so that every engine runs it.
-        let write = format!(
-            "WITH {writes}, \
-             r AS (INSERT INTO {revisions} AS v (workspace, namespace, revision) \
-             SELECT workspace, namespace, count(*) FROM w GROUP BY workspace, namespace \
-             ORDER BY workspace, namespace ON CONFLICT (workspace, namespace) \
-             DO UPDATE SET revision = v.revision + excluded.revision \
-             RETURNING workspace, namespace, revision), \
-             c AS (INSERT INTO {log} (workspace, namespace, revision, op, key, md5, expire_at) \
-             SELECT w.workspace, w.namespace, r.revision - count(*) OVER ({ns}) \
-             + row_number() OVER ({ns} ORDER BY w.{key}), w.op, w.key, w.md5, w.expire_at \
-             FROM w JOIN r ON r.workspace = w.workspace AND r.namespace = w.namespace \
-             RETURNING namespace, key, revision) \
-             SELECT namespace, key, revision FROM c WHERE (SELECT count(*) FROM x) >= 0"
+        // Each change's op comes from its row; `x` is referenced so that
+        // every engine runs it.
+        let write = log_around(
+            schema,
+            key,
+            Around {
+                before: &before,
+                write: "SELECT * FROM p UNION ALL SELECT * FROM d",
+                op: "w.op",
+                columns: "",
+                filter: " WHERE (SELECT count(*) FROM x) >= 0",
+            },
         );
         TxnStatements { lock, read, write }
     }
@@ -339,8 +332,9 @@ fn stored_rows(rows: &[Row], at: &Addresses<'_>) -> Result<Stored, StoreError> {
 fn revisions(rows: &[Row]) -> Result<HashMap<(String, String), Revision>, StoreError> {
     rows.iter()
         .map(|row| {
-            let at = (row.try_get(0)?, row.try_get(1)?);
-            let revision: i64 = row.try_get(2)?;
+            // workspace, namespace, key, revision: as every logged write answers.
+            let at = (row.try_get(1)?, row.try_get(2)?);
+            let revision: i64 = row.try_get(3)?;
             Ok((at, Revision::try_from(revision).unwrap_or(0)))
         })
         .collect::<Result<_, tokio_postgres::Error>>()
