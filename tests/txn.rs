@@ -344,21 +344,10 @@ async fn malformed_transactions_are_400_naming_the_op(kind: Kind) {
     let small = start_with(kind, &["--payload-size-limit", "4"]).await;
     let big =
         json!({"ops": [{"op": "put", "namespace": "ns", "key": "k", "value": b64(b"12345")}]});
-    let (status, answer) = txn_on(&small, big).await;
+    let (status, answer) = txn(&small, big).await;
     assert_eq!(status, 400);
     assert_eq!(answer["code"], "value_too_large");
     assert!(answer["error"].as_str().unwrap().starts_with("op 0:"));
-}
-
-async fn txn_on(s: &TestServer, body: Value) -> (StatusCode, Value) {
-    let resp = s
-        .req(Method::POST, &format!("/api2/{WS}?txn"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    (status, resp.json().await.unwrap_or(Value::Null))
 }
 
 async fn the_transaction_route_checks_method_query_size_and_token(kind: Kind) {

@@ -265,32 +265,54 @@ pub async fn list(args: &ListArgs) -> Result<(), Failure> {
             None => merged = Some(page),
             Some(all) => all.keys.append(&mut page.keys),
         }
-        match next {
-            // The legacy API sends every key at once and no cursor.
-            Some(next) if matches!(service.api, Api::V2(_)) => {
-                if cursor.as_deref() == Some(next.as_str()) {
-                    return Err(Failure::error(format!(
-                        "{what}: the service sent the same cursor twice"
-                    )));
-                }
-                cursor = Some(next);
-            }
-            _ => break,
+        // The legacy API sends every key at once and no cursor.
+        let next = next.filter(|_| matches!(service.api, Api::V2(_)));
+        if !advance(&what, &mut cursor, next)? {
+            break;
         }
     }
-    if args.json {
-        if let Some(mut all) = merged {
-            all.count = all.keys.len();
-            let mut json = serde_json::to_vec(&all)
-                .map_err(|e| Failure::error(format!("{what}: cannot write JSON: {e}")))?;
-            json.push(b'\n');
-            if let Err(e) = out.write_all(&json).await {
-                return stdout_failure(&what, e);
-            }
+    let merged = merged.filter(|_| args.json).map(|mut all| {
+        all.count = all.keys.len();
+        all
+    });
+    finish(&what, &mut out, merged).await
+}
+
+/// Moves `cursor` on to `next`; `false` when the listing is done. A service
+/// that sends the same cursor twice would keep a client paging forever.
+pub(super) fn advance(
+    what: &str,
+    cursor: &mut Option<String>,
+    next: Option<String>,
+) -> Result<bool, Failure> {
+    let Some(next) = next else {
+        return Ok(false);
+    };
+    if cursor.as_deref() == Some(next.as_str()) {
+        return Err(Failure::error(format!(
+            "{what}: the service sent the same cursor twice"
+        )));
+    }
+    *cursor = Some(next);
+    Ok(true)
+}
+
+/// Writes `merged` (a `--json` listing) as one line, then flushes stdout.
+pub(super) async fn finish<W: AsyncWrite + Unpin, T: serde::Serialize>(
+    what: &str,
+    out: &mut W,
+    merged: Option<T>,
+) -> Result<(), Failure> {
+    if let Some(all) = merged {
+        let mut json = serde_json::to_vec(&all)
+            .map_err(|e| Failure::error(format!("{what}: cannot write JSON: {e}")))?;
+        json.push(b'\n');
+        if let Err(e) = out.write_all(&json).await {
+            return stdout_failure(what, e);
         }
     }
     match out.flush().await {
-        Err(e) => stdout_failure(&what, e),
+        Err(e) => stdout_failure(what, e),
         Ok(()) => Ok(()),
     }
 }

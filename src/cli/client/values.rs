@@ -10,7 +10,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::args::ListArgs;
 use super::service::{refused, shown, Api, Service};
-use super::stdout_failure;
+use super::{advance, finish, stdout_failure};
 use crate::exit::Failure;
 use crate::wire::ValueItem;
 
@@ -73,33 +73,15 @@ pub(super) async fn list_values(args: &ListArgs) -> Result<(), Failure> {
             Some(all) if args.json => all.items.append(&mut page.items),
             _ => merged = Some(page),
         }
-        match next {
-            Some(next) => {
-                if cursor.as_deref() == Some(next.as_str()) {
-                    return Err(Failure::error(format!(
-                        "{what}: the service sent the same cursor twice"
-                    )));
-                }
-                cursor = Some(next);
-            }
-            _ => break,
+        if !advance(&what, &mut cursor, next)? {
+            break;
         }
     }
-    if args.json {
-        if let Some(mut all) = merged {
-            all.count = all.items.len();
-            let mut json = serde_json::to_vec(&all)
-                .map_err(|e| Failure::error(format!("{what}: cannot write JSON: {e}")))?;
-            json.push(b'\n');
-            if let Err(e) = out.write_all(&json).await {
-                return stdout_failure(&what, e);
-            }
-        }
-    }
-    match out.flush().await {
-        Err(e) => stdout_failure(&what, e),
-        Ok(()) => Ok(()),
-    }
+    let merged = merged.filter(|_| args.json).map(|mut all| {
+        all.count = all.items.len();
+        all
+    });
+    finish(&what, &mut out, merged).await
 }
 
 /// Writes one item a line.

@@ -153,6 +153,43 @@ impl PgStore {
     }
 }
 
+/// A put's values as statement parameters `$4`..`$8`, the forms
+/// tokio-postgres takes them in.
+struct PutParams<'a> {
+    md5: &'a [u8],
+    bytes: &'a [u8],
+    content_type: &'a str,
+    ttl: Option<i64>,
+    at: Option<i64>,
+}
+
+impl<'a> PutParams<'a> {
+    fn new(value: &'a NewValue) -> Self {
+        let (ttl, at) = value.expiry.params();
+        PutParams {
+            md5: &value.md5,
+            bytes: &value.value,
+            content_type: &value.content_type,
+            ttl,
+            at,
+        }
+    }
+
+    /// `$1`..`$8` of a write of `item`: its key, then the value's.
+    fn row<'b>(&'b self, item: &'b ItemRef<'_>) -> [&'b (dyn ToSql + Sync); 8] {
+        [
+            &item.workspace,
+            &item.namespace,
+            &item.key,
+            &self.md5,
+            &self.bytes,
+            &self.content_type,
+            &self.ttl,
+            &self.at,
+        ]
+    }
+}
+
 impl Store for PgStore {
     /// `postgres` or `cockroachdb`; `postgres` until the engine is detected.
     fn backend(&self) -> &'static str {
@@ -190,19 +227,8 @@ impl Store for PgStore {
         if cond.never_holds() {
             return Ok(PutOutcome::PreconditionFailed);
         }
-        let bytes: &[u8] = &value.value;
-        let md5: &[u8] = &value.md5;
-        let (ttl, at) = value.expiry.params();
-        let row: [&(dyn ToSql + Sync); 8] = [
-            &item.workspace,
-            &item.namespace,
-            &item.key,
-            &md5,
-            &bytes,
-            &value.content_type,
-            &ttl,
-            &at,
-        ];
+        let put = PutParams::new(&value);
+        let row = put.row(&item);
         let changed = match &cond {
             PutCondition::Always => {
                 let alone = self.write(&sql.upsert, &row);

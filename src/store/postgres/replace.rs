@@ -20,7 +20,7 @@ use tokio_postgres::Row;
 use super::errors::db_error;
 use super::row::{entry_from_row_at, revision_at};
 use super::sql::{logged_reading, Flavor, CURRENT_TYPE, EXPIRES, EXPIRY_COLUMNS, LIVE};
-use super::PgStore;
+use super::{PgStore, PutParams};
 use crate::store::txn::{Replace, Replaced};
 use crate::store::{DeleteCondition, Entry, ItemRef, NewValue, PutCondition, Store, StoreError};
 
@@ -137,19 +137,8 @@ impl PgStore {
         value: &NewValue,
         tags: &Option<Option<Vec<&[u8]>>>,
     ) -> Result<Vec<Row>, StoreError> {
-        let bytes: &[u8] = &value.value;
-        let md5: &[u8] = &value.md5;
-        let (ttl, at) = value.expiry.params();
-        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
-            &item.workspace,
-            &item.namespace,
-            &item.key,
-            &md5,
-            &bytes,
-            &value.content_type,
-            &ttl,
-            &at,
-        ];
+        let put = PutParams::new(value);
+        let mut params = put.row(&item).to_vec();
         // The update's `$9`: the digests to match, or NULL for any.
         if let Some(tags) = tags {
             params.push(tags);
