@@ -34,6 +34,7 @@ Register-ArgumentCompleter -Native -CommandName 'hulykvs' -ScriptBlock {
             [CompletionResult]::new('txn', 'txn', [CompletionResultType]::ParameterValue, 'Run a transaction: ops from a JSON file or stdin, all applied or none')
             [CompletionResult]::new('watch', 'watch', [CompletionResultType]::ParameterValue, 'Follow the changes of a namespace, one a line, reconnecting by itself')
             [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Print a signed HS256 token for the service')
+            [CompletionResult]::new('acl', 'acl', [CompletionResultType]::ParameterValue, 'Test a namespace ACL policy: what it allows a token, and by which rule')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('bench', 'bench', [CompletionResultType]::ParameterValue, 'Load-test a running service: throughput, latency percentiles, answers by status')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -59,6 +60,7 @@ Register-ArgumentCompleter -Native -CommandName 'hulykvs' -ScriptBlock {
             [CompletionResult]::new('--tls-cert', '--tls-cert', [CompletionResultType]::ParameterName, 'Serve HTTPS with this PEM certificate chain (needs --tls-key); reloaded when it changes or on SIGHUP')
             [CompletionResult]::new('--tls-key', '--tls-key', [CompletionResultType]::ParameterName, 'PEM private key of the TLS certificate')
             [CompletionResult]::new('--tls-client-ca', '--tls-client-ca', [CompletionResultType]::ParameterName, 'Require client certificates signed by this PEM CA (mutual TLS)')
+            [CompletionResult]::new('--acl-file', '--acl-file', [CompletionResultType]::ParameterName, 'TOML policy of which tokens may read or write which namespaces ([[allow]] rules); unset: every token may use every namespace of its workspaces. Reloaded when it changes or on SIGHUP')
             [CompletionResult]::new('--cors-origins', '--cors-origins', [CompletionResultType]::ParameterName, 'Browser origins answered with CORS headers: unset for any (with credentials, as the previous service), a comma list of origins such as https://huly.example, or off')
             [CompletionResult]::new('--max-ttl', '--max-ttl', [CompletionResultType]::ParameterName, 'Longest expiry a write may ask for with Huly-TTL or Huly-Expire-At, such as 30d [default: no limit]')
             [CompletionResult]::new('--expiry-sweep', '--expiry-sweep', [CompletionResultType]::ParameterName, 'How often expired values are swept from the database')
@@ -222,6 +224,37 @@ Register-ArgumentCompleter -Native -CommandName 'hulykvs' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'hulykvs;acl' {
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Print whether a policy lets a token read or write a namespace, and the rule that decides')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'hulykvs;acl;check' {
+            [CompletionResult]::new('--file', '--file', [CompletionResultType]::ParameterName, 'The policy file to ask')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'A token to take the service (extra.service) and account from; its signature is not checked, as this asks the policy only')
+            [CompletionResult]::new('--service', '--service', [CompletionResultType]::ParameterName, 'The service (a token''s extra.service) to ask for')
+            [CompletionResult]::new('--account', '--account', [CompletionResultType]::ParameterName, 'The account UUID to ask for [default: the system account, as Huly''s services use]')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'hulykvs;acl;help' {
+            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Print whether a policy lets a token read or write a namespace, and the rule that decides')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'hulykvs;acl;help;check' {
+            break
+        }
+        'hulykvs;acl;help;help' {
+            break
+        }
         'hulykvs;completions' {
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -268,6 +301,7 @@ Register-ArgumentCompleter -Native -CommandName 'hulykvs' -ScriptBlock {
             [CompletionResult]::new('txn', 'txn', [CompletionResultType]::ParameterValue, 'Run a transaction: ops from a JSON file or stdin, all applied or none')
             [CompletionResult]::new('watch', 'watch', [CompletionResultType]::ParameterValue, 'Follow the changes of a namespace, one a line, reconnecting by itself')
             [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Print a signed HS256 token for the service')
+            [CompletionResult]::new('acl', 'acl', [CompletionResultType]::ParameterValue, 'Test a namespace ACL policy: what it allows a token, and by which rule')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('bench', 'bench', [CompletionResultType]::ParameterValue, 'Load-test a running service: throughput, latency percentiles, answers by status')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -298,6 +332,13 @@ Register-ArgumentCompleter -Native -CommandName 'hulykvs' -ScriptBlock {
             break
         }
         'hulykvs;help;token' {
+            break
+        }
+        'hulykvs;help;acl' {
+            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Print whether a policy lets a token read or write a namespace, and the rule that decides')
+            break
+        }
+        'hulykvs;help;acl;check' {
             break
         }
         'hulykvs;help;completions' {

@@ -31,6 +31,7 @@ set edit:completion:arg-completer[hulykvs] = {|@words|
             cand txn 'Run a transaction: ops from a JSON file or stdin, all applied or none'
             cand watch 'Follow the changes of a namespace, one a line, reconnecting by itself'
             cand token 'Print a signed HS256 token for the service'
+            cand acl 'Test a namespace ACL policy: what it allows a token, and by which rule'
             cand completions 'Print a shell completion script'
             cand bench 'Load-test a running service: throughput, latency percentiles, answers by status'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -55,6 +56,7 @@ set edit:completion:arg-completer[hulykvs] = {|@words|
             cand --tls-cert 'Serve HTTPS with this PEM certificate chain (needs --tls-key); reloaded when it changes or on SIGHUP'
             cand --tls-key 'PEM private key of the TLS certificate'
             cand --tls-client-ca 'Require client certificates signed by this PEM CA (mutual TLS)'
+            cand --acl-file 'TOML policy of which tokens may read or write which namespaces ([[allow]] rules); unset: every token may use every namespace of its workspaces. Reloaded when it changes or on SIGHUP'
             cand --cors-origins 'Browser origins answered with CORS headers: unset for any (with credentials, as the previous service), a comma list of origins such as https://huly.example, or off'
             cand --max-ttl 'Longest expiry a write may ask for with Huly-TTL or Huly-Expire-At, such as 30d [default: no limit]'
             cand --expiry-sweep 'How often expired values are swept from the database'
@@ -209,6 +211,32 @@ set edit:completion:arg-completer[hulykvs] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'hulykvs;acl'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand check 'Print whether a policy lets a token read or write a namespace, and the rule that decides'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'hulykvs;acl;check'= {
+            cand --file 'The policy file to ask'
+            cand --token 'A token to take the service (extra.service) and account from; its signature is not checked, as this asks the policy only'
+            cand --service 'The service (a token''s extra.service) to ask for'
+            cand --account 'The account UUID to ask for [default: the system account, as Huly''s services use]'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'hulykvs;acl;help'= {
+            cand check 'Print whether a policy lets a token read or write a namespace, and the rule that decides'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'hulykvs;acl;help;check'= {
+        }
+        &'hulykvs;acl;help;help'= {
+        }
         &'hulykvs;completions'= {
             cand -h 'Print help'
             cand --help 'Print help'
@@ -253,6 +281,7 @@ set edit:completion:arg-completer[hulykvs] = {|@words|
             cand txn 'Run a transaction: ops from a JSON file or stdin, all applied or none'
             cand watch 'Follow the changes of a namespace, one a line, reconnecting by itself'
             cand token 'Print a signed HS256 token for the service'
+            cand acl 'Test a namespace ACL policy: what it allows a token, and by which rule'
             cand completions 'Print a shell completion script'
             cand bench 'Load-test a running service: throughput, latency percentiles, answers by status'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -274,6 +303,11 @@ set edit:completion:arg-completer[hulykvs] = {|@words|
         &'hulykvs;help;watch'= {
         }
         &'hulykvs;help;token'= {
+        }
+        &'hulykvs;help;acl'= {
+            cand check 'Print whether a policy lets a token read or write a namespace, and the rule that decides'
+        }
+        &'hulykvs;help;acl;check'= {
         }
         &'hulykvs;help;completions'= {
         }

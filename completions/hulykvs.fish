@@ -35,6 +35,7 @@ complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "list" -d 'List the 
 complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "txn" -d 'Run a transaction: ops from a JSON file or stdin, all applied or none'
 complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "watch" -d 'Follow the changes of a namespace, one a line, reconnecting by itself'
 complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "token" -d 'Print a signed HS256 token for the service'
+complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "acl" -d 'Test a namespace ACL policy: what it allows a token, and by which rule'
 complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "bench" -d 'Load-test a running service: throughput, latency percentiles, answers by status'
 complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -57,6 +58,7 @@ complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l max-connection
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l tls-cert -d 'Serve HTTPS with this PEM certificate chain (needs --tls-key); reloaded when it changes or on SIGHUP' -r -F
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l tls-key -d 'PEM private key of the TLS certificate' -r -F
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l tls-client-ca -d 'Require client certificates signed by this PEM CA (mutual TLS)' -r -F
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l acl-file -d 'TOML policy of which tokens may read or write which namespaces ([[allow]] rules); unset: every token may use every namespace of its workspaces. Reloaded when it changes or on SIGHUP' -r -F
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l cors-origins -d 'Browser origins answered with CORS headers: unset for any (with credentials, as the previous service), a comma list of origins such as https://huly.example, or off' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l max-ttl -d 'Longest expiry a write may ask for with Huly-TTL or Huly-Expire-At, such as 30d [default: no limit]' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l expiry-sweep -d 'How often expired values are swept from the database' -r
@@ -169,6 +171,18 @@ complete -c hulykvs -n "__fish_hulykvs_using_subcommand token" -l secret -d 'HS2
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand token" -l system -d 'Sign for the system account, which may use every workspace (the default without --account)'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand token" -s h -l help -d 'Print help'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand token" -s V -l version -d 'Print version'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand acl; and not __fish_seen_subcommand_from check help" -s h -l help -d 'Print help'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand acl; and not __fish_seen_subcommand_from check help" -s V -l version -d 'Print version'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand acl; and not __fish_seen_subcommand_from check help" -f -a "check" -d 'Print whether a policy lets a token read or write a namespace, and the rule that decides'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand acl; and not __fish_seen_subcommand_from check help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand acl; and __fish_seen_subcommand_from check" -l file -d 'The policy file to ask' -r -F
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand acl; and __fish_seen_subcommand_from check" -l token -d 'A token to take the service (extra.service) and account from; its signature is not checked, as this asks the policy only' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand acl; and __fish_seen_subcommand_from check" -l service -d 'The service (a token\'s extra.service) to ask for' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand acl; and __fish_seen_subcommand_from check" -l account -d 'The account UUID to ask for [default: the system account, as Huly\'s services use]' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand acl; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand acl; and __fish_seen_subcommand_from check" -s V -l version -d 'Print version'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand acl; and __fish_seen_subcommand_from help" -f -a "check" -d 'Print whether a policy lets a token read or write a namespace, and the rule that decides'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand acl; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand completions" -s V -l version -d 'Print version'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -l url -d 'Base URL of the service (plain http://)' -r
@@ -198,15 +212,17 @@ complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -l no-seed -d 'Do
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -l http2 -d 'Watch workload: open the streams over HTTP/2 (prior knowledge, up to 200 streams a connection) instead of one HTTP/1.1 connection each'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -s V -l version -d 'Print version'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list txn watch token completions bench help" -f -a "serve" -d 'Run the HTTP service (it answers probes at once and applies pending migrations beside)'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list txn watch token completions bench help" -f -a "migrate" -d 'Apply pending database migrations and exit'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list txn watch token completions bench help" -f -a "put" -d 'Store a value'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list txn watch token completions bench help" -f -a "get" -d 'Print a value\'s raw bytes'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list txn watch token completions bench help" -f -a "delete" -d 'Delete a value'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list txn watch token completions bench help" -f -a "list" -d 'List the keys of a namespace, one a line (with --values, their values too)'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list txn watch token completions bench help" -f -a "txn" -d 'Run a transaction: ops from a JSON file or stdin, all applied or none'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list txn watch token completions bench help" -f -a "watch" -d 'Follow the changes of a namespace, one a line, reconnecting by itself'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list txn watch token completions bench help" -f -a "token" -d 'Print a signed HS256 token for the service'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list txn watch token completions bench help" -f -a "completions" -d 'Print a shell completion script'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list txn watch token completions bench help" -f -a "bench" -d 'Load-test a running service: throughput, latency percentiles, answers by status'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list txn watch token completions bench help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list txn watch token acl completions bench help" -f -a "serve" -d 'Run the HTTP service (it answers probes at once and applies pending migrations beside)'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list txn watch token acl completions bench help" -f -a "migrate" -d 'Apply pending database migrations and exit'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list txn watch token acl completions bench help" -f -a "put" -d 'Store a value'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list txn watch token acl completions bench help" -f -a "get" -d 'Print a value\'s raw bytes'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list txn watch token acl completions bench help" -f -a "delete" -d 'Delete a value'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list txn watch token acl completions bench help" -f -a "list" -d 'List the keys of a namespace, one a line (with --values, their values too)'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list txn watch token acl completions bench help" -f -a "txn" -d 'Run a transaction: ops from a JSON file or stdin, all applied or none'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list txn watch token acl completions bench help" -f -a "watch" -d 'Follow the changes of a namespace, one a line, reconnecting by itself'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list txn watch token acl completions bench help" -f -a "token" -d 'Print a signed HS256 token for the service'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list txn watch token acl completions bench help" -f -a "acl" -d 'Test a namespace ACL policy: what it allows a token, and by which rule'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list txn watch token acl completions bench help" -f -a "completions" -d 'Print a shell completion script'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list txn watch token acl completions bench help" -f -a "bench" -d 'Load-test a running service: throughput, latency percentiles, answers by status'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list txn watch token acl completions bench help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and __fish_seen_subcommand_from acl" -f -a "check" -d 'Print whether a policy lets a token read or write a namespace, and the rule that decides'

@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+use crate::acl::Acl;
 use crate::config::{DbOptions, DbTarget, ServeConfig, DEFAULT_SECRET};
 use crate::http::tls::TlsSource;
 use crate::http::{self, AppState, ServerOptions, Stopped};
@@ -17,6 +18,8 @@ use crate::store::{expiry, PgStore, SqliteStore, Store, StoreError};
 
 /// How often the TLS files are checked for changes.
 const TLS_POLL: Duration = Duration::from_secs(2);
+/// How often the ACL policy file is checked for changes.
+const ACL_POLL: Duration = Duration::from_secs(2);
 
 /// Runs the service with `config` until a shutdown signal; `Err` for anything
 /// that stops it from starting.
@@ -38,8 +41,11 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     }
 }
 
-/// The store-independent part of `serve`.
-async fn serve_store<S: Store>(store: S, config: ServeConfig) -> anyhow::Result<()> {
+/// The TLS certificate and the ACL policy, loaded (an error stops `serve`)
+/// and watched for changes and SIGHUP.
+fn reloaded_files(
+    config: &ServeConfig,
+) -> anyhow::Result<(Option<Arc<TlsSource>>, Option<Arc<Acl>>)> {
     let tls = match &config.tls {
         None => None,
         Some(files) => {
@@ -48,11 +54,25 @@ async fn serve_store<S: Store>(store: S, config: ServeConfig) -> anyhow::Result<
             Some(source)
         }
     };
+    let acl = match &config.acl_file {
+        None => None,
+        Some(file) => {
+            let acl = Acl::load(file.clone()).context("cannot use HULY_ACL_FILE")?;
+            Arc::clone(&acl).watch(ACL_POLL);
+            Some(acl)
+        }
+    };
+    Ok((tls, acl))
+}
+
+/// The store-independent part of `serve`.
+async fn serve_store<S: Store>(store: S, config: ServeConfig) -> anyhow::Result<()> {
+    let (tls, acl) = reloaded_files(&config)?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let listener = TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("cannot listen on {}", config.bind))?;
-    let state = Arc::new(AppState::new(store, &config));
+    let state = Arc::new(AppState::new(store, &config).with_acl(acl));
     let addr = listener
         .local_addr()
         .context("cannot read the bound address")?;

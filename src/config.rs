@@ -238,6 +238,8 @@ pub struct ServeConfig {
     pub tls: Option<TlsFiles>,
     /// Browser origins that get CORS headers.
     pub cors: CorsOrigins,
+    /// The ACL policy file; `None`: every token may use every namespace of its workspaces.
+    pub acl_file: Option<std::path::PathBuf>,
     /// Longest expiry a write may ask for, in seconds; `None`: no limit.
     pub max_ttl: Option<u64>,
     /// How often this instance sweeps expired values.

@@ -14,6 +14,14 @@ pub enum ApiError {
     Unauthorized(#[from] AuthError),
     #[error("token does not grant workspace {0}")]
     Forbidden(String),
+    /// The ACL grants the token no `access` to the namespace (in op `op`
+    /// of a transaction).
+    #[error("{}the token may not {access} namespace {namespace:?}", .op.map(|i| format!("op {i}: ")).unwrap_or_default())]
+    NamespaceForbidden {
+        namespace: String,
+        access: &'static str,
+        op: Option<usize>,
+    },
     #[error("not found")]
     NotFound,
     #[error("no such route")]
@@ -58,7 +66,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::NamespaceForbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound | ApiError::NoRoute => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BadRequest { .. }
@@ -80,6 +88,7 @@ impl ApiError {
         match self {
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
+            ApiError::NamespaceForbidden { .. } => "namespace_forbidden",
             ApiError::NotFound => "not_found",
             ApiError::NoRoute => "no_route",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",

@@ -11,6 +11,10 @@
 //! - `auth`: token claims, HS256 verification and minting.
 //! - `wire`: what crosses HTTP for server and client alike: entity tags, percent-encoding, cursors, JSON bodies.
 //! - `error`: the API's one error type and its status and code.
+//! - `reload`: files a running `serve` reloads when they change or on SIGHUP.
+//! - `acl`: access control by namespace: the policy file, compiled, reloaded.
+//!   - `acl::policy`: `[[allow]]` rules from TOML, indexed by service and account, and the decision.
+//!   - `acl::glob`: namespace globs, compiled to their fastest shape.
 //! - `exit`: the exit codes of the command line and the failure a subcommand returns.
 //! - `app`: `serve` and `migrate` end to end: open the store, listen, migrate beside, run until a signal.
 //! - `http`: the HTTP side of `serve`; nothing in it knows SQL.
@@ -31,6 +35,7 @@
 //!     - `http::handlers::txn`: transactions across keys (`POST /api2/{ws}?txn`).
 //!     - `http::handlers::health`: `/status`, `/livez`, `/readyz`.
 //!     - `http::handlers::metrics`: `/metrics`, the Prometheus exposition.
+//!   - `http::access`: the namespace ACL as requests meet it: the access needed, `403 namespace_forbidden`.
 //!   - `http::request`: path parts, preconditions, content type, listing query and body, parsed and checked.
 //!   - `http::response`: response bodies and the one place an error becomes a response.
 //!   - `http::state`: what every request shares: the store, the token verifier, limits.
@@ -73,6 +78,7 @@
 //!   - `cli::flags`: secrets, UUID and duration flags, the token a client run sends.
 //!   - `cli::serve`: flags of `serve` and `migrate`, validated into `config`.
 //!   - `cli::token`: the `token` subcommand.
+//!   - `cli::acl`: `acl check`: what a policy file allows a token, and by which rule.
 //!   - `cli::client`: `put`, `get`, `delete`, `list`, `watch` and `txn` over reqwest.
 //!     - `cli::client::watch`: `watch`, the change feed a line per change, reconnecting.
 //!     - `cli::client::values`: `list --values`, a JSON line per value.
@@ -87,6 +93,7 @@
 //!     - `cli::bench::report`: tallies, the JSON report, the table.
 //!     - `cli::bench::watch`: the watch workload: streams, writers at a rate, delivery latency.
 
+pub mod acl;
 pub mod app;
 pub mod auth;
 pub mod cli;
@@ -95,6 +102,7 @@ pub mod error;
 pub mod exit;
 pub mod feed;
 pub mod http;
+pub mod reload;
 pub mod store;
 pub mod telemetry;
 pub mod wire;

@@ -24,6 +24,7 @@ fn main() -> ExitCode {
         Command::Txn(args) => on_runtime(cli::client::txn(&args)),
         Command::Token(args) => cli::token::run(&args).and_then(|token| print_line(&token)),
         Command::Bench(args) => cli::bench::run(&args),
+        Command::Acl(args) => cli::acl::run(&args),
         Command::Completions(args) => {
             cli::write_completions(args.shell, &mut std::io::stdout().lock())
                 .or_else(ignore_broken_pipe)
@@ -33,7 +34,10 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("hulykvs: {}", failure.message);
+            // An empty message: the subcommand said it on stdout already.
+            if !failure.message.is_empty() {
+                eprintln!("hulykvs: {}", failure.message);
+            }
             failure.exit.into()
         }
     }

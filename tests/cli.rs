@@ -1001,3 +1001,60 @@ fn previous_prints_the_value_a_write_replaced() {
     let legacy = server.run(&["put", "ns", "k", "v", "--previous"]);
     assert_exit(&legacy, 2, "--previous needs -w WORKSPACE");
 }
+
+#[test]
+fn acl_check_says_allowed_or_denied_and_which_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("acl.toml");
+    std::fs::write(
+        &file,
+        "# Huly\n[[allow]]\nservice = \"calendar\"\nnamespaces = [\"calendar\", \"calendar:*\"]\n\
+         access = \"read-write\"\n\n[[allow]]\nservice = \"reporting\"\nnamespaces = [\"*\"]\n\
+         access = \"read\"\n",
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let check = |args: &[&str]| {
+        let mut all = vec!["acl", "check", "--file", path];
+        all.extend_from_slice(args);
+        hulykvs(&[], &all, None)
+    };
+    let allowed = check(&["--service", "calendar", "calendar:events", "write"]);
+    assert_exit(&allowed, 0, "");
+    let line = stdout(&allowed);
+    assert!(
+        line.starts_with("allowed: write on namespace \"calendar:events\""),
+        "{line}"
+    );
+    assert!(line.contains("rule 1 (line 2)"), "{line}");
+    let denied = check(&["--service", "reporting", "calendar", "write"]);
+    assert_eq!(denied.status.code(), Some(1));
+    assert!(denied.stderr.is_empty(), "said on stdout only");
+    assert!(stdout(&denied).starts_with("denied: write on namespace \"calendar\""));
+    let read = check(&["--service", "reporting", "anything"]);
+    assert_exit(&read, 0, "");
+    assert!(stdout(&read).contains("rule 2 (line 7)"));
+    // The service from a token (not verified: the policy is what is asked).
+    let token = hulykvs(&[], &["token", "--service", "calendar"], None);
+    let token = stdout(&token).trim().to_owned();
+    assert_exit(&check(&["--token", &token, "calendar", "write"]), 0, "");
+    assert_exit(&check(&["--token", &token, "gmail"]), 1, "");
+    let person = check(&[
+        "--account",
+        "0e0e0e0e-1111-4222-8333-444455556666",
+        "calendar",
+    ]);
+    assert_eq!(person.status.code(), Some(1));
+    assert_exit(
+        &check(&["--account", "nope", "calendar"]),
+        2,
+        "--account \"nope\"",
+    );
+    assert_exit(&check(&["--token", "x.y", "calendar"]), 2, "--token");
+    std::fs::write(
+        &file,
+        "[[allow]]\nservice = \"x\"\nnamespaces = [\"a\"]\naccess = \"rw\"\n",
+    )
+    .unwrap();
+    assert_exit(&check(&["--service", "x", "a"]), 1, "line 1: access \"rw\"");
+}

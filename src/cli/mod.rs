@@ -5,12 +5,14 @@
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
+pub mod acl;
 pub mod bench;
 pub mod client;
 pub mod flags;
 pub mod serve;
 pub mod token;
 
+use self::acl::AclArgs;
 use self::bench::BenchArgs;
 use self::client::{DeleteArgs, GetArgs, ListArgs, PutArgs, TxnArgs, WatchArgs};
 use self::serve::{MigrateArgs, ServeArgs};
@@ -45,6 +47,8 @@ pub enum Command {
     Watch(WatchArgs),
     /// Print a signed HS256 token for the service.
     Token(TokenArgs),
+    /// Test a namespace ACL policy: what it allows a token, and by which rule.
+    Acl(AclArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
     /// Load-test a running service: throughput, latency percentiles, answers by status.

@@ -134,6 +134,12 @@ pub struct ServeArgs {
     #[arg(long, env = "HULY_TLS_CLIENT_CA")]
     pub tls_client_ca: Option<std::path::PathBuf>,
 
+    /// TOML policy of which tokens may read or write which namespaces ([[allow]] rules); unset:
+    /// every token may use every namespace of its workspaces. Reloaded when it changes or on
+    /// SIGHUP.
+    #[arg(long, env = "HULY_ACL_FILE", value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+    pub acl_file: Option<std::path::PathBuf>,
+
     /// Browser origins answered with CORS headers: unset for any (with credentials, as the
     /// previous service), a comma list of origins such as https://huly.example, or off.
     #[arg(long, env = "HULY_CORS_ORIGINS", value_name = "ORIGINS")]
@@ -444,6 +450,7 @@ impl ServeConfig {
             shutdown_timeout: positive_duration("HULY_SHUTDOWN_TIMEOUT", &args.shutdown_timeout)?,
             tls: tls_files(args)?,
             cors: cors_origins(args.cors_origins.as_deref())?,
+            acl_file: args.acl_file.clone(),
             max_ttl: args
                 .max_ttl
                 .as_deref()

@@ -1,9 +1,10 @@
 //! The HTTP side: the listener and its connections ([`server`]), the layers
 //! every request passes ([`layers`]), the router ([`router`]) and the handlers
 //! it calls ([`handlers`]), with what they share: the parsed request
-//! ([`request`]), responses ([`response`]), the state ([`state`]), and HTTPS
-//! ([`tls`]). Nothing here knows SQL.
+//! ([`request`]), responses ([`response`]), the state ([`state`]), the
+//! namespace ACL ([`access`]), and HTTPS ([`tls`]). Nothing here knows SQL.
 
+mod access;
 mod handlers;
 mod layers;
 mod request;

@@ -9,6 +9,7 @@ use hyper::header;
 use hyper::{Method, Request, Response};
 use uuid::Uuid;
 
+use super::access;
 use super::handlers::changes::PollRequest;
 use super::handlers::values::ValuesRequest;
 use super::handlers::watch::WatchRequest;
@@ -185,6 +186,12 @@ async fn route<S: Store>(
         return Err(ApiError::Migrating);
     }
     let namespace = decode_part(target.namespace_raw, "namespace", MAX_NAMESPACE)?;
+    access::check(
+        state.acl.as_deref(),
+        &claims,
+        &namespace,
+        access::needed(&method),
+    )?;
     match target.key_raw {
         Some(key_raw) if !target.lists(&method) => {
             let key = decode_key(key_raw)?;
@@ -232,7 +239,7 @@ async fn workspace_route<S: Store>(
     if !state.is_migrated() {
         return Err(ApiError::Migrating);
     }
-    txn::transact(state, workspace, req).await
+    txn::transact(state, workspace, &claims, req).await
 }
 
 /// The workspace of `/api2/{workspace}` (nothing after it), still encoded.

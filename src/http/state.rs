@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
+use crate::acl::Acl;
 use crate::auth::Verifier;
 use crate::config::{CorsOrigins, ServeConfig};
 use crate::feed::{Feed, FeedSettings};
@@ -32,6 +33,8 @@ pub struct AppState<S> {
     pub(super) cors: Arc<CorsOrigins>,
     /// The metrics `/metrics` renders; `None` when `HULY_METRICS=off`.
     pub(super) metrics: Option<&'static Registry>,
+    /// The namespace ACL; `None` without `HULY_ACL_FILE`.
+    pub(super) acl: Option<Arc<Acl>>,
 }
 
 impl<S: Store> AppState<S> {
@@ -54,7 +57,13 @@ impl<S: Store> AppState<S> {
             migrated: AtomicBool::new(false),
             cors: Arc::new(config.cors.clone()),
             metrics: if config.metrics { registry() } else { None },
+            acl: None,
         }
+    }
+
+    /// The same state, enforcing `acl`.
+    pub fn with_acl(self, acl: Option<Arc<Acl>>) -> Self {
+        AppState { acl, ..self }
     }
 
     /// Whether migrations are applied: until then `/readyz` and the data

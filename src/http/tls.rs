@@ -2,8 +2,8 @@
 //! files change or on SIGHUP, and optional client certificates (mutual TLS).
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
@@ -74,38 +74,20 @@ pub fn load(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
     Ok(Arc::new(config))
 }
 
-/// The files' modification times and sizes, to notice a change.
-type Stamp = Vec<Option<(SystemTime, u64)>>;
-
-fn stamp(files: &TlsFiles) -> Stamp {
-    std::iter::once(&files.cert)
-        .chain(std::iter::once(&files.key))
-        .chain(files.client_ca.iter())
-        .map(|p| {
-            std::fs::metadata(p)
-                .ok()
-                .and_then(|m| Some((m.modified().ok()?, m.len())))
-        })
-        .collect()
-}
-
 /// The current TLS configuration, replaced when the files change.
 #[derive(Debug)]
 pub struct TlsSource {
     files: TlsFiles,
     current: RwLock<Arc<ServerConfig>>,
-    seen: Mutex<Stamp>,
 }
 
 impl TlsSource {
     /// Loads the files; an error here stops `serve` at start.
     pub fn new(files: TlsFiles) -> Result<Arc<Self>, TlsError> {
-        let seen = stamp(&files);
         let config = load(&files)?;
         Ok(Arc::new(TlsSource {
             files,
             current: RwLock::new(config),
-            seen: Mutex::new(seen),
         }))
     }
 
@@ -120,62 +102,28 @@ impl TlsSource {
 
     /// Loads the files again; on failure the previous configuration stays in force.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let now = stamp(&self.files);
         let config = load(&self.files)?;
         match self.current.write() {
             Ok(mut c) => *c = config,
             Err(poisoned) => *poisoned.into_inner() = config,
         }
-        match self.seen.lock() {
-            Ok(mut s) => *s = now,
-            Err(poisoned) => *poisoned.into_inner() = now,
-        }
         Ok(())
-    }
-
-    fn changed(&self) -> bool {
-        let now = stamp(&self.files);
-        match self.seen.lock() {
-            Ok(s) => *s != now,
-            Err(_) => true,
-        }
     }
 
     /// Reloads on SIGHUP, and when the files' times or sizes change (checked every `poll`).
     pub fn watch(self: Arc<Self>, poll: Duration) {
-        // Registered before returning, so a SIGHUP right after start reloads
-        // instead of ending the process.
-        #[cfg(unix)]
-        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-        tokio::spawn(async move {
-            loop {
-                #[cfg(unix)]
-                let forced = match hup.as_mut() {
-                    Some(h) => tokio::select! {
-                        _ = h.recv() => true,
-                        _ = tokio::time::sleep(poll) => false,
-                    },
-                    None => {
-                        tokio::time::sleep(poll).await;
-                        false
-                    }
-                };
-                #[cfg(not(unix))]
-                let forced = {
-                    tokio::time::sleep(poll).await;
-                    false
-                };
-                if !forced && !self.changed() {
-                    continue;
-                }
-                match self.reload() {
-                    Ok(()) => {
-                        tracing::info!(cert = %self.files.cert.display(), "TLS certificate reloaded")
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "TLS reload failed; the previous certificate stays in force")
-                    }
-                }
+        let files = &self.files;
+        let paths = [&files.cert, &files.key]
+            .into_iter()
+            .chain(files.client_ca.iter())
+            .cloned()
+            .collect();
+        crate::reload::on_change(paths, poll, move || match self.reload() {
+            Ok(()) => {
+                tracing::info!(cert = %self.files.cert.display(), "TLS certificate reloaded")
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "TLS reload failed; the previous certificate stays in force")
             }
         });
     }

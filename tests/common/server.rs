@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use clap::Parser;
+use hulykvs::acl::Acl;
 use hulykvs::auth::{self, Claims, SYSTEM_ACCOUNT};
 use hulykvs::cli::{Cli, Command};
 use hulykvs::config::{DbTarget, ServeConfig};
@@ -128,7 +129,12 @@ fn spawn<S: Store>(
     limits: ServerOptions,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> JoinHandle<Stopped> {
-    let state = Arc::new(AppState::new(store, config));
+    let acl = config.acl_file.clone().map(|file| {
+        let acl = Acl::load(file).expect("ACL file");
+        Arc::clone(&acl).watch(std::time::Duration::from_millis(200));
+        acl
+    });
+    let state = Arc::new(AppState::new(store, config).with_acl(acl));
     state.migrated.store(true, Ordering::Release);
     state.feed.start();
     tokio::spawn(server::serve(listener, state, limits, shutdown))

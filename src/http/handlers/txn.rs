@@ -15,9 +15,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
-use crate::auth::now_secs;
+use crate::acl::Access;
+use crate::auth::{now_secs, Claims};
 use crate::error::ApiError;
 use crate::feed::Feed;
+use crate::http::access;
 use crate::http::request::{
     at_expiry, check_text, checked_content_type, read_body, ttl_expiry, MAX_KEY, MAX_NAMESPACE,
 };
@@ -57,11 +59,21 @@ struct OpJson {
 pub async fn transact<S: Store>(
     state: &AppState<S>,
     workspace: Uuid,
+    claims: &Claims,
     req: Request<Incoming>,
 ) -> Result<Response<ResBody>, ApiError> {
     let body = read_body(req, MAX_BODY, state.body_timeout).await?;
     let txn = parse(&body, workspace, state.payload_limit, state.max_ttl)?;
     drop(body);
+    // The namespace ACL, op by op, before the store is asked anything.
+    for (index, op) in txn.ops().iter().enumerate() {
+        let needed = match op.kind {
+            OpKind::Get | OpKind::Check => Access::Read,
+            OpKind::Put(_) | OpKind::Delete => Access::Write,
+        };
+        access::check(state.acl.as_deref(), claims, &op.namespace, needed)
+            .map_err(|e| at_op(index, e))?;
+    }
     match state.feed.store().transact(&txn).await? {
         TxnOutcome::Failed(failed) => Err(ApiError::OpsFailed(failed)),
         TxnOutcome::Committed(results) => {
@@ -120,6 +132,13 @@ fn at_op(index: usize, err: ApiError) -> ApiError {
         ApiError::BadRequest { code, message } => ApiError::BadRequest {
             code,
             message: format!("op {index}: {message}"),
+        },
+        ApiError::NamespaceForbidden {
+            namespace, access, ..
+        } => ApiError::NamespaceForbidden {
+            namespace,
+            access,
+            op: Some(index),
         },
         other => other,
     }
