@@ -41,11 +41,15 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     }
 }
 
+/// What `serve` reloads when its file changes or on SIGHUP.
+struct Reloaded {
+    tls: Option<Arc<TlsSource>>,
+    acl: Option<Arc<Acl>>,
+}
+
 /// The TLS certificate and the ACL policy, loaded (an error stops `serve`)
 /// and watched for changes and SIGHUP.
-fn reloaded_files(
-    config: &ServeConfig,
-) -> anyhow::Result<(Option<Arc<TlsSource>>, Option<Arc<Acl>>)> {
+fn reloaded_files(config: &ServeConfig) -> anyhow::Result<Reloaded> {
     let tls = match &config.tls {
         None => None,
         Some(files) => {
@@ -62,12 +66,12 @@ fn reloaded_files(
             Some(acl)
         }
     };
-    Ok((tls, acl))
+    Ok(Reloaded { tls, acl })
 }
 
 /// The store-independent part of `serve`.
 async fn serve_store<S: Store>(store: S, config: ServeConfig) -> anyhow::Result<()> {
-    let (tls, acl) = reloaded_files(&config)?;
+    let Reloaded { tls, acl } = reloaded_files(&config)?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let listener = TcpListener::bind(config.bind)
         .await
