@@ -15,6 +15,7 @@
 //! - `acl`: access control by namespace: the policy file, compiled, reloaded.
 //!   - `acl::policy`: `[[allow]]` rules from TOML, indexed by service and account, and the decision.
 //!   - `acl::glob`: namespace globs, compiled to their fastest shape.
+//!   - `acl::index`: one identity's rules by glob shape: lookups by the namespace, not a scan.
 //! - `exit`: the exit codes of the command line and the failure a subcommand returns.
 //! - `app`: `serve` and `migrate` end to end: open the store, listen, migrate beside, run until a signal.
 //! - `http`: the HTTP side of `serve`; nothing in it knows SQL.

@@ -11,6 +11,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 pub mod glob;
+pub mod index;
 pub mod policy;
 
 pub use policy::{Access, Identity, Policy, PolicyError, Rule};

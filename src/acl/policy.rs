@@ -1,8 +1,9 @@
 //! An ACL policy (SPEC §14): `[[allow]]` rules read from TOML, each naming
 //! who (`service`, the token's `extra.service`, and/or `account`), which
 //! namespaces (globs) and what access (`read` or `read-write`). Compiled
-//! once: rules are indexed by service and by account, so deciding looks at
-//! only the rules of the token's identity, and allocates nothing.
+//! once: rules are indexed by service and by account, and within those by
+//! the shapes of their globs ([`Index`]), so deciding looks at only the
+//! rules of the token's identity that could match, and allocates nothing.
 
 use std::collections::HashMap;
 
@@ -10,6 +11,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::glob::Glob;
+use super::index::Index;
 
 /// What a request does to a namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,14 +69,14 @@ impl Rule {
         format!("{} may {access} {:?}", who.join(" with "), self.patterns)
     }
 
-    fn grants(&self, who: &Identity<'_>, namespace: &str, access: Access) -> bool {
+    /// Whether the rule is for `who` and grants `access` (its globs aside).
+    fn permits(&self, who: &Identity<'_>, access: Access) -> bool {
         (self.writes || access == Access::Read)
             && self
                 .service
                 .as_deref()
                 .map_or(true, |s| who.service == Some(s))
             && self.account.map_or(true, |a| a == who.account)
-            && self.namespaces.iter().any(|g| g.matches(namespace))
     }
 }
 
@@ -82,10 +84,10 @@ impl Rule {
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
     rules: Vec<Rule>,
-    /// Rules that name a service, by that service (in file order).
-    by_service: HashMap<String, Vec<usize>>,
+    /// Rules that name a service, by that service.
+    by_service: HashMap<String, Index>,
     /// Rules that name an account and no service, by that account.
-    by_account: HashMap<Uuid, Vec<usize>>,
+    by_account: HashMap<Uuid, Index>,
 }
 
 /// Why a policy file cannot be used: its text, with the line it is about.
@@ -123,15 +125,12 @@ impl Policy {
         for (index, spanned) in file.allow.into_iter().enumerate() {
             let line = line_of(text, spanned.span().start);
             let rule = compile(spanned.into_inner(), index + 1, line)?;
-            match (&rule.service, rule.account) {
-                (Some(service), _) => policy
-                    .by_service
-                    .entry(service.clone())
-                    .or_default()
-                    .push(index),
-                (None, Some(account)) => policy.by_account.entry(account).or_default().push(index),
+            let bucket = match (&rule.service, rule.account) {
+                (Some(service), _) => policy.by_service.entry(service.clone()).or_default(),
+                (None, Some(account)) => policy.by_account.entry(account).or_default(),
                 (None, None) => unreachable!("compile refuses a rule naming nobody"),
-            }
+            };
+            bucket.add(index, &rule.namespaces);
             policy.rules.push(rule);
         }
         Ok(policy)
@@ -140,25 +139,22 @@ impl Policy {
     /// The first rule (in file order) that grants `access` on `namespace`
     /// to `who`, or `None`: denied.
     pub fn decide(&self, who: &Identity<'_>, namespace: &str, access: Access) -> Option<&Rule> {
+        let grants = |rule: usize| self.rules[rule].permits(who, access);
         let by_service = who
             .service
             .and_then(|s| self.by_service.get(s))
-            .map_or(&[][..], Vec::as_slice);
+            .and_then(|index| index.first(namespace, grants));
         let by_account = self
             .by_account
             .get(&who.account)
-            .map_or(&[][..], Vec::as_slice);
-        // Both lists are in file order; the earlier of their first grants wins.
-        let first = |list: &[usize]| {
-            list.iter()
-                .copied()
-                .find(|&i| self.rules[i].grants(who, namespace, access))
+            .and_then(|index| index.first(namespace, grants));
+        // The earlier of the two in the file decides.
+        let first = match (by_service, by_account) {
+            (Some(a), Some(b)) => a.min(b),
+            (Some(rule), None) | (None, Some(rule)) => rule,
+            (None, None) => return None,
         };
-        match (first(by_service), first(by_account)) {
-            (Some(a), Some(b)) => Some(&self.rules[a.min(b)]),
-            (Some(i), None) | (None, Some(i)) => Some(&self.rules[i]),
-            (None, None) => None,
-        }
+        Some(&self.rules[first])
     }
 
     pub fn rules(&self) -> &[Rule] {
