@@ -1,9 +1,9 @@
 //! The rules of one identity (a service, or an account), indexed by their
 //! globs' shapes, so that deciding costs about the length of the namespace
 //! rather than the number of rules: exact globs and prefix and suffix globs
-//! are looked up by the namespace and its prefixes and suffixes (hashing
-//! borrowed slices, allocating nothing); only `*` and globs with a star
-//! inside are tried one by one.
+//! are looked up by the namespace and by its prefixes and suffixes of the
+//! lengths the globs have (hashing borrowed slices, allocating nothing);
+//! only `*` and globs with a star inside are tried one by one.
 
 use std::collections::HashMap;
 
@@ -16,6 +16,10 @@ pub struct Index {
     exact: HashMap<String, Vec<usize>>,
     prefix: HashMap<String, Vec<usize>>,
     suffix: HashMap<String, Vec<usize>>,
+    /// The lengths (bytes) of the prefixes and suffixes above, each once,
+    /// ascending: the only lengths worth looking up.
+    prefix_lens: Vec<usize>,
+    suffix_lens: Vec<usize>,
     /// Rules with a glob tried one by one (`*`, or a star inside), and the glob.
     others: Vec<(usize, Glob)>,
 }
@@ -26,8 +30,14 @@ impl Index {
         for glob in globs {
             let list = match glob {
                 Glob::Exact(text) => self.exact.entry(text.clone()).or_default(),
-                Glob::Prefix(text) => self.prefix.entry(text.clone()).or_default(),
-                Glob::Suffix(text) => self.suffix.entry(text.clone()).or_default(),
+                Glob::Prefix(text) => {
+                    insert_sorted(&mut self.prefix_lens, text.len());
+                    self.prefix.entry(text.clone()).or_default()
+                }
+                Glob::Suffix(text) => {
+                    insert_sorted(&mut self.suffix_lens, text.len());
+                    self.suffix.entry(text.clone()).or_default()
+                }
                 Glob::Any | Glob::Parts(_) => {
                     self.others.push((rule, glob.clone()));
                     continue;
@@ -57,14 +67,15 @@ impl Index {
         if let Some(list) = self.exact.get(namespace) {
             consider(list);
         }
-        if !self.prefix.is_empty() || !self.suffix.is_empty() {
-            for (at, _) in namespace.char_indices().chain([(namespace.len(), ' ')]) {
-                if let Some(list) = self.prefix.get(&namespace[..at]) {
-                    consider(list);
-                }
-                if let Some(list) = self.suffix.get(&namespace[at..]) {
-                    consider(list);
-                }
+        let len = namespace.len();
+        for &n in self.prefix_lens.iter().take_while(|&&n| n <= len) {
+            if let Some(list) = namespace.get(..n).and_then(|p| self.prefix.get(p)) {
+                consider(list);
+            }
+        }
+        for &n in self.suffix_lens.iter().take_while(|&&n| n <= len) {
+            if let Some(list) = namespace.get(len - n..).and_then(|p| self.suffix.get(p)) {
+                consider(list);
             }
         }
         for (rule, glob) in &self.others {
@@ -77,6 +88,13 @@ impl Index {
             }
         }
         best
+    }
+}
+
+/// Adds `n` to the ascending list `lens` unless it is there.
+fn insert_sorted(lens: &mut Vec<usize>, n: usize) {
+    if let Err(at) = lens.binary_search(&n) {
+        lens.insert(at, n);
     }
 }
 

@@ -334,3 +334,52 @@ access = "read-write"
         }
     }
 }
+
+/// `cargo test --release --lib -- --ignored decision_cost --nocapture`:
+/// what one decision costs under 1,000-rule policies (figures in
+/// docs/PERFORMANCE.md).
+#[cfg(test)]
+mod cost {
+    use super::*;
+
+    fn rules(service_of: impl Fn(usize) -> String) -> String {
+        (1..=1000)
+            .map(|i| {
+                let (service, ns) = if i == 1000 {
+                    ("hulykvs-bench".to_owned(), "bench".to_owned())
+                } else {
+                    (service_of(i), format!("ns-{i}"))
+                };
+                format!(
+                    "[[allow]]\nservice = \"{service}\"\nnamespaces = [\"{ns}\", \"{ns}:*\", \"*:{ns}\"]\naccess = \"read-write\"\n"
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    #[ignore = "a measurement, run by hand"]
+    fn decision_cost() {
+        let who = Identity {
+            service: Some("hulykvs-bench"),
+            account: Uuid::nil(),
+        };
+        for (shape, text) in [
+            ("one service a rule", rules(|i| format!("service-{i}"))),
+            ("all for one service", rules(|_| "hulykvs-bench".to_owned())),
+        ] {
+            let policy = Policy::parse(&text).unwrap();
+            for ns in ["bench", "bench:calendar-events", "gmail"] {
+                let rounds = 1_000_000u32;
+                let started = std::time::Instant::now();
+                let mut granted = 0;
+                for _ in 0..rounds {
+                    let ns = std::hint::black_box(ns);
+                    granted += usize::from(policy.decide(&who, ns, Access::Read).is_some());
+                }
+                let each = started.elapsed() / rounds;
+                println!("{shape}: {ns:?}: {each:?} a decision (granted {granted})");
+            }
+        }
+    }
+}
