@@ -240,21 +240,7 @@ pub async fn list(args: &ListArgs) -> Result<(), Failure> {
             args.page_size,
             cursor.as_deref(),
         )?;
-        let response = service
-            .send(&what, service.request(Method::GET, url))
-            .await?;
-        if response.status() != StatusCode::OK {
-            return Err(refused(&what, response, "").await);
-        }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| service.transport(&what, e))?;
-        let mut page: KeyList = serde_json::from_slice(&body).map_err(|e| {
-            Failure::error(format!(
-                "{what}: the service sent an unexpected listing: {e}"
-            ))
-        })?;
+        let mut page: KeyList = fetch_page(&service, &what, url).await?;
         let next = page.cursor.take();
         if !args.json {
             if let Err(e) = write_lines(&mut out, &page.keys).await {
@@ -278,13 +264,32 @@ pub async fn list(args: &ListArgs) -> Result<(), Failure> {
     finish(&what, &mut out, merged).await
 }
 
+/// GETs one page of a listing and reads its JSON.
+async fn fetch_page<T: serde::de::DeserializeOwned>(
+    service: &Service,
+    what: &str,
+    url: reqwest::Url,
+) -> Result<T, Failure> {
+    let response = service
+        .send(what, service.request(Method::GET, url))
+        .await?;
+    if response.status() != StatusCode::OK {
+        return Err(refused(what, response, "").await);
+    }
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| service.transport(what, e))?;
+    serde_json::from_slice(&body).map_err(|e| {
+        Failure::error(format!(
+            "{what}: the service sent an unexpected listing: {e}"
+        ))
+    })
+}
+
 /// Moves `cursor` on to `next`; `false` when the listing is done. A service
 /// that sends the same cursor twice would keep a client paging forever.
-pub(super) fn advance(
-    what: &str,
-    cursor: &mut Option<String>,
-    next: Option<String>,
-) -> Result<bool, Failure> {
+fn advance(what: &str, cursor: &mut Option<String>, next: Option<String>) -> Result<bool, Failure> {
     let Some(next) = next else {
         return Ok(false);
     };
@@ -298,7 +303,7 @@ pub(super) fn advance(
 }
 
 /// Writes `merged` (a `--json` listing) as one line, then flushes stdout.
-pub(super) async fn finish<W: AsyncWrite + Unpin, T: serde::Serialize>(
+async fn finish<W: AsyncWrite + Unpin, T: serde::Serialize>(
     what: &str,
     out: &mut W,
     merged: Option<T>,
@@ -415,10 +420,7 @@ async fn copy_body<W: AsyncWrite + Unpin>(
 }
 
 /// Writes one key a line.
-pub(super) async fn write_lines<W: AsyncWrite + Unpin>(
-    out: &mut W,
-    keys: &[String],
-) -> std::io::Result<()> {
+async fn write_lines<W: AsyncWrite + Unpin>(out: &mut W, keys: &[String]) -> std::io::Result<()> {
     for key in keys {
         out.write_all(key.as_bytes()).await?;
         out.write_all(b"\n").await?;
@@ -428,7 +430,7 @@ pub(super) async fn write_lines<W: AsyncWrite + Unpin>(
 
 /// A closed stdout (`hulykvs list | head`) ends the run quietly; other write
 /// errors are failures.
-pub(super) fn stdout_failure(what: &str, e: std::io::Error) -> Result<(), Failure> {
+fn stdout_failure(what: &str, e: std::io::Error) -> Result<(), Failure> {
     if e.kind() == std::io::ErrorKind::BrokenPipe {
         Ok(())
     } else {

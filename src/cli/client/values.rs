@@ -4,13 +4,12 @@
 //! fetched, so memory holds one page (at most 8 MiB of values) at a time,
 //! unless `--json` merges them.
 
-use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::args::ListArgs;
-use super::service::{refused, shown, Api, Service};
-use super::{advance, finish, stdout_failure};
+use super::service::{shown, Api, Service};
+use super::{advance, fetch_page, finish, stdout_failure};
 use crate::exit::Failure;
 use crate::wire::ValueItem;
 
@@ -46,22 +45,7 @@ pub(super) async fn list_values(args: &ListArgs) -> Result<(), Failure> {
             // page ends at 8 MiB, so its cursor goes back too.
             url.query_pairs_mut().append_pair("cursor", cursor);
         }
-        let response = service
-            .send(&what, service.request(Method::GET, url))
-            .await?;
-        if response.status() != StatusCode::OK {
-            return Err(refused(&what, response, "").await);
-        }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| service.transport(&what, e))?;
-        let mut page: ValuePage = serde_json::from_slice(&body).map_err(|e| {
-            Failure::error(format!(
-                "{what}: the service sent an unexpected listing: {e}"
-            ))
-        })?;
-        drop(body);
+        let mut page: ValuePage = fetch_page(&service, &what, url).await?;
         let next = page.cursor.take();
         if !args.json {
             if let Err(e) = write_items(&mut out, &page.items).await {
