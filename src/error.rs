@@ -37,6 +37,9 @@ pub enum ApiError {
     OpsFailed(Vec<usize>),
     #[error("value is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: u64 },
+    /// The `get`s of a transaction would read more than `limit` bytes of values.
+    #[error("the gets of a transaction may read at most {limit} bytes of values; read fewer keys at once")]
+    ReadTooLarge { limit: usize },
     #[error("the request body ended early or could not be read")]
     BodyIncomplete,
     #[error("timed out reading the request body")]
@@ -76,7 +79,9 @@ impl ApiError {
             ApiError::PreconditionFailed | ApiError::OpsFailed(_) => {
                 StatusCode::PRECONDITION_FAILED
             }
-            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge { .. } | ApiError::ReadTooLarge { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable(_) | ApiError::Migrating => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -95,6 +100,7 @@ impl ApiError {
             ApiError::BadRequest { code, .. } => code,
             ApiError::PreconditionFailed | ApiError::OpsFailed(_) => "precondition_failed",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::ReadTooLarge { .. } => "read_too_large",
             ApiError::BodyIncomplete => "body_incomplete",
             ApiError::BodyTimeout => "body_timeout",
             ApiError::Unavailable(_) => "unavailable",

@@ -26,6 +26,7 @@ suite!(
     a_write_returns_the_value_it_replaced,
     racing_replacing_writes_each_replace_a_different_value,
     racing_puts_and_deletes_hand_on_each_value_once,
+    the_gets_of_a_transaction_read_at_most_16_mib,
 );
 
 fn b64(bytes: &[u8]) -> String {
@@ -125,10 +126,10 @@ async fn a_transaction_answers_every_op_and_writes_with_revisions(kind: Kind) {
         json!({"found": false, "value": null, "etag": null, "content_type": null, "expire_at": null})
     );
     assert_eq!(r[7], json!({}));
-    // Namespace a had revisions 1 and 2; the transaction's writes there are
-    // numbered in key order ("gone" < "x"), b starts at 1.
-    assert_eq!(r[4]["revision"], 3);
-    assert_eq!(r[2]["revision"], 4);
+    // Namespace a had revisions 1 and 2; the transaction's puts come
+    // first, then its deletes, each in key order; b starts at 1.
+    assert_eq!(r[2]["revision"], 3);
+    assert_eq!(r[4]["revision"], 4);
     assert_eq!(r[3]["revision"], 1);
 
     assert_eq!(get(&s, "a", "x").await.as_deref(), Some("new"));
@@ -168,8 +169,8 @@ async fn a_transaction_answers_every_op_and_writes_with_revisions(kind: Kind) {
         [
             (1, "put", "x"),
             (2, "put", "gone"),
-            (3, "delete", "gone"),
-            (4, "put", "x")
+            (3, "put", "x"),
+            (4, "delete", "gone")
         ]
     );
     let feed = changes(&s, "b").await;
@@ -681,4 +682,37 @@ async fn racing_puts_and_deletes_hand_on_each_value_once(kind: Kind) {
         .collect();
     written.sort();
     assert_eq!(handed_on, written, "each value handed on exactly once");
+}
+
+async fn the_gets_of_a_transaction_read_at_most_16_mib(kind: Kind) {
+    let s = start(kind).await;
+    for i in 0..9 {
+        let resp = s
+            .req(Method::PUT, &format!("/api2/{WS}/big/v{i}"))
+            .body(vec![b'x'; 2_000_000])
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success());
+    }
+    let gets = |n: usize| {
+        let ops: Vec<Value> = (0..n)
+            .map(|i| json!({"op": "get", "namespace": "big", "key": format!("v{i}")}))
+            .collect();
+        json!({ "ops": ops })
+    };
+    let (status, body) = txn(&s, gets(8)).await;
+    assert_eq!(status, 200, "16 MB of values is within the limit");
+    assert_eq!(body["results"][7]["found"], true);
+    let (status, body) = txn(&s, gets(9)).await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["code"], "read_too_large");
+    // With a write beside, nothing is written either.
+    let mut ops = gets(9);
+    ops["ops"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"op": "put", "namespace": "big", "key": "w", "value": b64(b"w")}));
+    assert_eq!(txn(&s, ops).await.0, 413);
+    assert_eq!(get(&s, "big", "w").await, None);
 }

@@ -21,6 +21,10 @@ use super::{
 /// Most ops one transaction holds.
 pub const MAX_OPS: usize = 128;
 
+/// Most bytes of values the `get`s of one transaction may read: the answer
+/// is held whole (base64 in JSON), so it is bounded like a request is.
+pub const MAX_READ_BYTES: usize = 16 << 20;
+
 /// A condition on the value stored at a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Condition {
@@ -128,6 +132,9 @@ pub enum TxnOutcome {
     Committed(Vec<OpResult>),
     /// These ops' conditions did not hold; nothing was written.
     Failed(Vec<usize>),
+    /// The `get`s would read more than this many bytes of values; nothing
+    /// was written.
+    ReadTooLarge(usize),
 }
 
 impl Txn {
@@ -312,7 +319,7 @@ pub async fn replace_by_transaction<S: Store + ?Sized>(
     let ops = vec![at(OpKind::Get, Condition::Always), at(kind, cond)];
     let txn = Txn::new(item.workspace, ops).map_err(|e| StoreError::Internal(e.to_string()))?;
     let results = match store.transact(&txn).await? {
-        TxnOutcome::Failed(_) => None,
+        TxnOutcome::Failed(_) | TxnOutcome::ReadTooLarge(_) => None,
         TxnOutcome::Committed(results) => Some(results),
     };
     Ok(match (write, results.as_deref()) {

@@ -26,7 +26,7 @@ use crate::http::request::{
 use crate::http::response::{json_response, ResBody};
 use crate::http::state::AppState;
 use crate::store::expiry::Expiry;
-use crate::store::txn::{Condition, Op, OpKind, OpResult, Txn, TxnOutcome};
+use crate::store::txn::{Condition, Op, OpKind, OpResult, Txn, TxnOutcome, MAX_OPS};
 use crate::store::{NewValue, Store, DEFAULT_CONTENT_TYPE};
 use crate::wire::{self, ETag, TagCondition};
 
@@ -76,6 +76,7 @@ pub async fn transact<S: Store>(
     }
     match state.feed.store().transact(&txn).await? {
         TxnOutcome::Failed(failed) => Err(ApiError::OpsFailed(failed)),
+        TxnOutcome::ReadTooLarge(limit) => Err(ApiError::ReadTooLarge { limit }),
         TxnOutcome::Committed(results) => {
             wake(&state.feed, &txn, &results);
             let body = Results {
@@ -112,6 +113,12 @@ fn parse(
             format!("the body is not {{\"ops\":[…]}}: {e}"),
         )
     })?;
+    if parsed.ops.len() > MAX_OPS {
+        return Err(ApiError::bad_request(
+            "invalid_op",
+            format!("op {MAX_OPS}: a transaction holds at most {MAX_OPS} ops"),
+        ));
+    }
     let now = now_secs() as i64;
     let ops = parsed
         .ops

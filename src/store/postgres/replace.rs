@@ -165,3 +165,31 @@ fn written(rows: &[Row], item: &ItemRef<'_>) -> Result<(Option<u64>, Option<Entr
     };
     Ok((Some(revision), previous))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_write_modifies_the_table_once_and_reads_the_row_locked_first() {
+        for flavor in [Flavor::Postgres, Flavor::Cockroach] {
+            let r = ReplaceStatements::new(flavor, "\"s\"");
+            for sql in [&r.upsert, &r.update, &r.delete] {
+                let writes = [
+                    "INSERT INTO \"s\".kvs ",
+                    "DELETE FROM \"s\".kvs ",
+                    "UPDATE \"s\".kvs ",
+                ]
+                .iter()
+                .map(|w| sql.matches(w).count())
+                .sum::<usize>();
+                assert_eq!(writes, 1, "{sql}");
+                assert!(sql.starts_with("WITH o (value"), "{sql}");
+                assert!(
+                    sql.contains("FOR UPDATE)") && sql.contains("EXISTS (SELECT 1 FROM o)"),
+                    "{sql}"
+                );
+            }
+        }
+    }
+}

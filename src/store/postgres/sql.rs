@@ -142,9 +142,9 @@ pub(super) const EXPIRY_COLUMNS: &str = "ceil(extract(epoch FROM expire_at))::IN
      ceil(extract(epoch FROM expire_at - now()))::INT8";
 
 /// What a write returns of each row it wrote, for [`logged`].
-const WRITTEN: &str = "RETURNING workspace, namespace, key, md5, expire_at";
+pub(super) const WRITTEN: &str = "RETURNING workspace, namespace, key, md5, expire_at";
 /// What a delete returns of each row it removed, for [`logged`].
-const REMOVED: &str =
+pub(super) const REMOVED: &str =
     "RETURNING workspace, namespace, key, NULL::BYTEA AS md5, NULL::TIMESTAMPTZ AS expire_at";
 
 impl Statements {
@@ -276,9 +276,10 @@ fn list(kvs: &str, key: &str, upper: bool, after: bool) -> String {
 
 /// A page of live values from `$3` (below `$4` when `upper`), at most the
 /// last parameter's count of them, ending with the first whose value brings
-/// the page's bytes to the parameter before it. The running sum reads only
-/// the values' stored lengths; the values themselves are read only for the
-/// rows sent.
+/// the page's bytes to the parameter before it. The count is cut first
+/// (innermost), so the running sum sees only that many rows on either
+/// engine; it reads only the values' stored lengths, and on PostgreSQL the
+/// values themselves are read only for the rows sent.
 fn values(kvs: &str, key: &str, upper: bool) -> String {
     let (below, limit, budget) = if upper {
         (format!(" AND {key} < $4"), "$5", "$6")
@@ -287,11 +288,12 @@ fn values(kvs: &str, key: &str, upper: bool) -> String {
     };
     format!(
         "SELECT key, value, md5, {CURRENT_TYPE}, {EXPIRY_COLUMNS} FROM \
-         (SELECT key, value, md5, content_type, content_type_md5, expire_at, \
-         sum(octet_length(value)) OVER (ORDER BY {key} ROWS UNBOUNDED PRECEDING) \
-         - octet_length(value) AS before FROM {kvs} \
+         (SELECT *, sum(octet_length(value)) OVER (ORDER BY {key} ROWS UNBOUNDED PRECEDING)::INT8 \
+         - octet_length(value) AS before FROM \
+         (SELECT key, value, md5, content_type, content_type_md5, expire_at FROM {kvs} \
          WHERE workspace = $1 AND namespace = $2 AND {key} >= $3{below} AND {LIVE} \
-         ORDER BY {key} LIMIT {limit}) AS page WHERE before < {budget} ORDER BY {key}"
+         ORDER BY {key} LIMIT {limit}::INT8) AS chunk) AS page \
+         WHERE before < {budget}::INT8 ORDER BY {key}"
     )
 }
 

@@ -31,11 +31,13 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::errors::backoff;
-use super::sql::{log_around, Around, Flavor, CURRENT_TYPE, EXPIRY_COLUMNS, LIVE};
+use super::sql::{
+    log_around, Around, Flavor, CURRENT_TYPE, EXPIRY_COLUMNS, LIVE, REMOVED, WRITTEN,
+};
 use super::PgStore;
 use crate::store::changes::Revision;
 use crate::store::expiry::Expires;
-use crate::store::txn::{OpKind, Plan, Txn, TxnOutcome};
+use crate::store::txn::{OpKind, Plan, Txn, TxnOutcome, MAX_READ_BYTES};
 use crate::store::{Digest, Entry, StoreError};
 
 /// Attempts of a transaction that the database aborted to serialize it.
@@ -51,12 +53,18 @@ pub(super) struct TxnStatements {
     /// the placeholders it inserted.
     lock: String,
     /// `$1` workspace, `$2`/`$3` namespaces and keys, `$4` whether to read
-    /// the value; answers the 1-based position of each live row.
+    /// the value, `$5` the most bytes of values to answer; answers the
+    /// 1-based position of each live row, and whether its value was withheld.
     read: String,
-    /// `$1` workspace; puts in `$2`..`$8`; deletes in `$9`/`$10`;
-    /// placeholders to remove in `$11`/`$12`; answers each change's
-    /// workspace, namespace, key and revision.
-    write: String,
+    /// `$1` workspace, `$2` the namespaces written: their revision counters
+    /// locked in the order every logged write takes them.
+    counters: String,
+    /// `$1` workspace, `$2`/`$3` namespaces and keys of placeholders to remove.
+    clear: String,
+    /// `$1` workspace, `$2`..`$8` the puts' arrays; logged.
+    puts: String,
+    /// `$1` workspace, `$2`/`$3` namespaces and keys to delete; logged.
+    deletes: String,
 }
 
 impl TxnStatements {
@@ -72,51 +80,66 @@ impl TxnStatements {
              ORDER BY i ON CONFLICT (workspace, namespace, key) \
              DO UPDATE SET expire_at = t.expire_at WHERE false RETURNING namespace, key"
         );
+        // A value is answered only while the values before it (in the
+        // order asked) and it stay within `$5` bytes; a digest that is not
+        // 16 bytes needs the value to be computed again.
         let read = format!(
-            "SELECT q.i, r.value, r.md5, r.content_type, r.expires_at, r.ttl \
+            "SELECT i, CASE WHEN needed AND (NOT want OR total <= $5::INT8) THEN value END, \
+             want AND total > $5::INT8, md5, content_type, expires_at, ttl FROM \
+             (SELECT q.i, q.want, q.want OR octet_length(r.md5) <> 16 AS needed, r.value, r.md5, \
+             r.content_type, r.expires_at, r.ttl, sum(CASE WHEN q.want THEN octet_length(r.value) \
+             ELSE 0 END) OVER (ORDER BY q.i ROWS UNBOUNDED PRECEDING)::INT8 AS total \
              FROM unnest($2::TEXT[], $3::TEXT[], $4::BOOL[]) WITH ORDINALITY AS q(n, k, want, i) \
-             CROSS JOIN LATERAL (SELECT CASE WHEN q.want THEN value END, md5, {CURRENT_TYPE}, \
-             {EXPIRY_COLUMNS} FROM {kvs} WHERE workspace = $1::UUID AND namespace = q.n \
-             AND {key} = q.k AND {LIVE} LIMIT 1) AS r(value, md5, content_type, expires_at, ttl)"
+             CROSS JOIN LATERAL (SELECT value, md5, {CURRENT_TYPE}, {EXPIRY_COLUMNS} FROM {kvs} \
+             WHERE workspace = $1::UUID AND namespace = q.n AND {key} = q.k AND {LIVE} LIMIT 1) \
+             AS r(value, md5, content_type, expires_at, ttl)) AS s"
         );
-        let at = |table: &str, n: u8| {
+        let counters = format!(
+            "INSERT INTO {schema}.kvs_revision AS v (workspace, namespace, revision) \
+             SELECT $1::UUID, n, 0 FROM unnest($2::TEXT[]) AS u(n) ORDER BY n \
+             ON CONFLICT (workspace, namespace) DO UPDATE SET revision = v.revision WHERE false"
+        );
+        let at = |table: &str| {
             format!(
-                "USING unnest(${n}::TEXT[], ${}::TEXT[]) AS u(n, k) WHERE {table}.workspace = $1::UUID \
-                 AND {table}.namespace = u.n AND {table}.{key} = u.k",
-                n + 1
+                "USING unnest($2::TEXT[], $3::TEXT[]) AS u(n, k) WHERE {table}.workspace = $1::UUID \
+                 AND {table}.namespace = u.n AND {table}.{key} = u.k"
             )
         };
+        let clear = format!(
+            "DELETE FROM {kvs} AS x {} AND x.expire_at = {PLACEHOLDER}",
+            at("x")
+        );
         let set_all = "DO UPDATE SET md5 = excluded.md5, value = excluded.value, \
              content_type = excluded.content_type, content_type_md5 = excluded.content_type_md5, \
              expire_at = excluded.expire_at";
-        let before = format!(
-            "p AS (INSERT INTO {kvs} {columns} SELECT $1::UUID, n, k, m, v, t, m, \
+        let puts = format!(
+            "INSERT INTO {kvs} {columns} SELECT $1::UUID, n, k, m, v, t, m, \
              CASE WHEN s IS NOT NULL THEN now() + s * INTERVAL '1 second' \
              WHEN a IS NOT NULL THEN to_timestamp(a) END \
              FROM unnest($2::TEXT[], $3::TEXT[], $4::BYTEA[], $5::BYTEA[], $6::TEXT[], \
              $7::INT8[], $8::INT8[]) WITH ORDINALITY AS u(n, k, m, v, t, s, a, i) ORDER BY i \
-             ON CONFLICT (workspace, namespace, key) {set_all} \
-             RETURNING workspace, namespace, key, md5, expire_at, 'put'::TEXT AS op), \
-             d AS (DELETE FROM {kvs} AS d {} RETURNING d.workspace, d.namespace, d.key, \
-             NULL::BYTEA AS md5, NULL::TIMESTAMPTZ AS expire_at, 'delete'::TEXT AS op), \
-             x AS (DELETE FROM {kvs} AS x {} AND x.expire_at = {PLACEHOLDER} RETURNING 1 AS one), ",
-            at("d", 9),
-            at("x", 11),
+             ON CONFLICT (workspace, namespace, key) {set_all} {WRITTEN}"
         );
-        // Each change's op comes from its row; `x` is referenced so that
-        // every engine runs it.
-        let write = log_around(
-            schema,
-            key,
-            Around {
-                before: &before,
-                write: "SELECT * FROM p UNION ALL SELECT * FROM d",
-                op: "w.op",
-                columns: "",
-                filter: " WHERE (SELECT count(*) FROM x) >= 0",
-            },
-        );
-        TxnStatements { lock, read, write }
+        let deletes = format!("DELETE FROM {kvs} AS d {} {REMOVED}", at("d"));
+        let log = |write: &str, op: &str| {
+            log_around(
+                schema,
+                key,
+                Around {
+                    write,
+                    op: &format!("'{op}'"),
+                    ..Around::default()
+                },
+            )
+        };
+        TxnStatements {
+            lock,
+            read,
+            counters,
+            clear,
+            puts: log(&puts, "put"),
+            deletes: log(&deletes, "delete"),
+        }
     }
 }
 
@@ -182,14 +205,15 @@ async fn attempt(
     at: &Addresses<'_>,
 ) -> Result<Result<TxnOutcome, StoreError>, tokio_postgres::Error> {
     let keys: [&(dyn ToSql + Sync); 3] = [&at.workspace, &at.namespaces, &at.keys];
-    let read: [&(dyn ToSql + Sync); 4] = [&at.workspace, &at.namespaces, &at.keys, &at.want];
+    let cap = i64::try_from(MAX_READ_BYTES).unwrap_or(i64::MAX);
+    let read: [&(dyn ToSql + Sync); 5] = [&at.workspace, &at.namespaces, &at.keys, &at.want, &cap];
     if !txn.writes() {
         // One statement is one snapshot: a transaction that only reads needs no more.
         let read_sql = client.prepare_cached(&sql.read).await?;
         let rows = client.query(&read_sql, &read).await?;
         let stored = match stored_rows(&rows, at) {
             Ok(stored) => stored,
-            Err(e) => return Ok(Err(e)),
+            Err(outcome) => return Ok(outcome),
         };
         return Ok(Ok(match txn.plan(&stored) {
             Ok(_) => TxnOutcome::Committed(txn.results(&stored, &HashMap::new())),
@@ -206,17 +230,16 @@ async fn attempt(
         .collect::<Result<_, tokio_postgres::Error>>()?;
     let read_sql = tx.prepare_cached(&sql.read).await?;
     let rows = tx.query(&read_sql, &read).await?;
+    // An error or a refusal drops `tx`, which rolls it back, placeholders and all.
     let stored = match stored_rows(&rows, at) {
         Ok(stored) => stored,
-        Err(e) => return Ok(Err(e)),
+        Err(outcome) => return Ok(outcome),
     };
     let plan = match txn.plan(&stored) {
         Ok(plan) => plan,
-        // Dropping `tx` rolls it back, placeholders and all.
         Err(failed) => return Ok(Ok(TxnOutcome::Failed(failed))),
     };
-    let write_sql = tx.prepare_cached(&sql.write).await?;
-    let rows = write(&tx, &write_sql, txn, &plan, &placeholders).await?;
+    let rows = write(&tx, sql, txn, &plan, &placeholders).await?;
     let revisions = match revisions(&rows) {
         Ok(revisions) => revisions,
         Err(e) => return Ok(Err(e)),
@@ -225,15 +248,19 @@ async fn attempt(
     Ok(Ok(TxnOutcome::Committed(txn.results(&stored, &revisions))))
 }
 
-/// Runs the write statement for `plan`.
+/// Applies `plan`: the written namespaces' counters locked in the order
+/// every logged write takes them, then the placeholders nothing is put at
+/// removed, the puts and the deletes, each its own statement (CockroachDB
+/// lets a statement modify a table once), each logged. Answers the changes.
 async fn write(
     tx: &deadpool_postgres::Transaction<'_>,
-    statement: &tokio_postgres::Statement,
+    sql: &TxnStatements,
     txn: &Txn,
     plan: &Plan,
     placeholders: &HashSet<(String, String)>,
 ) -> Result<Vec<Row>, tokio_postgres::Error> {
     let ops = txn.ops();
+    let ws = &txn.workspace;
     let mut puts = Puts::default();
     for &index in &plan.puts {
         if let OpKind::Put(value) = &ops[index].kind {
@@ -263,24 +290,40 @@ async fn write(
         .map(|(n, k)| (n.as_str(), k.as_str()))
         .filter(|at| !put_at.contains(at))
         .unzip();
-    let params: [&(dyn ToSql + Sync); 12] = [
-        &txn.workspace,
-        &puts.namespaces,
-        &puts.keys,
-        &puts.md5s,
-        &puts.values,
-        &puts.types,
-        &puts.ttls,
-        &puts.ats,
-        &deleted.0,
-        &deleted.1,
-        &cleared.0,
-        &cleared.1,
-    ];
-    tx.query(statement, &params).await
+    let mut written: Vec<&str> = puts.namespaces.iter().chain(&deleted.0).copied().collect();
+    written.sort_unstable();
+    written.dedup();
+    let mut changes = Vec::new();
+    if !written.is_empty() {
+        let counters = tx.prepare_cached(&sql.counters).await?;
+        tx.execute(&counters, &[ws, &written]).await?;
+    }
+    if !cleared.0.is_empty() {
+        let clear = tx.prepare_cached(&sql.clear).await?;
+        tx.execute(&clear, &[ws, &cleared.0, &cleared.1]).await?;
+    }
+    if !puts.keys.is_empty() {
+        let statement = tx.prepare_cached(&sql.puts).await?;
+        let params: [&(dyn ToSql + Sync); 8] = [
+            ws,
+            &puts.namespaces,
+            &puts.keys,
+            &puts.md5s,
+            &puts.values,
+            &puts.types,
+            &puts.ttls,
+            &puts.ats,
+        ];
+        changes.extend(tx.query(&statement, &params).await?);
+    }
+    if !deleted.0.is_empty() {
+        let statement = tx.prepare_cached(&sql.deletes).await?;
+        changes.extend(tx.query(&statement, &[ws, &deleted.0, &deleted.1]).await?);
+    }
+    Ok(changes)
 }
 
-/// The put ops of a plan as the write statement's arrays.
+/// The put ops of a plan as the puts statement's arrays.
 #[derive(Default)]
 struct Puts<'a> {
     namespaces: Vec<&'a str>,
@@ -292,10 +335,14 @@ struct Puts<'a> {
     ats: Vec<Option<i64>>,
 }
 
-/// The live rows the read statement answered, by address.
-fn stored_rows(rows: &[Row], at: &Addresses<'_>) -> Result<Stored, StoreError> {
+/// The live rows the read statement answered, by address; `Err` with the
+/// answer instead when the values the `get`s read would pass
+/// [`MAX_READ_BYTES`], or with the error when a row does not read.
+fn stored_rows(rows: &[Row], at: &Addresses<'_>) -> Result<Stored, Result<TxnOutcome, StoreError>> {
     let failed = |e: tokio_postgres::Error| {
-        StoreError::Internal(format!("reading a transaction's keys: {e}"))
+        Err(StoreError::Internal(format!(
+            "reading a transaction's keys: {e}"
+        )))
     };
     let mut stored = Stored::with_capacity(rows.len());
     for row in rows {
@@ -304,20 +351,24 @@ fn stored_rows(rows: &[Row], at: &Addresses<'_>) -> Result<Stored, StoreError> {
             .ok()
             .filter(|&i| i < at.keys.len())
         else {
-            return Err(StoreError::Internal(format!(
+            return Err(Err(StoreError::Internal(format!(
                 "a transaction read row {position}, which it did not ask for"
-            )));
+            ))));
         };
+        if row.try_get::<_, bool>(2).map_err(failed)? {
+            return Err(Ok(TxnOutcome::ReadTooLarge(MAX_READ_BYTES)));
+        }
         let value: Option<&[u8]> = row.try_get(1).map_err(failed)?;
-        let md5: &[u8] = row.try_get(2).map_err(failed)?;
+        let md5: &[u8] = row.try_get(3).map_err(failed)?;
         let entry = Entry {
             value: value.map(bytes::Bytes::copy_from_slice).unwrap_or_default(),
+            // The statement read the value of a digest that is not 16 bytes.
             md5: Digest::try_from(md5)
                 .unwrap_or_else(|_| md5::compute(value.unwrap_or_default()).0),
-            content_type: row.try_get(3).map_err(failed)?,
+            content_type: row.try_get(4).map_err(failed)?,
             expires: Expires::from_columns(
-                row.try_get(4).map_err(failed)?,
                 row.try_get(5).map_err(failed)?,
+                row.try_get(6).map_err(failed)?,
             ),
         };
         stored.insert(
@@ -339,4 +390,32 @@ fn revisions(rows: &[Row]) -> Result<HashMap<(String, String), Revision>, StoreE
         })
         .collect::<Result<_, tokio_postgres::Error>>()
         .map_err(|e| StoreError::Internal(format!("reading a transaction's revisions: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Modifications of `kvs` in one statement: CockroachDB refuses more than one.
+    fn kvs_writes(sql: &str) -> usize {
+        [
+            "INSERT INTO \"s\".kvs ",
+            "DELETE FROM \"s\".kvs ",
+            "UPDATE \"s\".kvs ",
+        ]
+        .iter()
+        .map(|w| sql.matches(w).count())
+        .sum()
+    }
+
+    #[test]
+    fn every_statement_modifies_the_table_once_at_most() {
+        for flavor in [Flavor::Postgres, Flavor::Cockroach] {
+            let t = TxnStatements::new(flavor, "\"s\"");
+            for sql in [&t.lock, &t.read, &t.counters, &t.clear, &t.puts, &t.deletes] {
+                assert!(kvs_writes(sql) <= 1, "{sql}");
+            }
+            assert!(t.lock.contains("WHERE false") && t.counters.contains("WHERE false"));
+        }
+    }
 }

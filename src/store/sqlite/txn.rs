@@ -9,7 +9,7 @@ use rusqlite::Connection;
 
 use super::connection::db_error;
 use super::sql::{delete_row, put_row, select_entry};
-use crate::store::txn::{OpKind, Txn, TxnOutcome};
+use crate::store::txn::{OpKind, Txn, TxnOutcome, MAX_READ_BYTES};
 use crate::store::{
     DeleteCondition, DeleteOutcome, Entry, Item, PutCondition, PutOutcome, StoreError,
 };
@@ -22,7 +22,7 @@ pub(super) fn run_txn(conn: &Connection, txn: &Txn) -> Result<TxnOutcome, StoreE
     let outcome = apply(conn, txn);
     let end = match &outcome {
         Ok(TxnOutcome::Committed(_)) => "COMMIT",
-        Ok(TxnOutcome::Failed(_)) | Err(_) => "ROLLBACK",
+        Ok(TxnOutcome::Failed(_) | TxnOutcome::ReadTooLarge(_)) | Err(_) => "ROLLBACK",
     };
     // A failed statement may have ended the transaction already (SQLITE_FULL
     // and the like roll it back): then there is nothing left to end.
@@ -45,6 +45,7 @@ pub(super) fn run_txn(conn: &Connection, txn: &Txn) -> Result<TxnOutcome, StoreE
 /// The transaction's work inside the open transaction.
 fn apply(conn: &Connection, txn: &Txn) -> Result<TxnOutcome, StoreError> {
     let mut stored: HashMap<(String, String), Entry> = HashMap::new();
+    let mut read = 0usize;
     for (namespace, key) in txn.keys() {
         let item = Item {
             workspace: txn.workspace,
@@ -52,6 +53,12 @@ fn apply(conn: &Connection, txn: &Txn) -> Result<TxnOutcome, StoreError> {
             key: key.to_owned(),
         };
         if let Some(entry) = select_entry(conn, &item)? {
+            if txn.reads_value((namespace, key)) {
+                read = read.saturating_add(entry.value.len());
+                if read > MAX_READ_BYTES {
+                    return Ok(TxnOutcome::ReadTooLarge(MAX_READ_BYTES));
+                }
+            }
             stored.insert((item.namespace, item.key), entry);
         }
     }
@@ -61,12 +68,13 @@ fn apply(conn: &Connection, txn: &Txn) -> Result<TxnOutcome, StoreError> {
     };
     let mut revisions = HashMap::new();
     let ops = txn.ops();
-    // In key order, as PostgreSQL numbers a statement's changes.
-    let mut writes: Vec<usize> = plan.puts.iter().chain(&plan.deletes).copied().collect();
-    writes.sort_by(|&a, &b| {
-        let at = |i: usize| (ops[i].namespace.as_bytes(), ops[i].key.as_bytes());
-        at(a).cmp(&at(b))
-    });
+    // The puts, then the deletes, each in key order: as PostgreSQL numbers them.
+    let by_key = |list: &[usize]| {
+        let mut sorted = list.to_vec();
+        sorted.sort_by_key(|&i| (ops[i].namespace.as_bytes(), ops[i].key.as_bytes()));
+        sorted
+    };
+    let writes = by_key(&plan.puts).into_iter().chain(by_key(&plan.deletes));
     for index in writes {
         let op = &ops[index];
         let item = Item {
@@ -76,17 +84,23 @@ fn apply(conn: &Connection, txn: &Txn) -> Result<TxnOutcome, StoreError> {
         };
         let written = match &op.kind {
             OpKind::Put(value) => match put_row(conn, &item, value, &PutCondition::Always) {
-                Ok(PutOutcome::Stored(revision) | PutOutcome::Created(revision)) => Ok(revision),
+                Ok(PutOutcome::Stored(revision) | PutOutcome::Created(revision)) => {
+                    Ok(Some(revision))
+                }
                 Ok(PutOutcome::PreconditionFailed) => Err(unwritten(&item)),
                 Err(e) => Err(db_error(format_args!("put {item}"), e)),
             },
+            // A value that expired since it was read (the clock moves
+            // between statements) is gone already: nothing to delete.
             _ => match delete_row(conn, &item, &DeleteCondition::Always) {
-                Ok(DeleteOutcome::Deleted(revision)) => Ok(revision),
-                Ok(_) => Err(unwritten(&item)),
+                Ok(DeleteOutcome::Deleted(revision)) => Ok(Some(revision)),
+                Ok(_) => Ok(None),
                 Err(e) => Err(db_error(format_args!("delete {item}"), e)),
             },
         }?;
-        revisions.insert((item.namespace, item.key), written);
+        if let Some(revision) = written {
+            revisions.insert((item.namespace, item.key), revision);
+        }
     }
     Ok(TxnOutcome::Committed(txn.results(&stored, &revisions)))
 }
