@@ -22,6 +22,9 @@ pub enum ApiError {
         access: &'static str,
         op: Option<usize>,
     },
+    /// The ACL has no rule for the token: it may use no namespace.
+    #[error("the token may not read or write any namespace")]
+    NoNamespace,
     #[error("not found")]
     NotFound,
     #[error("no such route")]
@@ -69,7 +72,9 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) | ApiError::NamespaceForbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_)
+            | ApiError::NamespaceForbidden { .. }
+            | ApiError::NoNamespace => StatusCode::FORBIDDEN,
             ApiError::NotFound | ApiError::NoRoute => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BadRequest { .. }
@@ -93,7 +98,7 @@ impl ApiError {
         match self {
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
-            ApiError::NamespaceForbidden { .. } => "namespace_forbidden",
+            ApiError::NamespaceForbidden { .. } | ApiError::NoNamespace => "namespace_forbidden",
             ApiError::NotFound => "not_found",
             ApiError::NoRoute => "no_route",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",

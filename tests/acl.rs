@@ -307,6 +307,23 @@ async fn a_denied_put_is_answered_before_its_body() {
     );
     let body: Value = serde_json::from_slice(&resp.body).unwrap();
     assert_eq!(body["code"], "namespace_forbidden");
+    // A transaction names its namespaces in its body; a token that no rule
+    // is for is refused before that body is read.
+    let stranger = service_token("telegram");
+    let request = format!(
+        "POST /api2/{WS}?txn HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {stranger}\r\n\
+         Content-Length: 100000000\r\n\r\n"
+    );
+    let started = std::time::Instant::now();
+    let resp = common::raw::send(s.addr, request.as_bytes()).await;
+    assert_eq!(resp.status, 403);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let body: Value = serde_json::from_slice(&resp.body).unwrap();
+    assert_eq!(body["code"], "namespace_forbidden");
 }
 
 async fn status_of(s: &TestServer, token: &str, ns: &str) -> StatusCode {

@@ -61,6 +61,14 @@ impl Acl {
         policy.decide(who, namespace, access).is_some()
     }
 
+    /// Whether any rule is for `who` (see [`Policy::knows`]).
+    pub fn knows(&self, who: &Identity<'_>) -> bool {
+        match self.current.read() {
+            Ok(p) => p.knows(who),
+            Err(poisoned) => poisoned.into_inner().knows(who),
+        }
+    }
+
     /// Loads the file again; on failure the policy in force stays.
     pub fn reload(&self) -> Result<usize, AclError> {
         let policy = read_policy(&self.file)?;

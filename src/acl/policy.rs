@@ -160,6 +160,13 @@ impl Policy {
     pub fn rules(&self) -> &[Rule] {
         &self.rules
     }
+
+    /// Whether any rule is for `who`: one that is not can be refused
+    /// without asking which namespace.
+    pub fn knows(&self, who: &Identity<'_>) -> bool {
+        who.service.is_some_and(|s| self.by_service.contains_key(s))
+            || self.by_account.contains_key(&who.account)
+    }
 }
 
 fn compile(text: RuleText, number: usize, line: usize) -> Result<Rule, PolicyError> {
@@ -286,6 +293,19 @@ access = "read-write"
         );
         assert_eq!(policy.rules()[0].line, 3);
         assert_eq!(policy.rules()[3].line, 18);
+    }
+
+    #[test]
+    fn a_policy_knows_the_identities_its_rules_name() {
+        let policy = Policy::parse(POLICY).unwrap();
+        assert!(policy.knows(&who(Some("calendar"), OTHER)));
+        assert!(policy.knows(&who(None, ACCOUNT)));
+        assert!(
+            policy.knows(&who(Some("gmail"), OTHER)),
+            "named with an account too"
+        );
+        assert!(!policy.knows(&who(Some("telegram"), OTHER)));
+        assert!(!policy.knows(&who(None, OTHER)));
     }
 
     #[test]

@@ -20,6 +20,24 @@ pub(super) fn needed(method: &Method) -> Access {
     }
 }
 
+/// Who the token of `claims` is, as rules name it.
+fn identity(claims: &Claims) -> Identity<'_> {
+    Identity {
+        service: claims.extra.get("service").map(String::as_str),
+        account: claims.account,
+    }
+}
+
+/// `Ok` unless `acl` (if any) has no rule at all for the token of
+/// `claims`: a transaction asks this before its body (which names the
+/// namespaces) is read.
+pub(super) fn check_any(acl: Option<&Acl>, claims: &Claims) -> Result<(), ApiError> {
+    match acl {
+        Some(acl) if !acl.knows(&identity(claims)) => Err(ApiError::NoNamespace),
+        _ => Ok(()),
+    }
+}
+
 /// `Ok` when `acl` (if any) lets the token of `claims` do `access` to `namespace`.
 pub(super) fn check(
     acl: Option<&Acl>,
@@ -30,11 +48,7 @@ pub(super) fn check(
     let Some(acl) = acl else {
         return Ok(());
     };
-    let who = Identity {
-        service: claims.extra.get("service").map(String::as_str),
-        account: claims.account,
-    };
-    if acl.allows(&who, namespace, access) {
+    if acl.allows(&identity(claims), namespace, access) {
         Ok(())
     } else {
         Err(ApiError::NamespaceForbidden {

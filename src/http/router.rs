@@ -236,6 +236,8 @@ async fn workspace_route<S: Store>(
             "POST /api2/{workspace} runs a transaction: add ?txn",
         ));
     }
+    // The namespaces are in the body; a token no rule is for is refused before it is read.
+    access::check_any(state.acl.as_deref(), &claims)?;
     if !state.is_migrated() {
         return Err(ApiError::Migrating);
     }
