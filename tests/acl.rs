@@ -292,34 +292,27 @@ async fn globs_and_tokens_without_a_service() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_denied_put_is_answered_before_its_body() {
     let (_dir, s) = with_policy(POLICY).await;
-    let token = service_token("calendar");
-    let request = format!(
-        "PUT /api2/{WS}/gmail/k HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
-         Content-Length: 100000000\r\n\r\n"
-    );
-    let started = std::time::Instant::now();
-    let resp = common::raw::send(s.addr, request.as_bytes()).await;
-    assert_eq!(resp.status, 403);
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "answered without waiting for 100 MB: {:?}",
-        started.elapsed()
-    );
-    let body: Value = serde_json::from_slice(&resp.body).unwrap();
-    assert_eq!(body["code"], "namespace_forbidden");
+    let calendar = service_token("calendar");
+    refused_before_body(&s, &format!("PUT /api2/{WS}/gmail/k"), &calendar).await;
     // A transaction names its namespaces in its body; a token that no rule
     // is for is refused before that body is read.
     let stranger = service_token("telegram");
+    refused_before_body(&s, &format!("POST /api2/{WS}?txn"), &stranger).await;
+}
+
+/// Sends `request_line` with a 100 MB `Content-Length` and no body, and
+/// asserts a `403 namespace_forbidden` at once.
+async fn refused_before_body(s: &TestServer, request_line: &str, token: &str) {
     let request = format!(
-        "POST /api2/{WS}?txn HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {stranger}\r\n\
+        "{request_line} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
          Content-Length: 100000000\r\n\r\n"
     );
     let started = std::time::Instant::now();
     let resp = common::raw::send(s.addr, request.as_bytes()).await;
-    assert_eq!(resp.status, 403);
+    assert_eq!(resp.status, 403, "{request_line}");
     assert!(
         started.elapsed() < Duration::from_secs(5),
-        "{:?}",
+        "answered without waiting for 100 MB: {:?}",
         started.elapsed()
     );
     let body: Value = serde_json::from_slice(&resp.body).unwrap();

@@ -19,7 +19,7 @@ use tokio_postgres::Row;
 
 use super::errors::db_error;
 use super::row::{entry_from_row_at, revision_at};
-use super::sql::{logged_reading, Flavor, CURRENT_TYPE, EXPIRES, EXPIRY_COLUMNS, LIVE};
+use super::sql::{logged_reading, Flavor, CURRENT_TYPE, EXPIRES, EXPIRY_COLUMNS, LIVE, SET_ALL};
 use super::{PgStore, PutParams};
 use crate::store::txn::{Replace, Replaced};
 use crate::store::{DeleteCondition, Entry, ItemRef, NewValue, PutCondition, Store, StoreError};
@@ -49,13 +49,10 @@ impl ReplaceStatements {
              {CURRENT_TYPE}, {EXPIRY_COLUMNS}, {LIVE} FROM {kvs} WHERE {pk} FOR UPDATE)"
         );
         let locked = "EXISTS (SELECT 1 FROM o)";
-        let set_all = "md5 = excluded.md5, value = excluded.value, \
-             content_type = excluded.content_type, content_type_md5 = excluded.content_type_md5, \
-             expire_at = excluded.expire_at";
         let upsert = format!(
             "INSERT INTO {kvs} AS t (workspace, namespace, key, md5, value, content_type, \
              content_type_md5, expire_at) VALUES ($1, $2, $3, $4, $5, $6, $4, {EXPIRES}) \
-             ON CONFLICT (workspace, namespace, key) DO UPDATE SET {set_all} WHERE {locked} \
+             ON CONFLICT (workspace, namespace, key) DO UPDATE SET {SET_ALL} WHERE {locked} \
              RETURNING workspace, namespace, key, md5, expire_at"
         );
         let update = format!(

@@ -126,6 +126,11 @@ pub(super) struct Statements {
     pub(super) replace: ReplaceStatements,
 }
 
+/// What an upsert's conflict sets: every column of the value from `excluded`.
+pub(super) const SET_ALL: &str = "md5 = excluded.md5, value = excluded.value, \
+     content_type = excluded.content_type, content_type_md5 = excluded.content_type_md5, \
+     expire_at = excluded.expire_at";
+
 /// A row is there for readers and conditions until its expiry instant, by
 /// the database's clock.
 pub(super) const LIVE: &str = "(expire_at IS NULL OR expire_at > now())";
@@ -169,20 +174,17 @@ impl Statements {
             "UPDATE {kvs} SET md5 = $4, value = $5, content_type = $6, content_type_md5 = $4, \
              expire_at = {EXPIRES} WHERE {pk} AND {LIVE}"
         );
-        let set_all = "DO UPDATE SET md5 = excluded.md5, value = excluded.value, \
-             content_type = excluded.content_type, content_type_md5 = excluded.content_type_md5, \
-             expire_at = excluded.expire_at";
         let batched = flavor == Flavor::Postgres;
         let log = |write: String, op: &str| logged(schema, key, &write, op);
         Statements {
             get: format!(
                 "SELECT value, md5, {CURRENT_TYPE}, {EXPIRY_COLUMNS} FROM {kvs} WHERE {pk} AND {LIVE}"
             ),
-            upsert: log(format!("{insert} {set_all} {WRITTEN}"), "put"),
+            upsert: log(format!("{insert} DO UPDATE SET {SET_ALL} {WRITTEN}"), "put"),
             // An expired row is absent: If-None-Match: * replaces it.
             insert_if_absent: log(
                 format!(
-                    "{insert} {set_all} WHERE t.expire_at IS NOT NULL AND t.expire_at <= now() \
+                    "{insert} DO UPDATE SET {SET_ALL} WHERE t.expire_at IS NOT NULL AND t.expire_at <= now() \
                      {WRITTEN}"
                 ),
                 "put",
@@ -197,7 +199,7 @@ impl Statements {
                 format!("DELETE FROM {kvs} WHERE {pk} AND {LIVE} AND md5 = ANY($4) {REMOVED}"),
                 "delete",
             ),
-            upsert_many: batched.then(|| log(upsert_many(&kvs, set_all), "put")),
+            upsert_many: batched.then(|| log(upsert_many(&kvs), "put")),
             read_many: batched.then(|| read_many(&kvs, key)),
             sweep: log(sweep(flavor, &kvs), "expire"),
             delete_prefix: log(delete_prefix(flavor, &kvs, key), "delete"),
@@ -299,14 +301,14 @@ fn values(kvs: &str, key: &str, upper: bool) -> String {
 
 /// Upserts many rows in one statement: `$1`..`$8` are arrays of the
 /// parameters of one upsert.
-fn upsert_many(kvs: &str, set_all: &str) -> String {
+pub(super) fn upsert_many(kvs: &str) -> String {
     format!(
         "INSERT INTO {kvs} (workspace, namespace, key, md5, value, content_type, \
          content_type_md5, expire_at) SELECT w, n, k, m, v, t, m, CASE WHEN s IS NOT NULL \
          THEN now() + s * INTERVAL '1 second' WHEN a IS NOT NULL THEN to_timestamp(a) END \
          FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::bytea[], \
          $6::text[], $7::int8[], $8::int8[]) AS u(w, n, k, m, v, t, s, a) \
-         ON CONFLICT (workspace, namespace, key) {set_all} {WRITTEN}"
+         ON CONFLICT (workspace, namespace, key) DO UPDATE SET {SET_ALL} {WRITTEN}"
     )
 }
 

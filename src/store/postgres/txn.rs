@@ -32,7 +32,7 @@ use uuid::Uuid;
 
 use super::errors::backoff;
 use super::sql::{
-    log_around, Around, Flavor, CURRENT_TYPE, EXPIRY_COLUMNS, LIVE, REMOVED, WRITTEN,
+    log_around, upsert_many, Around, Flavor, CURRENT_TYPE, EXPIRY_COLUMNS, LIVE, REMOVED,
 };
 use super::PgStore;
 use crate::store::changes::Revision;
@@ -61,7 +61,7 @@ pub(super) struct TxnStatements {
     counters: String,
     /// `$1` workspace, `$2`/`$3` namespaces and keys of placeholders to remove.
     clear: String,
-    /// `$1` workspace, `$2`..`$8` the puts' arrays; logged.
+    /// `$1`..`$8` the puts' arrays, as a batched upsert takes them; logged.
     puts: String,
     /// `$1` workspace, `$2`/`$3` namespaces and keys to delete; logged.
     deletes: String,
@@ -109,17 +109,6 @@ impl TxnStatements {
             "DELETE FROM {kvs} AS x {} AND x.expire_at = {PLACEHOLDER}",
             at("x")
         );
-        let set_all = "DO UPDATE SET md5 = excluded.md5, value = excluded.value, \
-             content_type = excluded.content_type, content_type_md5 = excluded.content_type_md5, \
-             expire_at = excluded.expire_at";
-        let puts = format!(
-            "INSERT INTO {kvs} {columns} SELECT $1::UUID, n, k, m, v, t, m, \
-             CASE WHEN s IS NOT NULL THEN now() + s * INTERVAL '1 second' \
-             WHEN a IS NOT NULL THEN to_timestamp(a) END \
-             FROM unnest($2::TEXT[], $3::TEXT[], $4::BYTEA[], $5::BYTEA[], $6::TEXT[], \
-             $7::INT8[], $8::INT8[]) WITH ORDINALITY AS u(n, k, m, v, t, s, a, i) ORDER BY i \
-             ON CONFLICT (workspace, namespace, key) {set_all} {WRITTEN}"
-        );
         let deletes = format!("DELETE FROM {kvs} AS d {} {REMOVED}", at("d"));
         let log = |write: &str, op: &str| {
             log_around(
@@ -137,7 +126,9 @@ impl TxnStatements {
             read,
             counters,
             clear,
-            puts: log(&puts, "put"),
+            // Rows are locked already, so their order no longer matters here:
+            // the batched upsert does.
+            puts: log(&upsert_many(&kvs), "put"),
             deletes: log(&deletes, "delete"),
         }
     }
@@ -304,8 +295,9 @@ async fn write(
     }
     if !puts.keys.is_empty() {
         let statement = tx.prepare_cached(&sql.puts).await?;
+        let workspaces = vec![*ws; puts.keys.len()];
         let params: [&(dyn ToSql + Sync); 8] = [
-            ws,
+            &workspaces,
             &puts.namespaces,
             &puts.keys,
             &puts.md5s,
