@@ -12,8 +12,10 @@ use tokio::sync::oneshot;
 
 use crate::acl::Acl;
 use crate::config::{DbOptions, DbTarget, ServeConfig, DEFAULT_SECRET};
+use crate::crypto::Keyring;
 use crate::http::tls::TlsSource;
 use crate::http::{self, AppState, ServerOptions, Stopped};
+use crate::store::sealed::Sealed;
 use crate::store::{expiry, PgStore, SqliteStore, Store, StoreError};
 
 /// How often the TLS files are checked for changes.
@@ -29,15 +31,41 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             "HULY_TOKEN_SECRET is the default \"secret\": anyone can mint tokens; set a real secret (HULY_REQUIRE_SECRET=true makes this fatal)"
         );
     }
+    let keys = Keyring::new(&config.encryption).map(Arc::new);
+    if let Some(keys) = &keys {
+        let ids: Vec<&str> = keys.ids().collect();
+        match keys.sealing_id() {
+            Some(id) => tracing::info!(key_id = &**id, opens = ?ids, "new values are encrypted"),
+            None => {
+                tracing::info!(opens = ?ids, "new values are written unencrypted (plaintext first in HULY_ENCRYPTION_KEYS)")
+            }
+        }
+    }
     match &config.db.target {
         DbTarget::Postgres(url) => {
-            let store = PgStore::open(url, &config.db)?;
+            let store = Sealed::new(PgStore::open(url, &config.db)?, keys);
             serve_store(store, config).await
         }
         DbTarget::Sqlite(path) => {
-            let store = SqliteStore::open(path, &config.db)?;
+            let store = Sealed::new(SqliteStore::open(path, &config.db)?, keys);
             serve_store(store, config).await
         }
+    }
+}
+
+/// Logs, once migrations are applied, each key id that sealed stored rows
+/// and is not configured: those rows answer `500 undecryptable`.
+async fn check_key_ids<S: Store>(store: &S, configured: &[String]) {
+    match store.key_ids_in_use().await {
+        Ok(used) => {
+            for id in used.iter().filter(|id| !configured.contains(id)) {
+                tracing::error!(
+                    key_id = %id,
+                    "stored values are sealed by key {id:?}, which HULY_ENCRYPTION_KEYS does not hold: they answer 500 undecryptable until it is listed again"
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read the encryption key ids in use"),
     }
 }
 
@@ -94,9 +122,16 @@ async fn serve_store<S: Store>(store: S, config: ServeConfig) -> anyhow::Result<
     let (failed_tx, mut failed_rx) = oneshot::channel();
     let migrating = Arc::clone(&state);
     let sweep_every = config.expiry_sweep;
+    let key_ids: Vec<String> = config
+        .encryption
+        .keys
+        .iter()
+        .map(|(id, _)| id.clone())
+        .collect();
     tokio::spawn(async move {
         match migrate_until_applied(&migrating).await {
             Ok(()) => {
+                check_key_ids(&*migrating.store, &key_ids).await;
                 migrating.feed.start();
                 let feed = &migrating.feed;
                 expiry::sweep_forever(&*migrating.store, sweep_every, |removed| {

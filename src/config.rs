@@ -221,6 +221,97 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
+/// The keys of encryption at rest (`HULY_ENCRYPTION_KEYS`), in order: new
+/// values are sealed under the first, and every one opens stored values.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct EncryptionKeys {
+    /// The list starts with `plaintext`: new values are written unsealed
+    /// while the keys still open what they sealed (turning encryption off).
+    pub write_plaintext: bool,
+    /// Each key's id and its 32 bytes.
+    pub keys: Vec<(String, [u8; 32])>,
+}
+
+/// Key ids only: the bytes never reach a log.
+impl std::fmt::Debug for EncryptionKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ids: Vec<&str> = self.keys.iter().map(|(id, _)| id.as_str()).collect();
+        f.debug_struct("EncryptionKeys")
+            .field("write_plaintext", &self.write_plaintext)
+            .field("ids", &ids)
+            .finish()
+    }
+}
+
+/// Longest key id: it is stored with every sealed row.
+pub const MAX_KEY_ID: usize = 64;
+
+impl EncryptionKeys {
+    /// Parses `[plaintext,]id:<base64 of 32 bytes>[,…]`; empty: no keys. An
+    /// error names the entry by its position and id, never its key text.
+    pub fn parse(text: &str) -> Result<EncryptionKeys, BadSetting> {
+        use base64::Engine as _;
+        const NAME: &str = "HULY_ENCRYPTION_KEYS";
+        let mut keys = EncryptionKeys::default();
+        let entries: Vec<&str> = text.split(',').map(str::trim).collect();
+        if text.trim().is_empty() {
+            return Ok(keys);
+        }
+        for (i, entry) in entries.iter().enumerate() {
+            let n = i + 1;
+            if *entry == "plaintext" && i == 0 {
+                keys.write_plaintext = true;
+                continue;
+            }
+            let Some((id, encoded)) = entry.split_once(':') else {
+                return Err(BadSetting::new(
+                    NAME,
+                    format!("entry {n} is not id:<base64 key> (only the first entry may be the word plaintext)"),
+                ));
+            };
+            let id_ok = !id.is_empty()
+                && id.len() <= MAX_KEY_ID
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+            if !id_ok {
+                return Err(BadSetting::new(
+                    NAME,
+                    format!("entry {n}: a key id is 1 to {MAX_KEY_ID} of A-Z a-z 0-9 . _ -"),
+                ));
+            }
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(encoded.trim())
+                .map_err(|_| {
+                    BadSetting::new(NAME, format!("entry {n} (key {id:?}) is not valid base64"))
+                })?;
+            let secret: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+                BadSetting::new(
+                    NAME,
+                    format!(
+                        "entry {n} (key {id:?}) is {} bytes, not 32 (make one with: head -c 32 /dev/urandom | base64)",
+                        bytes.len()
+                    ),
+                )
+            })?;
+            if keys.keys.iter().any(|(known, _)| known == id) {
+                return Err(BadSetting::new(
+                    NAME,
+                    format!("key id {id:?} is listed twice"),
+                ));
+            }
+            keys.keys.push((id.to_owned(), secret));
+        }
+        if keys.keys.is_empty() {
+            return Err(BadSetting::new(
+                NAME,
+                "plaintext alone lists no key: unset the variable instead",
+            ));
+        }
+        Ok(keys)
+    }
+}
+
 /// Everything `serve` needs, validated.
 #[derive(Clone)]
 pub struct ServeConfig {
@@ -238,6 +329,8 @@ pub struct ServeConfig {
     pub tls: Option<TlsFiles>,
     /// Browser origins that get CORS headers.
     pub cors: CorsOrigins,
+    /// Encryption at rest: none when no key is listed.
+    pub encryption: EncryptionKeys,
     /// The ACL policy file; `None`: every token may use every namespace of its workspaces.
     pub acl_file: Option<std::path::PathBuf>,
     /// Longest expiry a write may ask for, in seconds; `None`: no limit.
@@ -264,6 +357,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("bind", &self.bind)
             .field("payload_limit", &self.payload_limit)
             .field("default_workspace", &self.default_workspace)
+            .field("encryption", &self.encryption)
             .finish_non_exhaustive()
     }
 }
@@ -324,6 +418,37 @@ mod tests {
         for bad in ["0", "0s", "366d", "18446744073709551615", "99999999999999d"] {
             assert!(positive_duration("X", bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn encryption_keys() {
+        let k = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+        let keys = EncryptionKeys::parse(&format!("k2:{k}, k1:{k}")).unwrap();
+        assert_eq!(keys.keys.len(), 2);
+        assert_eq!((keys.keys[0].0.as_str(), keys.keys[0].1), ("k2", [1u8; 32]));
+        assert!(!keys.write_plaintext);
+        let off = EncryptionKeys::parse(&format!("plaintext,k1:{k}")).unwrap();
+        assert!(off.write_plaintext && off.keys.len() == 1);
+        assert_eq!(
+            EncryptionKeys::parse("  ").unwrap(),
+            EncryptionKeys::default()
+        );
+        let short = "c2hvcnQ=";
+        for bad in [
+            format!("k1:{short}"),
+            format!("k1:{k},k1:{k}"),
+            "k1:not base64!".to_owned(),
+            format!(":{k}"),
+            format!("k 1:{k}"),
+            k.to_owned(),
+            "plaintext".to_owned(),
+            format!("k1:{k},plaintext"),
+        ] {
+            let e = EncryptionKeys::parse(&bad).unwrap_err().to_string();
+            assert!(e.starts_with("invalid HULY_ENCRYPTION_KEYS: "), "{e}");
+            assert!(!e.contains(k) && !e.contains(short), "{e}");
+        }
+        assert!(!format!("{keys:?}").contains("[1, 1"), "{keys:?}");
     }
 
     #[test]

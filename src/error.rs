@@ -57,6 +57,10 @@ pub enum ApiError {
     RevisionCompacted { since: u64, oldest: u64 },
     #[error("internal error")]
     Internal(String),
+    /// A stored value that does not open with the configured keys; the
+    /// detail (row and key id, never bytes) goes to the log.
+    #[error("the stored value cannot be decrypted with the configured keys")]
+    Undecryptable(String),
 }
 
 impl ApiError {
@@ -89,7 +93,7 @@ impl ApiError {
             }
             ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable(_) | ApiError::Migrating => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Internal(_) | ApiError::Undecryptable(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -113,6 +117,7 @@ impl ApiError {
             ApiError::RevisionAhead { .. } => "revision_ahead",
             ApiError::RevisionCompacted { .. } => "revision_compacted",
             ApiError::Internal(_) => "internal",
+            ApiError::Undecryptable(_) => "undecryptable",
         }
     }
 
@@ -130,7 +135,9 @@ impl ApiError {
     /// Text for the log (may hold database details; never a value).
     pub fn log_detail(&self) -> Option<&str> {
         match self {
-            ApiError::Unavailable(d) | ApiError::Internal(d) => Some(d),
+            ApiError::Unavailable(d) | ApiError::Internal(d) | ApiError::Undecryptable(d) => {
+                Some(d)
+            }
             _ => None,
         }
     }
@@ -151,6 +158,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Unavailable(d) => ApiError::Unavailable(d),
             StoreError::Internal(d) => ApiError::Internal(d),
+            StoreError::Undecryptable(d) => ApiError::Undecryptable(d),
         }
     }
 }

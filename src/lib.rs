@@ -1,7 +1,7 @@
 //! # Layout
 //! One line per module. A request walks `http::server` → `http::layers` →
 //! `http::router` → `http::handlers` → `store` → SQL, and back. `config`,
-//! `auth` and `exit` import nothing of the crate; `store` reads `config` and
+//! `auth` and `exit` import nothing of the crate (`crypto` only `config`); `store` reads `config` and
 //! records into `telemetry`; `feed` reads `store` (and `wire`), and `http` reads `feed`;
 //! `wire` and `error` know the store's types (`error` also `auth`'s); no room
 //! of the library imports `cli`, which `main` runs. No top-level module
@@ -9,6 +9,7 @@
 //!
 //! - `config`: validated settings of `serve` and `migrate`; sizes, durations, the database target.
 //! - `auth`: token claims, HS256 verification and minting.
+//! - `crypto`: encryption at rest: the keyring, values sealed and opened, keyed digests.
 //! - `wire`: what crosses HTTP for server and client alike: entity tags, percent-encoding, cursors, JSON bodies.
 //! - `error`: the API's one error type and its status and code.
 //! - `reload`: files a running `serve` reloads when they change or on SIGHUP.
@@ -47,6 +48,8 @@
 //!   - `store::expiry`: expiry instants written and read, and the sweeper of expired rows.
 //!   - `store::changes`: revisions, changes and pages of the change log, and when a revision is readable.
 //!   - `store::txn`: transactions across keys: ops, conditions, the plan every engine follows.
+//!   - `store::sealed`: any store with its values sealed and opened (encryption at rest).
+//!   - `store::reseal`: the `reencrypt` pass: rows rewritten under the first key, or to plaintext.
 //!   - `store::postgres`: PostgreSQL and CockroachDB, one code path.
 //!     - `store::postgres::url`: the libpq URL, its TLS parameters, schema names.
 //!     - `store::postgres::tls`: the rustls connector of every connection.
@@ -59,6 +62,7 @@
 //!     - `store::postgres::notify`: LISTEN/NOTIFY between instances, one connection, reconnecting.
 //!     - `store::postgres::txn`: transactions: keys locked in one order, placeholders, one write statement.
 //!     - `store::postgres::replace`: writes that answer the value they replace, each one statement.
+//!     - `store::postgres::reseal`: key ids in use, rows to reencrypt, the conditional rewrite.
 //!   - `store::sqlite`: the embedded store, one file in WAL mode.
 //!     - `store::sqlite::connection`: opening the writer and readers; SQLite's errors.
 //!     - `store::sqlite::sql`: statements and the functions that run them.
@@ -67,6 +71,7 @@
 //!     - `store::sqlite::migrate`: migrations under SQLite's write lock.
 //!     - `store::sqlite::changes`: revisions, the change log, its pruning, and sweeping with `expire` changes.
 //!     - `store::sqlite::txn`: transactions on the writer connection.
+//!     - `store::sqlite::reseal`: key ids in use, rows to reencrypt, rewrites in one transaction.
 //! - `feed`: the change feed on this instance: a channel per watched namespace and its reader task.
 //!   - `feed::channel`: the recent events of one namespace, shared by its streams.
 //!   - `feed::retention`: pruning of changes older than the retention.
@@ -79,6 +84,7 @@
 //!   - `cli::flags`: secrets, UUID and duration flags, the token a client run sends.
 //!   - `cli::serve`: flags of `serve` and `migrate`, validated into `config`.
 //!   - `cli::token`: the `token` subcommand.
+//!   - `cli::reencrypt`: `reencrypt`, the pass over stored rows with progress and counts.
 //!   - `cli::acl`: `acl check`: what a policy file allows a token, and by which rule.
 //!   - `cli::client`: `put`, `get`, `delete`, `list`, `watch` and `txn` over reqwest.
 //!     - `cli::client::watch`: `watch`, the change feed a line per change, reconnecting.
@@ -99,6 +105,7 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod crypto;
 pub mod error;
 pub mod exit;
 pub mod feed;

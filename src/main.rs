@@ -16,6 +16,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(&args),
         Command::Migrate(args) => migrate(&args.db, args.status),
+        Command::Reencrypt(args) => {
+            telemetry::logs::init(LogFormat::Text, None);
+            on_runtime(cli::reencrypt::run(&args))
+        }
         Command::Put(args) => on_runtime(cli::client::put(&args)),
         Command::Get(args) => on_runtime(cli::client::get(&args)),
         Command::Delete(args) => on_runtime(cli::client::delete(&args)),

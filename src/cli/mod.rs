@@ -9,12 +9,14 @@ pub mod acl;
 pub mod bench;
 pub mod client;
 pub mod flags;
+pub mod reencrypt;
 pub mod serve;
 pub mod token;
 
 use self::acl::AclArgs;
 use self::bench::BenchArgs;
 use self::client::{DeleteArgs, GetArgs, ListArgs, PutArgs, TxnArgs, WatchArgs};
+use self::reencrypt::ReencryptArgs;
 use self::serve::{MigrateArgs, ServeArgs};
 use self::token::TokenArgs;
 
@@ -33,6 +35,8 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Apply pending database migrations and exit.
     Migrate(MigrateArgs),
+    /// Rewrite stored values under the first encryption key (or back to plaintext), online.
+    Reencrypt(ReencryptArgs),
     /// Store a value.
     Put(PutArgs),
     /// Print a value's raw bytes.

@@ -9,8 +9,8 @@ use clap::Args;
 use uuid::Uuid;
 
 use crate::config::{
-    parse_size, positive_duration, BadSetting, CorsOrigins, DbOptions, DbTarget, LogFormat,
-    ServeConfig, TlsFiles, DEFAULT_SECRET,
+    parse_size, positive_duration, BadSetting, CorsOrigins, DbOptions, DbTarget, EncryptionKeys,
+    LogFormat, ServeConfig, TlsFiles, DEFAULT_SECRET,
 };
 use crate::store::postgres::url::{check_schema, PgUrl};
 
@@ -46,6 +46,35 @@ pub struct DbArgs {
     /// Longest wait for one database statement before answering 503.
     #[arg(long, env = "HULY_DB_STATEMENT_TIMEOUT", default_value = "10s")]
     pub db_statement_timeout: String,
+}
+
+/// The keys of encryption at rest; shared by `serve` and `reencrypt`.
+#[derive(Clone, Args)]
+pub struct EncryptionArgs {
+    /// Encrypt values at rest: id:<base64 of 32 bytes>[,…]. New values are sealed under the
+    /// first key, every listed key opens; a first entry `plaintext` writes new values
+    /// unencrypted. Prefer the environment variable: a flag shows in the process list.
+    #[arg(
+        long,
+        env = "HULY_ENCRYPTION_KEYS",
+        hide_env_values = true,
+        value_name = "ID:KEY,…"
+    )]
+    pub encryption_keys: Option<String>,
+}
+
+/// Never the keys.
+impl std::fmt::Debug for EncryptionArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EncryptionArgs { .. }")
+    }
+}
+
+impl EncryptionArgs {
+    /// The keys, validated; an error names the variable, never a key.
+    pub fn keys(&self) -> Result<EncryptionKeys, BadSetting> {
+        EncryptionKeys::parse(self.encryption_keys.as_deref().unwrap_or(""))
+    }
 }
 
 /// Settings of `serve`.
@@ -133,6 +162,9 @@ pub struct ServeArgs {
     /// Require client certificates signed by this PEM CA (mutual TLS).
     #[arg(long, env = "HULY_TLS_CLIENT_CA")]
     pub tls_client_ca: Option<std::path::PathBuf>,
+
+    #[command(flatten)]
+    pub encryption: EncryptionArgs,
 
     /// TOML policy of which tokens may read or write which namespaces ([[allow]] rules); unset:
     /// every token may use every namespace of its workspaces. Reloaded when it changes or on
@@ -450,6 +482,7 @@ impl ServeConfig {
             shutdown_timeout: positive_duration("HULY_SHUTDOWN_TIMEOUT", &args.shutdown_timeout)?,
             tls: tls_files(args)?,
             cors: cors_origins(args.cors_origins.as_deref())?,
+            encryption: args.encryption.keys()?,
             acl_file: args.acl_file.clone(),
             max_ttl: args
                 .max_ttl

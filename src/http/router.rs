@@ -23,7 +23,7 @@ use super::state::AppState;
 use crate::auth::{now_secs, Claims};
 use crate::error::ApiError;
 use crate::store::txn::Replace;
-use crate::store::{DeleteCondition, ItemRef, NewValue, PutCondition, Store, DEFAULT_CONTENT_TYPE};
+use crate::store::{DeleteCondition, ItemRef, PutCondition, Store, DEFAULT_CONTENT_TYPE};
 use crate::wire;
 
 /// Which API a data route belongs to.
@@ -377,7 +377,10 @@ async fn one_value<S: Store>(
             };
             let previous = returns_previous(api, headers)?;
             let value = read_body(req, state.payload_limit, state.body_timeout).await?;
-            let value = NewValue::new(value, content_type).expiring(expiry);
+            let value = state
+                .store
+                .new_value(at, value, content_type)
+                .expiring(expiry);
             if previous {
                 return item::replace(&state.feed, at, Replace::Put(value, cond)).await;
             }

@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use metrics::{counter, histogram, Histogram};
 use tracing::Instrument as _;
 
@@ -12,6 +13,7 @@ use uuid::Uuid;
 
 use super::changes::{ChangePage, ChangeQuery};
 use super::migrations::MigrationState;
+use super::reseal::{Reseal, StoredRow};
 use super::txn::{Replace, Replaced, Txn, TxnOutcome};
 use super::{
     DeleteCondition, DeleteOutcome, Entry, Item, ItemRef, ListQuery, Listed, NewValue,
@@ -75,6 +77,7 @@ async fn timed<T>(
         let kind = match e {
             StoreError::Unavailable(_) => "unavailable",
             StoreError::Internal(_) => "internal",
+            StoreError::Undecryptable(_) => "undecryptable",
         };
         counter!(DB_OPERATION_ERRORS, "db_operation_name" => operation, "error_type" => kind)
             .increment(1);
@@ -176,6 +179,27 @@ impl<S: Store> Store for Instrumented<S> {
 
     fn announce(&self, workspace: Uuid, namespace: &str) {
         self.0.announce(workspace, namespace)
+    }
+
+    fn new_value(&self, item: ItemRef<'_>, value: Bytes, content_type: String) -> NewValue {
+        self.0.new_value(item, value, content_type)
+    }
+
+    async fn key_ids_in_use(&self) -> Result<Vec<String>, StoreError> {
+        self.0.key_ids_in_use().await
+    }
+
+    async fn rows_to_reseal(
+        &self,
+        after: Option<&Item>,
+        keep: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredRow>, StoreError> {
+        self.0.rows_to_reseal(after, keep, limit).await
+    }
+
+    async fn reseal(&self, batch: &[Reseal]) -> Result<u64, StoreError> {
+        self.0.reseal(batch).await
     }
 
     fn pool_state(&self) -> Option<PoolState> {

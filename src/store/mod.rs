@@ -16,6 +16,8 @@ pub mod expiry;
 pub mod instrumented;
 pub mod migrations;
 pub mod postgres;
+pub mod reseal;
+pub mod sealed;
 pub mod sqlite;
 pub mod txn;
 
@@ -24,11 +26,16 @@ use changes::{ChangePage, ChangeQuery, Revision};
 use expiry::{Expires, Expiry};
 use migrations::MigrationState;
 pub use postgres::PgStore;
+use reseal::{Reseal, StoredRow};
 pub use sqlite::SqliteStore;
 use txn::{Replace, Replaced, Txn, TxnOutcome};
 
-/// The MD5 digest of a value: what an entity tag names.
+/// The digest of a value, what an entity tag names: its MD5, or for a
+/// sealed value its keyed digest (see [`crate::crypto`]).
 pub type Digest = [u8; 16];
+
+/// The id of the encryption key that sealed a stored value.
+pub type KeyId = std::sync::Arc<str>;
 
 /// Content type stored for a value written without one.
 pub const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
@@ -88,6 +95,8 @@ pub struct Entry {
     pub content_type: Option<String>,
     /// When the value expires; `None` when it does not.
     pub expires: Option<Expires>,
+    /// The key that sealed `value`; `None`: `value` is the plaintext.
+    pub sealed_by: Option<KeyId>,
 }
 
 /// A value to write.
@@ -99,6 +108,8 @@ pub struct NewValue {
     pub content_type: String,
     /// When the value expires (by default never).
     pub expiry: Expiry,
+    /// The key that sealed `value` (and keyed `md5`); `None`: plaintext.
+    pub sealed_by: Option<KeyId>,
 }
 
 impl NewValue {
@@ -110,6 +121,7 @@ impl NewValue {
             md5,
             content_type,
             expiry: Expiry::Never,
+            sealed_by: None,
         }
     }
 
@@ -256,6 +268,10 @@ pub enum StoreError {
     /// Anything else (`500`); the text goes to the log, never to the client.
     #[error("database error: {0}")]
     Internal(String),
+    /// A stored value that does not open (`500 undecryptable`): the text
+    /// names the row and the key id, never bytes.
+    #[error("cannot decrypt {0}")]
+    Undecryptable(String),
 }
 
 impl StoreError {
@@ -264,6 +280,7 @@ impl StoreError {
         match self {
             StoreError::Unavailable(text) => StoreError::Unavailable(format!("{what}: {text}")),
             StoreError::Internal(text) => StoreError::Internal(format!("{what}: {text}")),
+            StoreError::Undecryptable(text) => StoreError::Undecryptable(format!("{what}: {text}")),
         }
     }
 }
@@ -272,6 +289,13 @@ impl StoreError {
 pub trait Store: Send + Sync + 'static {
     /// Short name for logs: `postgres`, `cockroachdb` or `sqlite`.
     fn backend(&self) -> &'static str;
+
+    /// The value a write of `value` at `item` stores: its digest computed
+    /// once, sealed where the store seals values ([`sealed::Sealed`]).
+    fn new_value(&self, item: ItemRef<'_>, value: Bytes, content_type: String) -> NewValue {
+        let _ = item;
+        NewValue::new(value, content_type)
+    }
 
     /// The stored value, or `None`.
     fn get(
@@ -406,6 +430,24 @@ pub trait Store: Send + Sync + 'static {
         &self,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<Item>, StoreError>> + Send;
+
+    /// The ids of the keys that sealed stored rows, in order, each once.
+    fn key_ids_in_use(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// Up to `limit` rows, expired or not, after `after` in (workspace,
+    /// namespace, key) order, whose value is not sealed by `keep` (`None`:
+    /// every sealed row), as stored: what `hulykvs reencrypt` rewrites.
+    fn rows_to_reseal(
+        &self,
+        after: Option<&Item>,
+        keep: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<StoredRow>, StoreError>> + Send;
+
+    /// Rewrites each row of `batch` that still holds what was read of it,
+    /// each with a `put` change (its entity tag changes); answers how many
+    /// were rewritten. A row written meanwhile is left as it is.
+    fn reseal(&self, batch: &[Reseal]) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// The connection pool at this moment, for metrics; `None` where the
     /// engine has none.

@@ -361,6 +361,7 @@ mod tests {
             md5,
             content_type: None,
             expires: None,
+            sealed_by: None,
         }
     }
 

@@ -27,7 +27,7 @@ use crate::http::response::{json_response, ResBody};
 use crate::http::state::AppState;
 use crate::store::expiry::Expiry;
 use crate::store::txn::{Condition, Op, OpKind, OpResult, Txn, TxnOutcome, MAX_OPS};
-use crate::store::{NewValue, Store, DEFAULT_CONTENT_TYPE};
+use crate::store::{ItemRef, Store, DEFAULT_CONTENT_TYPE};
 use crate::wire::{self, ETag, TagCondition};
 
 /// Largest request body of a transaction.
@@ -63,7 +63,13 @@ pub async fn transact<S: Store>(
     req: Request<Incoming>,
 ) -> Result<Response<ResBody>, ApiError> {
     let body = read_body(req, MAX_BODY, state.body_timeout).await?;
-    let txn = parse(&body, workspace, state.payload_limit, state.max_ttl)?;
+    let txn = parse(
+        &body,
+        workspace,
+        &*state.store,
+        state.payload_limit,
+        state.max_ttl,
+    )?;
     drop(body);
     // The namespace ACL, op by op, before the store is asked anything.
     for (index, op) in txn.ops().iter().enumerate() {
@@ -100,10 +106,11 @@ fn wake<S: Store>(feed: &Feed<S>, txn: &Txn, results: &[OpResult]) {
     }
 }
 
-/// The ops of a request body, checked.
-fn parse(
+/// The ops of a request body, checked; values to put made by `store`.
+fn parse<S: Store>(
     body: &[u8],
     workspace: Uuid,
+    store: &S,
     payload_limit: u64,
     max_ttl: Option<u64>,
 ) -> Result<Txn, ApiError> {
@@ -127,7 +134,8 @@ fn parse(
         .map(|(index, raw)| {
             let json: OpJson = serde_json::from_str(raw.get())
                 .map_err(|e| ApiError::bad_request("invalid_op", format!("op {index}: {e}")))?;
-            op(json, payload_limit, max_ttl, now).map_err(|e| at_op(index, e))
+            let at = Place { workspace, store };
+            op(json, at, payload_limit, max_ttl, now).map_err(|e| at_op(index, e))
         })
         .collect::<Result<Vec<Op>, ApiError>>()?;
     Txn::new(workspace, ops).map_err(|e| ApiError::bad_request("invalid_op", e.to_string()))
@@ -151,7 +159,20 @@ fn at_op(index: usize, err: ApiError) -> ApiError {
     }
 }
 
-fn op(json: OpJson, payload_limit: u64, max_ttl: Option<u64>, now: i64) -> Result<Op, ApiError> {
+/// Where ops are parsed: their workspace, and the store that makes their values.
+#[derive(Clone, Copy)]
+struct Place<'a, S> {
+    workspace: Uuid,
+    store: &'a S,
+}
+
+fn op<S: Store>(
+    json: OpJson,
+    at: Place<'_, S>,
+    payload_limit: u64,
+    max_ttl: Option<u64>,
+    now: i64,
+) -> Result<Op, ApiError> {
     check_text(
         &json.namespace,
         "namespace",
@@ -203,7 +224,16 @@ fn op(json: OpJson, payload_limit: u64, max_ttl: Option<u64>, now: i64) -> Resul
                 (None, Some(at)) => at_expiry(at, "expire_at", max_ttl, now)?,
             };
             let content_type = checked_content_type(content_type, "content_type")?;
-            OpKind::Put(NewValue::new(value.into(), content_type).expiring(expiry))
+            let item = ItemRef {
+                workspace: at.workspace,
+                namespace: &json.namespace,
+                key: &json.key,
+            };
+            OpKind::Put(
+                at.store
+                    .new_value(item, value.into(), content_type)
+                    .expiring(expiry),
+            )
         }
         other => {
             return Err(bad(&format!(

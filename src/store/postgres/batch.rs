@@ -23,6 +23,7 @@ use uuid::Uuid;
 
 use super::pool::Pooled;
 use super::row::{entry_from_row, revision_at};
+use super::sql::READ_MANY_POSITION;
 use crate::store::changes::Revision;
 use crate::store::{Entry, Item, ItemRef, NewValue, StoreError};
 use crate::telemetry::registry::DB_BATCH_SIZE;
@@ -379,7 +380,7 @@ impl Job for QueuedRead {
         let mut found: Vec<Option<Result<Entry, StoreError>>> = Vec::new();
         found.resize_with(live.len(), || None);
         for row in &rows {
-            let index = match row.try_get::<_, i64>(5) {
+            let index = match row.try_get::<_, i64>(READ_MANY_POSITION) {
                 Ok(i) => usize::try_from(i - 1).ok().filter(|i| *i < live.len()),
                 Err(_) => None,
             };
@@ -448,7 +449,9 @@ impl Job for QueuedWrite {
         let types: Vec<&str> = rows.iter().map(|w| w.value.content_type.as_str()).collect();
         let (ttls, ats): (Vec<Option<i64>>, Vec<Option<i64>>) =
             rows.iter().map(|w| w.value.expiry.params()).unzip();
-        let params: [&(dyn ToSql + Sync); 8] = [
+        let key_ids: Vec<Option<&str>> =
+            rows.iter().map(|w| w.value.sealed_by.as_deref()).collect();
+        let params: [&(dyn ToSql + Sync); 9] = [
             &workspaces,
             &namespaces,
             &keys,
@@ -457,6 +460,7 @@ impl Job for QueuedWrite {
             &types,
             &ttls,
             &ats,
+            &key_ids,
         ];
         let pooled = &batcher.pooled;
         let wait = batch_wait(pooled, &live);

@@ -334,7 +334,9 @@ impl PgStore {
                 }
                 Err(DdlFailure::Db(e)) => {
                     let why = match db_error(&e) {
-                        StoreError::Internal(why) | StoreError::Unavailable(why) => why,
+                        StoreError::Internal(why)
+                        | StoreError::Unavailable(why)
+                        | StoreError::Undecryptable(why) => why,
                     };
                     return Err(StoreError::Internal(format!(
                         "migration {}: {why}",

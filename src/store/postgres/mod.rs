@@ -23,6 +23,7 @@ mod migrate;
 mod notify;
 mod pool;
 mod replace;
+mod reseal;
 mod row;
 mod sql;
 mod tls;
@@ -41,6 +42,7 @@ use self::tls::DbTls;
 use self::url::{check_schema, PgUrl};
 use super::changes::{ChangePage, ChangeQuery, Revision};
 use super::migrations::{Migrated, MigrationState};
+use super::reseal::{Reseal, StoredRow};
 use super::txn::{Replace, Replaced, Txn, TxnOutcome};
 use super::{
     prefix_upper_bound, DeleteCondition, DeleteOutcome, Entry, Item, ItemRef, ListQuery, Listed,
@@ -153,7 +155,7 @@ impl PgStore {
     }
 }
 
-/// A put's values as statement parameters `$4`..`$8`, the forms
+/// A put's values as statement parameters `$4`..`$9`, the forms
 /// tokio-postgres takes them in.
 struct PutParams<'a> {
     md5: &'a [u8],
@@ -161,6 +163,7 @@ struct PutParams<'a> {
     content_type: &'a str,
     ttl: Option<i64>,
     at: Option<i64>,
+    key_id: Option<&'a str>,
 }
 
 impl<'a> PutParams<'a> {
@@ -172,11 +175,12 @@ impl<'a> PutParams<'a> {
             content_type: &value.content_type,
             ttl,
             at,
+            key_id: value.sealed_by.as_deref(),
         }
     }
 
-    /// `$1`..`$8` of a write of `item`: its key, then the value's.
-    fn row<'b>(&'b self, item: &'b ItemRef<'_>) -> [&'b (dyn ToSql + Sync); 8] {
+    /// `$1`..`$9` of a write of `item`: its key, then the value's.
+    fn row<'b>(&'b self, item: &'b ItemRef<'_>) -> [&'b (dyn ToSql + Sync); 9] {
         [
             &item.workspace,
             &item.namespace,
@@ -186,6 +190,7 @@ impl<'a> PutParams<'a> {
             &self.content_type,
             &self.ttl,
             &self.at,
+            &self.key_id,
         ]
     }
 }
@@ -241,8 +246,8 @@ impl Store for PgStore {
             PutCondition::IfExists => self.write(&sql.update, &row).await?,
             PutCondition::IfMatch(tags) => {
                 let tags: Vec<&[u8]> = tags.iter().map(|t| &t[..]).collect();
-                let [a, b, c, d, e, f, g, h] = row;
-                let params: [&(dyn ToSql + Sync); 9] = [a, b, c, d, e, f, g, h, &tags];
+                let [a, b, c, d, e, f, g, h, i] = row;
+                let params: [&(dyn ToSql + Sync); 10] = [a, b, c, d, e, f, g, h, i, &tags];
                 self.write(&sql.update_if_match, &params).await?
             }
         };
@@ -449,6 +454,27 @@ impl Store for PgStore {
         if let Some(notifier) = self.notifier.get() {
             notifier.announce(workspace, namespace);
         }
+    }
+
+    async fn key_ids_in_use(&self) -> Result<Vec<String>, StoreError> {
+        let sql = self.statements.get()?;
+        self.select_key_ids(&sql.reseal).await
+    }
+
+    async fn rows_to_reseal(
+        &self,
+        after: Option<&Item>,
+        keep: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredRow>, StoreError> {
+        let sql = self.statements.get()?;
+        self.select_rows_to_reseal(&sql.reseal, after, keep, limit)
+            .await
+    }
+
+    async fn reseal(&self, batch: &[Reseal]) -> Result<u64, StoreError> {
+        let sql = self.statements.get()?;
+        self.rewrite_rows(&sql.reseal, batch).await
     }
 
     fn pool_state(&self) -> Option<PoolState> {

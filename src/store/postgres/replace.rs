@@ -19,7 +19,9 @@ use tokio_postgres::Row;
 
 use super::errors::db_error;
 use super::row::{entry_from_row_at, revision_at};
-use super::sql::{logged_reading, Flavor, CURRENT_TYPE, EXPIRES, EXPIRY_COLUMNS, LIVE, SET_ALL};
+use super::sql::{
+    logged_reading, Flavor, CURRENT_TYPE, EXPIRES, EXPIRY_COLUMNS, LIVE, SET_ALL, WRITE_COLUMNS,
+};
 use super::{PgStore, PutParams};
 use crate::store::txn::{Replace, Replaced};
 use crate::store::{DeleteCondition, Entry, ItemRef, NewValue, PutCondition, Store, StoreError};
@@ -29,9 +31,9 @@ const ATTEMPTS: u32 = 8;
 
 /// The statements of writes that return the value they replace.
 pub(super) struct ReplaceStatements {
-    /// `$1`..`$8` as an upsert's.
+    /// `$1`..`$9` as an upsert's.
     upsert: String,
-    /// `$1`..`$8` as an update's; `$9` the digests to match, or NULL for any.
+    /// `$1`..`$9` as an update's; `$10` the digests to match, or NULL for any.
     update: String,
     /// `$1`..`$3` the key; `$4` the digests to match, or NULL for any.
     delete: String,
@@ -45,20 +47,19 @@ impl ReplaceStatements {
         // What was stored: the value, its digest and current type, its expiry
         // (two columns), and whether it was live.
         let old = format!(
-            "o (value, md5, content_type, expires_at, ttl, live) AS (SELECT value, md5, \
+            "o (value, md5, content_type, expires_at, ttl, key_id, live) AS (SELECT value, md5, \
              {CURRENT_TYPE}, {EXPIRY_COLUMNS}, {LIVE} FROM {kvs} WHERE {pk} FOR UPDATE)"
         );
         let locked = "EXISTS (SELECT 1 FROM o)";
         let upsert = format!(
-            "INSERT INTO {kvs} AS t (workspace, namespace, key, md5, value, content_type, \
-             content_type_md5, expire_at) VALUES ($1, $2, $3, $4, $5, $6, $4, {EXPIRES}) \
-             ON CONFLICT (workspace, namespace, key) DO UPDATE SET {SET_ALL} WHERE {locked} \
+            "INSERT INTO {kvs} AS t {WRITE_COLUMNS} VALUES ($1, $2, $3, $4, $5, $6, $4, \
+             {EXPIRES}, $9) ON CONFLICT (workspace, namespace, key) DO UPDATE SET {SET_ALL} WHERE {locked} \
              RETURNING workspace, namespace, key, md5, expire_at"
         );
         let update = format!(
             "UPDATE {kvs} SET md5 = $4, value = $5, content_type = $6, content_type_md5 = $4, \
-             expire_at = {EXPIRES} WHERE {pk} AND {LIVE} AND {locked} \
-             AND ($9::BYTEA[] IS NULL OR md5 = ANY($9)) \
+             expire_at = {EXPIRES}, key_id = $9 WHERE {pk} AND {LIVE} AND {locked} \
+             AND ($10::BYTEA[] IS NULL OR md5 = ANY($10)) \
              RETURNING workspace, namespace, key, md5, expire_at"
         );
         let delete = format!(
@@ -136,7 +137,7 @@ impl PgStore {
     ) -> Result<Vec<Row>, StoreError> {
         let put = PutParams::new(value);
         let mut params = put.row(&item).to_vec();
-        // The update's `$9`: the digests to match, or NULL for any.
+        // The update's `$10`: the digests to match, or NULL for any.
         if let Some(tags) = tags {
             params.push(tags);
         }
@@ -155,7 +156,7 @@ fn written(rows: &[Row], item: &ItemRef<'_>) -> Result<(Option<u64>, Option<Entr
         return Ok((None, None));
     };
     let revision = revision_at(row, 3)?;
-    let live: Option<bool> = row.try_get(9).map_err(|e| db_error(&e))?;
+    let live: Option<bool> = row.try_get(10).map_err(|e| db_error(&e))?;
     let previous = match live {
         Some(true) => Some(entry_from_row_at(row, 4, item)?),
         _ => None,

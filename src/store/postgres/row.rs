@@ -7,10 +7,10 @@ use tokio_postgres::Row;
 use super::errors::db_error;
 use crate::store::changes::{Change, ChangeOp, ChangePage, Revision};
 use crate::store::expiry::Expires;
-use crate::store::{Digest, Entry, ItemRef, StoreError};
+use crate::store::{Digest, Entry, ItemRef, KeyId, StoreError};
 
 /// The entry in `row` (columns value, md5, content_type, expiry second,
-/// seconds left) stored at `item`.
+/// seconds left, key id) stored at `item`.
 pub(super) fn entry_from_row(row: &Row, item: &ItemRef<'_>) -> Result<Entry, StoreError> {
     entry_from_row_at(row, 0, item)
 }
@@ -37,6 +37,7 @@ pub(super) fn entry_from_row_at(
         row.try_get(first + 3).map_err(failed)?,
         row.try_get(first + 4).map_err(failed)?,
     );
+    let sealed_by: Option<&str> = row.try_get(first + 5).map_err(failed)?;
     let value = Bytes::copy_from_slice(value);
     let md5: Digest = match md5.try_into() {
         Ok(md5) => md5,
@@ -55,6 +56,7 @@ pub(super) fn entry_from_row_at(
         md5,
         content_type,
         expires,
+        sealed_by: sealed_by.map(KeyId::from),
     })
 }
 

@@ -7,6 +7,7 @@
 //! compares strings bytewise.
 
 use super::replace::ReplaceStatements;
+use super::reseal::ResealStatements;
 use super::txn::TxnStatements;
 use crate::store::migrations::Migration;
 
@@ -29,6 +30,7 @@ pub static POSTGRES_MIGRATIONS: &[Migration] = &[
     migration!("postgres", 4, "0004_content_type_md5"),
     migration!("postgres", 5, "0005_expire_at"),
     migration!("postgres", 6, "0006_changes"),
+    migration!("postgres", 7, "0007_key_id"),
 ];
 
 /// The migrations of `sql/cockroach/`, in order; same versions and names as
@@ -40,6 +42,7 @@ pub static COCKROACH_MIGRATIONS: &[Migration] = &[
     migration!("cockroach", 4, "0004_content_type_md5"),
     migration!("cockroach", 5, "0005_expire_at"),
     migration!("cockroach", 6, "0006_changes"),
+    migration!("cockroach", 7, "0007_key_id"),
 ];
 
 /// Which engine answers.
@@ -124,12 +127,18 @@ pub(super) struct Statements {
     pub(super) txn: TxnStatements,
     /// Writes that answer the value they replace.
     pub(super) replace: ReplaceStatements,
+    /// Encryption at rest: key ids in use, rows to rewrite, the rewrite.
+    pub(super) reseal: ResealStatements,
 }
 
 /// What an upsert's conflict sets: every column of the value from `excluded`.
 pub(super) const SET_ALL: &str = "md5 = excluded.md5, value = excluded.value, \
      content_type = excluded.content_type, content_type_md5 = excluded.content_type_md5, \
-     expire_at = excluded.expire_at";
+     expire_at = excluded.expire_at, key_id = excluded.key_id";
+
+/// The columns a write fills, in the order of its parameters' use.
+pub(super) const WRITE_COLUMNS: &str =
+    "(workspace, namespace, key, md5, value, content_type, content_type_md5, expire_at, key_id)";
 
 /// A row is there for readers and conditions until its expiry instant, by
 /// the database's clock.
@@ -142,9 +151,9 @@ pub(super) const EXPIRES: &str =
      WHEN $8::INT8 IS NOT NULL THEN to_timestamp($8::INT8) END";
 
 /// What a read reports of the expiry: the first whole unix second the value
-/// is gone, and the whole seconds left.
+/// is gone, and the whole seconds left; then the key that sealed the value.
 pub(super) const EXPIRY_COLUMNS: &str = "ceil(extract(epoch FROM expire_at))::INT8, \
-     ceil(extract(epoch FROM expire_at - now()))::INT8";
+     ceil(extract(epoch FROM expire_at - now()))::INT8, key_id";
 
 /// What a write returns of each row it wrote, for [`logged`].
 pub(super) const WRITTEN: &str = "RETURNING workspace, namespace, key, md5, expire_at";
@@ -166,13 +175,12 @@ impl Statements {
         // The type is written with the digest it belongs to ($4 twice), and
         // read only while that digest is still the row's (see migration 0004).
         let insert = format!(
-            "INSERT INTO {kvs} AS t (workspace, namespace, key, md5, value, content_type, \
-             content_type_md5, expire_at) VALUES ($1, $2, $3, $4, $5, $6, $4, {EXPIRES}) \
-             ON CONFLICT (workspace, namespace, key)"
+            "INSERT INTO {kvs} AS t {WRITE_COLUMNS} VALUES ($1, $2, $3, $4, $5, $6, $4, \
+             {EXPIRES}, $9) ON CONFLICT (workspace, namespace, key)"
         );
         let update = format!(
             "UPDATE {kvs} SET md5 = $4, value = $5, content_type = $6, content_type_md5 = $4, \
-             expire_at = {EXPIRES} WHERE {pk} AND {LIVE}"
+             expire_at = {EXPIRES}, key_id = $9 WHERE {pk} AND {LIVE}"
         );
         let batched = flavor == Flavor::Postgres;
         let log = |write: String, op: &str| logged(schema, key, &write, op);
@@ -189,7 +197,7 @@ impl Statements {
                 ),
                 "put",
             ),
-            update_if_match: log(format!("{update} AND md5 = ANY($9) {WRITTEN}"), "put"),
+            update_if_match: log(format!("{update} AND md5 = ANY($10) {WRITTEN}"), "put"),
             update: log(format!("{update} {WRITTEN}"), "put"),
             delete: log(
                 format!("DELETE FROM {kvs} WHERE {pk} AND {LIVE} {REMOVED}"),
@@ -214,6 +222,7 @@ impl Statements {
             values: [values(&kvs, key, false), values(&kvs, key, true)],
             txn: TxnStatements::new(flavor, schema),
             replace: ReplaceStatements::new(flavor, schema),
+            reseal: ResealStatements::new(flavor, schema),
         }
     }
 
@@ -292,22 +301,21 @@ fn values(kvs: &str, key: &str, upper: bool) -> String {
         "SELECT key, value, md5, {CURRENT_TYPE}, {EXPIRY_COLUMNS} FROM \
          (SELECT *, sum(octet_length(value)) OVER (ORDER BY {key} ROWS UNBOUNDED PRECEDING)::INT8 \
          - octet_length(value) AS before FROM \
-         (SELECT key, value, md5, content_type, content_type_md5, expire_at FROM {kvs} \
+         (SELECT key, value, md5, content_type, content_type_md5, expire_at, key_id FROM {kvs} \
          WHERE workspace = $1 AND namespace = $2 AND {key} >= $3{below} AND {LIVE} \
          ORDER BY {key} LIMIT {limit}::INT8) AS chunk) AS page \
          WHERE before < {budget}::INT8 ORDER BY {key}"
     )
 }
 
-/// Upserts many rows in one statement: `$1`..`$8` are arrays of the
+/// Upserts many rows in one statement: `$1`..`$9` are arrays of the
 /// parameters of one upsert.
 pub(super) fn upsert_many(kvs: &str) -> String {
     format!(
-        "INSERT INTO {kvs} (workspace, namespace, key, md5, value, content_type, \
-         content_type_md5, expire_at) SELECT w, n, k, m, v, t, m, CASE WHEN s IS NOT NULL \
-         THEN now() + s * INTERVAL '1 second' WHEN a IS NOT NULL THEN to_timestamp(a) END \
+        "INSERT INTO {kvs} {WRITE_COLUMNS} SELECT w, n, k, m, v, t, m, CASE WHEN s IS NOT NULL \
+         THEN now() + s * INTERVAL '1 second' WHEN a IS NOT NULL THEN to_timestamp(a) END, id \
          FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::bytea[], \
-         $6::text[], $7::int8[], $8::int8[]) AS u(w, n, k, m, v, t, s, a) \
+         $6::text[], $7::int8[], $8::int8[], $9::text[]) AS u(w, n, k, m, v, t, s, a, id) \
          ON CONFLICT (workspace, namespace, key) DO UPDATE SET {SET_ALL} {WRITTEN}"
     )
 }
@@ -325,7 +333,7 @@ pub(super) fn upsert_many(kvs: &str) -> String {
 /// (PostgreSQL). CockroachDB runs each statement serializably: a second
 /// writer of a namespace reads the first one's counter, so it is ordered
 /// after it, and a conflicting pair is retried by the database.
-fn logged(schema: &str, key: &str, write: &str, op: &str) -> String {
+pub(super) fn logged(schema: &str, key: &str, write: &str, op: &str) -> String {
     log_around(
         schema,
         key,
@@ -338,13 +346,21 @@ fn logged(schema: &str, key: &str, write: &str, op: &str) -> String {
 }
 
 /// [`logged`], with the CTE `old` (named `o`, with columns value, md5,
-/// content_type, expires_at, ttl, live) before the write and its one row's
+/// content_type, expires_at, ttl, key_id, live) before the write and its one row's
 /// columns after the change's in the answer. They are read only after the
 /// change is logged, so a write that reads `o` first decides when it is read.
 pub(super) fn logged_reading(schema: &str, key: &str, old: &str, write: &str, op: &str) -> String {
-    let columns = ["value", "md5", "content_type", "expires_at", "ttl", "live"]
-        .map(|c| format!(", (SELECT {c} FROM o)"))
-        .concat();
+    let columns = [
+        "value",
+        "md5",
+        "content_type",
+        "expires_at",
+        "ttl",
+        "key_id",
+        "live",
+    ]
+    .map(|c| format!(", (SELECT {c} FROM o)"))
+    .concat();
     log_around(
         schema,
         key,
@@ -438,18 +454,22 @@ fn prune(schema: &str) -> String {
     )
 }
 
+/// The column of [`read_many`]'s rows that holds the position of their key.
+pub(super) const READ_MANY_POSITION: usize = 6;
+
 /// Reads many keys in one query: `$1`, `$2`, `$3` are arrays of workspaces,
-/// namespaces and keys; each row carries the 1-based position of its key last.
+/// namespaces and keys; each row carries the 1-based position of its key
+/// last (column [`READ_MANY_POSITION`]).
 fn read_many(kvs: &str, key: &str) -> String {
     // LIMIT 1 (the primary key allows no more) keeps the lateral subquery
     // from being flattened, so each key is one index probe whatever the
     // planner guesses of the arrays' length.
     format!(
-        "SELECT r.value, r.md5, r.content_type, r.expires_at, r.ttl, q.i \
+        "SELECT r.value, r.md5, r.content_type, r.expires_at, r.ttl, r.key_id, q.i \
          FROM unnest($1::uuid[], $2::text[], $3::text[]) WITH ORDINALITY AS q(w, n, k, i) \
          CROSS JOIN LATERAL (SELECT value, md5, {CURRENT_TYPE}, {EXPIRY_COLUMNS} \
          FROM {kvs} WHERE workspace = q.w AND namespace = q.n AND {key} = q.k AND {LIVE} \
-         LIMIT 1) AS r(value, md5, content_type, expires_at, ttl)"
+         LIMIT 1) AS r(value, md5, content_type, expires_at, ttl, key_id)"
     )
 }
 

@@ -61,7 +61,7 @@ pub(super) struct TxnStatements {
     counters: String,
     /// `$1` workspace, `$2`/`$3` namespaces and keys of placeholders to remove.
     clear: String,
-    /// `$1`..`$8` the puts' arrays, as a batched upsert takes them; logged.
+    /// `$1`..`$9` the puts' arrays, as a batched upsert takes them; logged.
     puts: String,
     /// `$1` workspace, `$2`/`$3` namespaces and keys to delete; logged.
     deletes: String,
@@ -85,14 +85,14 @@ impl TxnStatements {
         // 16 bytes needs the value to be computed again.
         let read = format!(
             "SELECT i, CASE WHEN needed AND (NOT want OR total <= $5::INT8) THEN value END, \
-             want AND total > $5::INT8, md5, content_type, expires_at, ttl FROM \
+             want AND total > $5::INT8, md5, content_type, expires_at, ttl, key_id FROM \
              (SELECT q.i, q.want, q.want OR octet_length(r.md5) <> 16 AS needed, r.value, r.md5, \
-             r.content_type, r.expires_at, r.ttl, sum(CASE WHEN q.want THEN octet_length(r.value) \
+             r.content_type, r.expires_at, r.ttl, r.key_id, sum(CASE WHEN q.want THEN octet_length(r.value) \
              ELSE 0 END) OVER (ORDER BY q.i ROWS UNBOUNDED PRECEDING)::INT8 AS total \
              FROM unnest($2::TEXT[], $3::TEXT[], $4::BOOL[]) WITH ORDINALITY AS q(n, k, want, i) \
              CROSS JOIN LATERAL (SELECT value, md5, {CURRENT_TYPE}, {EXPIRY_COLUMNS} FROM {kvs} \
              WHERE workspace = $1::UUID AND namespace = q.n AND {key} = q.k AND {LIVE} LIMIT 1) \
-             AS r(value, md5, content_type, expires_at, ttl)) AS s"
+             AS r(value, md5, content_type, expires_at, ttl, key_id)) AS s"
         );
         let counters = format!(
             "INSERT INTO {schema}.kvs_revision AS v (workspace, namespace, revision) \
@@ -263,6 +263,7 @@ async fn write(
             puts.types.push(&value.content_type);
             puts.ttls.push(ttl);
             puts.ats.push(at);
+            puts.key_ids.push(value.sealed_by.as_deref());
         }
     }
     let deleted: (Vec<&str>, Vec<&str>) = plan
@@ -296,7 +297,7 @@ async fn write(
     if !puts.keys.is_empty() {
         let statement = tx.prepare_cached(&sql.puts).await?;
         let workspaces = vec![*ws; puts.keys.len()];
-        let params: [&(dyn ToSql + Sync); 8] = [
+        let params: [&(dyn ToSql + Sync); 9] = [
             &workspaces,
             &puts.namespaces,
             &puts.keys,
@@ -305,6 +306,7 @@ async fn write(
             &puts.types,
             &puts.ttls,
             &puts.ats,
+            &puts.key_ids,
         ];
         changes.extend(tx.query(&statement, &params).await?);
     }
@@ -325,6 +327,7 @@ struct Puts<'a> {
     types: Vec<&'a str>,
     ttls: Vec<Option<i64>>,
     ats: Vec<Option<i64>>,
+    key_ids: Vec<Option<&'a str>>,
 }
 
 /// The live rows the read statement answered, by address; `Err` with the
@@ -362,6 +365,10 @@ fn stored_rows(rows: &[Row], at: &Addresses<'_>) -> Result<Stored, Result<TxnOut
                 row.try_get(5).map_err(failed)?,
                 row.try_get(6).map_err(failed)?,
             ),
+            sealed_by: row
+                .try_get::<_, Option<&str>>(7)
+                .map_err(failed)?
+                .map(crate::store::KeyId::from),
         };
         stored.insert(
             (at.namespaces[index].to_owned(), at.keys[index].to_owned()),

@@ -27,6 +27,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0003_changes",
         sql: include_str!("../../../sql/sqlite/0003_changes.sql"),
     },
+    Migration {
+        version: 4,
+        name: "0004_key_id",
+        sql: include_str!("../../../sql/sqlite/0004_key_id.sql"),
+    },
 ];
 
 /// The shortest time `migrate` waits for another process's migration to finish.

@@ -13,6 +13,7 @@ mod changes;
 mod connection;
 mod migrate;
 mod readers;
+mod reseal;
 mod sql;
 mod txn;
 mod writer;
@@ -30,6 +31,7 @@ use self::sql::{select_entry, select_keys, select_values, KeyRange};
 use self::writer::{writer_gone, Write, Writer};
 use super::changes::{ChangePage, ChangeQuery};
 use super::migrations::{Migrated, MigrationState};
+use super::reseal::{Reseal, StoredRow};
 use super::txn::{Txn, TxnOutcome};
 use super::{
     DeleteCondition, DeleteOutcome, Entry, Item, ItemRef, ListQuery, Listed, NewValue,
@@ -222,6 +224,33 @@ impl Store for SqliteStore {
         let millis = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
         self.writer
             .exclusive(move |conn| prune_changes(conn, millis, limit))
+            .await
+    }
+
+    async fn key_ids_in_use(&self) -> Result<Vec<String>, StoreError> {
+        self.migrated.get()?;
+        self.readers.run(reseal::key_ids).await
+    }
+
+    async fn rows_to_reseal(
+        &self,
+        after: Option<&Item>,
+        keep: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredRow>, StoreError> {
+        self.migrated.get()?;
+        let (after, keep) = (after.cloned(), keep.map(str::to_owned));
+        self.readers
+            .run(move |conn| reseal::rows_to_reseal(conn, after.as_ref(), keep.as_deref(), limit))
+            .await
+    }
+
+    /// On the writer connection, between batches of writes: one transaction.
+    async fn reseal(&self, batch: &[Reseal]) -> Result<u64, StoreError> {
+        self.migrated.get()?;
+        let batch = batch.to_vec();
+        self.writer
+            .exclusive(move |conn| reseal::reseal(conn, &batch))
             .await
     }
 

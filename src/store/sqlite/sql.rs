@@ -14,8 +14,8 @@ use super::connection::db_error;
 use crate::store::changes::ChangeOp;
 use crate::store::expiry::Expires;
 use crate::store::{
-    prefix_upper_bound, DeleteCondition, DeleteOutcome, Digest, Entry, Item, ListQuery, Listed,
-    NewValue, PutCondition, PutOutcome, StoreError,
+    prefix_upper_bound, DeleteCondition, DeleteOutcome, Digest, Entry, Item, KeyId, ListQuery,
+    Listed, NewValue, PutCondition, PutOutcome, StoreError,
 };
 
 /// Longest an IF-MATCH list may be and still get a cached statement; longer
@@ -51,22 +51,22 @@ macro_rules! expires {
 macro_rules! insert {
     () => {
         concat!(
-            "INSERT INTO kvs (workspace, namespace, key, md5, value, content_type, expire_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ",
+            "INSERT INTO kvs (workspace, namespace, key, md5, value, content_type, expire_at, \
+             key_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ",
             expires!(),
-            ") ON CONFLICT (workspace, namespace, key) DO UPDATE \
+            ", ?9) ON CONFLICT (workspace, namespace, key) DO UPDATE \
              SET md5 = excluded.md5, value = excluded.value, content_type = excluded.content_type, \
-             expire_at = excluded.expire_at"
+             expire_at = excluded.expire_at, key_id = excluded.key_id"
         )
     };
 }
 
 /// The value, digest and type, the first whole unix second the value is
-/// gone and the whole seconds left.
+/// gone and the whole seconds left, the key that sealed the value.
 const SELECT_ENTRY: &str = concat!(
     "SELECT value, md5, content_type, (expire_at + 999) / 1000, (expire_at - ",
     now_ms!(),
-    " + 999) / 1000 FROM kvs WHERE workspace = ?1 AND namespace = ?2 AND key = ?3 AND ",
+    " + 999) / 1000, key_id FROM kvs WHERE workspace = ?1 AND namespace = ?2 AND key = ?3 AND ",
     live!()
 );
 
@@ -91,7 +91,7 @@ const INSERT_IF_ABSENT: &str = concat!(
 macro_rules! update {
     () => {
         concat!(
-            "UPDATE kvs SET md5 = ?4, value = ?5, content_type = ?6, expire_at = ",
+            "UPDATE kvs SET md5 = ?4, value = ?5, content_type = ?6, key_id = ?9, expire_at = ",
             expires!(),
             " WHERE workspace = ?1 AND namespace = ?2 AND key = ?3 AND ",
             live!()
@@ -169,7 +169,8 @@ pub(super) fn put_row(
     let workspace = workspace_text(&item.workspace, &mut buf);
     let (md5, bytes): (&[u8], &[u8]) = (&value.md5, &value.value);
     let (ttl, at) = value.expiry.params();
-    let row: [&dyn ToSql; 8] = [
+    let key_id = value.sealed_by.as_deref();
+    let row: [&dyn ToSql; 9] = [
         &workspace,
         &item.namespace,
         &item.key,
@@ -178,6 +179,7 @@ pub(super) fn put_row(
         &value.content_type,
         &ttl,
         &at,
+        &key_id,
     ];
     let written = match cond {
         PutCondition::Always => returning(&mut *conn.prepare_cached(UPSERT)?, &row[..])?,
@@ -190,7 +192,7 @@ pub(super) fn put_row(
             let sql = format!(
                 "{} AND md5 IN ({}){}",
                 update!(),
-                placeholders(9, tags.len()),
+                placeholders(10, tags.len()),
                 written!()
             );
             let mut bind: Vec<&dyn ToSql> = row.to_vec();
@@ -332,7 +334,13 @@ pub(super) fn select_entry(conn: &Connection, item: &Item) -> Result<Option<Entr
         md5,
         content_type: row.get(2).map_err(failed)?,
         expires: Expires::from_columns(row.get(3).map_err(failed)?, row.get(4).map_err(failed)?),
+        sealed_by: key_id(row, 5).map_err(failed)?,
     }))
+}
+
+/// The id of the key that sealed a row's value, from column `at`.
+fn key_id(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Option<KeyId>> {
+    Ok(row.get_ref(at)?.as_str_or_null()?.map(KeyId::from))
 }
 
 /// The keys of one page of a listing, in byte order.
@@ -381,7 +389,7 @@ macro_rules! values_from {
         concat!(
             "SELECT key, value, md5, content_type, (expire_at + 999) / 1000, (expire_at - ",
             now_ms!(),
-            " + 999) / 1000 FROM kvs WHERE workspace = ?1 AND namespace = ?2 AND key >= ?3",
+            " + 999) / 1000, key_id FROM kvs WHERE workspace = ?1 AND namespace = ?2 AND key >= ?3",
             $until,
             " AND ",
             live!(),
@@ -454,6 +462,7 @@ pub(super) fn select_values(
                     row.get(4).map_err(failed)?,
                     row.get(5).map_err(failed)?,
                 ),
+                sealed_by: key_id(row, 6).map_err(failed)?,
             },
             key,
         });

@@ -1,0 +1,252 @@
+//! Encryption at rest as a store: any store, its new values sealed and its
+//! stored values opened again (SPEC §15). `serve` wraps its store in this,
+//! so every route reads and writes through it; the engines only carry the
+//! sealed bytes, their keyed digest and the id of the key that sealed them.
+//!
+//! Without keys it seals nothing, and a sealed row it meets answers
+//! `undecryptable` rather than its ciphertext.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use uuid::Uuid;
+
+use super::changes::{ChangePage, ChangeQuery};
+use super::expiry::Expiry;
+use super::migrations::MigrationState;
+use super::reseal::{Reseal, StoredRow};
+use super::txn::{OpResult, Replace, Replaced, Txn, TxnOutcome};
+use super::{
+    DeleteCondition, DeleteOutcome, Entry, Item, ItemRef, ListQuery, Listed, NewValue,
+    PrefixDeleted, PutCondition, PutOutcome, Store, StoreError, Wake,
+};
+use crate::crypto::{Keyring, Row};
+use crate::telemetry::registry::PoolState;
+
+/// `S`, its values sealed under `keys`.
+#[derive(Debug)]
+pub struct Sealed<S> {
+    inner: S,
+    keys: Option<Arc<Keyring>>,
+}
+
+impl<S: Store> Sealed<S> {
+    /// `inner`, sealing with `keys` (`None`: nothing is sealed, and sealed
+    /// rows do not open).
+    pub fn new(inner: S, keys: Option<Arc<Keyring>>) -> Self {
+        Sealed { inner, keys }
+    }
+
+    /// The store underneath.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    /// `entry`, read at `workspace`/`namespace`/`key`, with its plaintext.
+    fn open(
+        &self,
+        workspace: Uuid,
+        namespace: &str,
+        key: &str,
+        entry: Entry,
+    ) -> Result<Entry, StoreError> {
+        let Some(key_id) = entry.sealed_by.clone() else {
+            return Ok(entry);
+        };
+        let row = Row {
+            workspace,
+            namespace,
+            key,
+        };
+        let opened = match &self.keys {
+            Some(keys) => keys
+                .open(row, &key_id, entry.value.clone())
+                .map_err(|e| e.to_string()),
+            None => Err(format!(
+                "it was sealed by key {key_id:?}, and HULY_ENCRYPTION_KEYS is not set"
+            )),
+        };
+        match opened {
+            Ok(value) => Ok(Entry {
+                value,
+                sealed_by: None,
+                ..entry
+            }),
+            Err(why) => {
+                tracing::error!(
+                    %workspace,
+                    namespace,
+                    key,
+                    key_id = &*key_id,
+                    "a stored value does not open: {why}"
+                );
+                Err(StoreError::Undecryptable(format!(
+                    "{workspace}/{namespace}/{key} (key id {key_id:?}): {why}"
+                )))
+            }
+        }
+    }
+
+    fn open_at(&self, item: ItemRef<'_>, entry: Entry) -> Result<Entry, StoreError> {
+        self.open(item.workspace, item.namespace, item.key, entry)
+    }
+}
+
+impl<S: Store> Store for Sealed<S> {
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+
+    fn new_value(&self, item: ItemRef<'_>, value: Bytes, content_type: String) -> NewValue {
+        let row = Row {
+            workspace: item.workspace,
+            namespace: item.namespace,
+            key: item.key,
+        };
+        match self.keys.as_ref().and_then(|keys| keys.seal(row, &value)) {
+            Some(sealed) => NewValue {
+                value: sealed.bytes,
+                md5: sealed.digest,
+                content_type,
+                expiry: Expiry::Never,
+                sealed_by: Some(sealed.key_id),
+            },
+            None => NewValue::new(value, content_type),
+        }
+    }
+
+    async fn get(&self, item: ItemRef<'_>) -> Result<Option<Entry>, StoreError> {
+        match self.inner.get(item).await? {
+            Some(entry) => self.open_at(item, entry).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn put(
+        &self,
+        item: ItemRef<'_>,
+        value: NewValue,
+        cond: PutCondition,
+    ) -> Result<PutOutcome, StoreError> {
+        self.inner.put(item, value, cond).await
+    }
+
+    async fn delete(
+        &self,
+        item: ItemRef<'_>,
+        cond: DeleteCondition,
+    ) -> Result<DeleteOutcome, StoreError> {
+        self.inner.delete(item, cond).await
+    }
+
+    async fn delete_prefix(
+        &self,
+        query: ListQuery<'_>,
+        limit: usize,
+    ) -> Result<PrefixDeleted, StoreError> {
+        self.inner.delete_prefix(query, limit).await
+    }
+
+    async fn list(&self, query: ListQuery<'_>) -> Result<Vec<String>, StoreError> {
+        self.inner.list(query).await
+    }
+
+    async fn list_values(
+        &self,
+        query: ListQuery<'_>,
+        budget: usize,
+    ) -> Result<Vec<Listed>, StoreError> {
+        let (workspace, namespace) = (query.workspace, query.namespace);
+        self.inner
+            .list_values(query, budget)
+            .await?
+            .into_iter()
+            .map(|Listed { key, entry }| {
+                let entry = self.open(workspace, namespace, &key, entry)?;
+                Ok(Listed { key, entry })
+            })
+            .collect()
+    }
+
+    async fn transact(&self, txn: &Txn) -> Result<TxnOutcome, StoreError> {
+        let results = match self.inner.transact(txn).await? {
+            TxnOutcome::Committed(results) => results,
+            unwritten => return Ok(unwritten),
+        };
+        let ops = txn.ops();
+        results
+            .into_iter()
+            .enumerate()
+            .map(|(i, result)| match (result, ops.get(i)) {
+                (OpResult::Got(Some(entry)), Some(op)) => self
+                    .open(txn.workspace, &op.namespace, &op.key, entry)
+                    .map(|e| OpResult::Got(Some(e))),
+                (result, _) => Ok(result),
+            })
+            .collect::<Result<_, _>>()
+            .map(TxnOutcome::Committed)
+    }
+
+    async fn replace(&self, item: ItemRef<'_>, write: Replace) -> Result<Replaced, StoreError> {
+        let open =
+            |previous: Option<Entry>| previous.map(|entry| self.open_at(item, entry)).transpose();
+        Ok(match self.inner.replace(item, write).await? {
+            Replaced::Put(outcome, previous) => Replaced::Put(outcome, open(previous)?),
+            Replaced::Delete(outcome, previous) => Replaced::Delete(outcome, open(previous)?),
+        })
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.ping().await
+    }
+
+    async fn migrate(&self) -> Result<Vec<String>, StoreError> {
+        self.inner.migrate().await
+    }
+
+    async fn migration_status(&self) -> Result<Vec<MigrationState>, StoreError> {
+        self.inner.migration_status().await
+    }
+
+    async fn changes(&self, query: ChangeQuery<'_>) -> Result<ChangePage, StoreError> {
+        self.inner.changes(query).await
+    }
+
+    async fn prune_changes(&self, retention: Duration, limit: usize) -> Result<u64, StoreError> {
+        self.inner.prune_changes(retention, limit).await
+    }
+
+    fn watch_others(&self, wake: Wake) -> bool {
+        self.inner.watch_others(wake)
+    }
+
+    fn announce(&self, workspace: Uuid, namespace: &str) {
+        self.inner.announce(workspace, namespace)
+    }
+
+    async fn sweep_expired(&self, limit: usize) -> Result<Vec<Item>, StoreError> {
+        self.inner.sweep_expired(limit).await
+    }
+
+    async fn key_ids_in_use(&self) -> Result<Vec<String>, StoreError> {
+        self.inner.key_ids_in_use().await
+    }
+
+    async fn rows_to_reseal(
+        &self,
+        after: Option<&Item>,
+        keep: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredRow>, StoreError> {
+        self.inner.rows_to_reseal(after, keep, limit).await
+    }
+
+    async fn reseal(&self, batch: &[Reseal]) -> Result<u64, StoreError> {
+        self.inner.reseal(batch).await
+    }
+
+    fn pool_state(&self) -> Option<PoolState> {
+        self.inner.pool_state()
+    }
+}
