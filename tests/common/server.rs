@@ -11,9 +11,11 @@ use hulykvs::acl::Acl;
 use hulykvs::auth::{self, Claims, SYSTEM_ACCOUNT};
 use hulykvs::cli::{Cli, Command};
 use hulykvs::config::{DbTarget, ServeConfig};
+use hulykvs::crypto::Keyring;
 use hulykvs::http::server::{self, ServerOptions, Stopped};
 use hulykvs::http::tls::TlsSource;
 use hulykvs::http::AppState;
+use hulykvs::store::sealed::Sealed;
 use hulykvs::store::{PgStore, SqliteStore, Store};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -35,7 +37,7 @@ pub enum Kind {
 }
 
 /// Keeps the test's database alive as long as the server.
-enum DbGuard {
+pub enum DbGuard {
     Pg(pg::TestDb),
     Sqlite(tempfile::TempDir),
     None,
@@ -54,7 +56,7 @@ pub struct TestServer {
 }
 
 /// A fresh database of `kind`: its URL and what keeps it alive.
-async fn fresh_db(kind: Kind) -> (String, DbGuard) {
+pub async fn fresh_db(kind: Kind) -> (String, DbGuard) {
     match kind {
         Kind::Postgres => {
             let db = pg::fresh_database().await;
@@ -134,7 +136,9 @@ fn spawn<S: Store>(
         Arc::clone(&acl).watch(std::time::Duration::from_millis(200));
         acl
     });
-    let state = Arc::new(AppState::new(store, config).with_acl(acl));
+    // As `serve` does: values sealed under the configured keys, if any.
+    let keys = Keyring::new(&config.encryption).map(Arc::new);
+    let state = Arc::new(AppState::new(Sealed::new(store, keys), config).with_acl(acl));
     state.migrated.store(true, Ordering::Release);
     state.feed.start();
     tokio::spawn(server::serve(listener, state, limits, shutdown))
