@@ -136,8 +136,11 @@ fn md5_tag(value: &[u8]) -> String {
 
 /// `hulykvs reencrypt` on `url` with `keys` and `args`; its stdout, checked to succeed.
 fn reencrypt(url: &str, keys: &str, args: &[&str]) -> String {
-    let mut argv = vec!["reencrypt", "--batch", "7"];
+    let mut argv = vec!["reencrypt"];
     argv.extend_from_slice(args);
+    if !args.contains(&"--batch") {
+        argv.extend(["--batch", "7"]);
+    }
     let out = run_hulykvs(
         &[("HULY_DB_CONNECTION", url), ("HULY_ENCRYPTION_KEYS", keys)],
         &argv,
@@ -277,10 +280,13 @@ async fn rows_from_before_encryption_read_and_reencrypt_seals_them(kind: Kind) {
     assert!(reencrypt(&url, K1, &[]).contains("0 rows rewritten"));
 }
 
+/// Rows of the rotation test.
+const ROTATED: usize = 800;
+
 async fn rotation_under_writers_then_the_old_key_removed(kind: Kind) {
     let (url, _db) = fresh_db(kind).await;
     let first = start_on(kind, &url, &keys_flag(K1)).await;
-    for i in 0..150 {
+    for i in 0..ROTATED {
         put(&first, &format!("r{i:03}"), format!("first {i}").as_bytes()).await;
     }
     first.stop().await;
@@ -289,7 +295,7 @@ async fn rotation_under_writers_then_the_old_key_removed(kind: Kind) {
     // Writers rewrite some keys while the pass runs; each remembers what it
     // last had acknowledged.
     let stop = Arc::new(AtomicBool::new(false));
-    let last: Arc<Mutex<Vec<Option<String>>>> = Arc::new(Mutex::new(vec![None; 150]));
+    let last: Arc<Mutex<Vec<Option<String>>>> = Arc::new(Mutex::new(vec![None; ROTATED]));
     let mut writers = Vec::new();
     for w in 0..4 {
         let (s, stop, last) = (Arc::clone(&s), Arc::clone(&stop), Arc::clone(&last));
@@ -297,7 +303,7 @@ async fn rotation_under_writers_then_the_old_key_removed(kind: Kind) {
             let mut n = 0;
             while !stop.load(Ordering::Relaxed) {
                 // Each writer its own keys: the last acknowledged is the last written.
-                let i = w + 4 * ((n * 7) % 37);
+                let i = w + 4 * ((n * 7) % (ROTATED / 4));
                 let value = format!("writer {w} round {n}");
                 put(&s, &format!("r{i:03}"), value.as_bytes()).await;
                 last.lock().unwrap()[i] = Some(value);
@@ -305,9 +311,11 @@ async fn rotation_under_writers_then_the_old_key_removed(kind: Kind) {
             }
         }));
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
     let url2 = url.clone();
-    let out = tokio::task::spawn_blocking(move || reencrypt(&url2, &both, &[]))
+    // One batch: every row is read before the first is rewritten, so the
+    // writers change rows between the read and the rewrite.
+    let out = tokio::task::spawn_blocking(move || reencrypt(&url2, &both, &["--batch", "1000"]))
         .await
         .unwrap();
     stop.store(true, Ordering::Relaxed);
