@@ -27,6 +27,7 @@ Register-ArgumentCompleter -Native -CommandName 'hulykvs' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the HTTP service (it answers probes at once and applies pending migrations beside)')
             [CompletionResult]::new('migrate', 'migrate', [CompletionResultType]::ParameterValue, 'Apply pending database migrations and exit')
+            [CompletionResult]::new('reencrypt', 'reencrypt', [CompletionResultType]::ParameterValue, 'Rewrite stored values under the first encryption key (or back to plaintext), online')
             [CompletionResult]::new('put', 'put', [CompletionResultType]::ParameterValue, 'Store a value')
             [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Print a value''s raw bytes')
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a value')
@@ -60,6 +61,7 @@ Register-ArgumentCompleter -Native -CommandName 'hulykvs' -ScriptBlock {
             [CompletionResult]::new('--tls-cert', '--tls-cert', [CompletionResultType]::ParameterName, 'Serve HTTPS with this PEM certificate chain (needs --tls-key); reloaded when it changes or on SIGHUP')
             [CompletionResult]::new('--tls-key', '--tls-key', [CompletionResultType]::ParameterName, 'PEM private key of the TLS certificate')
             [CompletionResult]::new('--tls-client-ca', '--tls-client-ca', [CompletionResultType]::ParameterName, 'Require client certificates signed by this PEM CA (mutual TLS)')
+            [CompletionResult]::new('--encryption-keys', '--encryption-keys', [CompletionResultType]::ParameterName, 'Encrypt values at rest: id:<base64 of 32 bytes>[,…]. New values are sealed under the first key, every listed key opens; a first entry `plaintext` writes new values unencrypted. Prefer the environment variable: a flag shows in the process list')
             [CompletionResult]::new('--acl-file', '--acl-file', [CompletionResultType]::ParameterName, 'TOML policy of which tokens may read or write which namespaces ([[allow]] rules); unset: every token may use every namespace of its workspaces. Reloaded when it changes or on SIGHUP')
             [CompletionResult]::new('--cors-origins', '--cors-origins', [CompletionResultType]::ParameterName, 'Browser origins answered with CORS headers: unset for any (with credentials, as the previous service), a comma list of origins such as https://huly.example, or off')
             [CompletionResult]::new('--max-ttl', '--max-ttl', [CompletionResultType]::ParameterName, 'Longest expiry a write may ask for with Huly-TTL or Huly-Expire-At, such as 30d [default: no limit]')
@@ -84,6 +86,22 @@ Register-ArgumentCompleter -Native -CommandName 'hulykvs' -ScriptBlock {
             [CompletionResult]::new('--db-pool-timeout', '--db-pool-timeout', [CompletionResultType]::ParameterName, 'Longest wait for a free pooled connection before answering 503')
             [CompletionResult]::new('--db-statement-timeout', '--db-statement-timeout', [CompletionResultType]::ParameterName, 'Longest wait for one database statement before answering 503')
             [CompletionResult]::new('--status', '--status', [CompletionResultType]::ParameterName, 'List applied and pending migrations instead of applying them')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'hulykvs;reencrypt' {
+            [CompletionResult]::new('--db-connection', '--db-connection', [CompletionResultType]::ParameterName, 'Database: postgresql://… (PostgreSQL or CockroachDB) or sqlite:PATH [default: sqlite:hulykvs.db]')
+            [CompletionResult]::new('--db-scheme', '--db-scheme', [CompletionResultType]::ParameterName, 'Schema holding the tables (PostgreSQL and CockroachDB)')
+            [CompletionResult]::new('--db-connect-timeout', '--db-connect-timeout', [CompletionResultType]::ParameterName, 'Time allowed to open a database connection')
+            [CompletionResult]::new('--db-pool-size', '--db-pool-size', [CompletionResultType]::ParameterName, 'Database connections in the pool (PostgreSQL), or reader connections (SQLite, at most 64), 1 to 1000')
+            [CompletionResult]::new('--db-pool-timeout', '--db-pool-timeout', [CompletionResultType]::ParameterName, 'Longest wait for a free pooled connection before answering 503')
+            [CompletionResult]::new('--db-statement-timeout', '--db-statement-timeout', [CompletionResultType]::ParameterName, 'Longest wait for one database statement before answering 503')
+            [CompletionResult]::new('--encryption-keys', '--encryption-keys', [CompletionResultType]::ParameterName, 'Encrypt values at rest: id:<base64 of 32 bytes>[,…]. New values are sealed under the first key, every listed key opens; a first entry `plaintext` writes new values unencrypted. Prefer the environment variable: a flag shows in the process list')
+            [CompletionResult]::new('--batch', '--batch', [CompletionResultType]::ParameterName, 'Rows read and rewritten at a time (memory is about this many of the largest values)')
+            [CompletionResult]::new('--decrypt', '--decrypt', [CompletionResultType]::ParameterName, 'Rewrite every sealed row back to plaintext, so a release without encryption reads the database again (the keys are still needed to open the rows)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -294,6 +312,7 @@ Register-ArgumentCompleter -Native -CommandName 'hulykvs' -ScriptBlock {
         'hulykvs;help' {
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the HTTP service (it answers probes at once and applies pending migrations beside)')
             [CompletionResult]::new('migrate', 'migrate', [CompletionResultType]::ParameterValue, 'Apply pending database migrations and exit')
+            [CompletionResult]::new('reencrypt', 'reencrypt', [CompletionResultType]::ParameterValue, 'Rewrite stored values under the first encryption key (or back to plaintext), online')
             [CompletionResult]::new('put', 'put', [CompletionResultType]::ParameterValue, 'Store a value')
             [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Print a value''s raw bytes')
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a value')
@@ -311,6 +330,9 @@ Register-ArgumentCompleter -Native -CommandName 'hulykvs' -ScriptBlock {
             break
         }
         'hulykvs;help;migrate' {
+            break
+        }
+        'hulykvs;help;reencrypt' {
             break
         }
         'hulykvs;help;put' {

@@ -43,6 +43,9 @@ _hulykvs() {
             hulykvs,put)
                 cmd="hulykvs__subcmd__put"
                 ;;
+            hulykvs,reencrypt)
+                cmd="hulykvs__subcmd__reencrypt"
+                ;;
             hulykvs,serve)
                 cmd="hulykvs__subcmd__serve"
                 ;;
@@ -94,6 +97,9 @@ _hulykvs() {
             hulykvs__subcmd__help,put)
                 cmd="hulykvs__subcmd__help__subcmd__put"
                 ;;
+            hulykvs__subcmd__help,reencrypt)
+                cmd="hulykvs__subcmd__help__subcmd__reencrypt"
+                ;;
             hulykvs__subcmd__help,serve)
                 cmd="hulykvs__subcmd__help__subcmd__serve"
                 ;;
@@ -116,7 +122,7 @@ _hulykvs() {
 
     case "${cmd}" in
         hulykvs)
-            opts="-h -V --help --version serve migrate put get delete list txn watch token acl completions bench help"
+            opts="-h -V --help --version serve migrate reencrypt put get delete list txn watch token acl completions bench help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -509,7 +515,7 @@ _hulykvs() {
             return 0
             ;;
         hulykvs__subcmd__help)
-            opts="serve migrate put get delete list txn watch token acl completions bench help"
+            opts="serve migrate reencrypt put get delete list txn watch token acl completions bench help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -649,6 +655,20 @@ _hulykvs() {
             return 0
             ;;
         hulykvs__subcmd__help__subcmd__put)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hulykvs__subcmd__help__subcmd__reencrypt)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -950,8 +970,54 @@ _hulykvs() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        hulykvs__subcmd__reencrypt)
+            opts="-h -V --db-connection --db-scheme --db-connect-timeout --db-pool-size --db-pool-timeout --db-statement-timeout --encryption-keys --decrypt --batch --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --db-connection)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db-scheme)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db-connect-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db-pool-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db-pool-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db-statement-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --encryption-keys)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --batch)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         hulykvs__subcmd__serve)
-            opts="-h -V --db-connection --db-scheme --db-connect-timeout --db-pool-size --db-pool-timeout --db-statement-timeout --token-secret --require-secret --bind-host --bind-port --payload-size-limit --default-workspace --header-timeout --body-timeout --idle-timeout --max-connections --tls-cert --tls-key --tls-client-ca --acl-file --cors-origins --max-ttl --expiry-sweep --changes-retention --watch-poll --watch-buffer --metrics --log-format --shutdown-timeout --help --version"
+            opts="-h -V --db-connection --db-scheme --db-connect-timeout --db-pool-size --db-pool-timeout --db-statement-timeout --token-secret --require-secret --bind-host --bind-port --payload-size-limit --default-workspace --header-timeout --body-timeout --idle-timeout --max-connections --tls-cert --tls-key --tls-client-ca --encryption-keys --acl-file --cors-origins --max-ttl --expiry-sweep --changes-retention --watch-poll --watch-buffer --metrics --log-format --shutdown-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1030,6 +1096,10 @@ _hulykvs() {
                     return 0
                     ;;
                 --tls-client-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --encryption-keys)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -24,6 +24,7 @@ set edit:completion:arg-completer[hulykvs] = {|@words|
             cand --version 'Print version'
             cand serve 'Run the HTTP service (it answers probes at once and applies pending migrations beside)'
             cand migrate 'Apply pending database migrations and exit'
+            cand reencrypt 'Rewrite stored values under the first encryption key (or back to plaintext), online'
             cand put 'Store a value'
             cand get 'Print a value''s raw bytes'
             cand delete 'Delete a value'
@@ -56,6 +57,7 @@ set edit:completion:arg-completer[hulykvs] = {|@words|
             cand --tls-cert 'Serve HTTPS with this PEM certificate chain (needs --tls-key); reloaded when it changes or on SIGHUP'
             cand --tls-key 'PEM private key of the TLS certificate'
             cand --tls-client-ca 'Require client certificates signed by this PEM CA (mutual TLS)'
+            cand --encryption-keys 'Encrypt values at rest: id:<base64 of 32 bytes>[,…]. New values are sealed under the first key, every listed key opens; a first entry `plaintext` writes new values unencrypted. Prefer the environment variable: a flag shows in the process list'
             cand --acl-file 'TOML policy of which tokens may read or write which namespaces ([[allow]] rules); unset: every token may use every namespace of its workspaces. Reloaded when it changes or on SIGHUP'
             cand --cors-origins 'Browser origins answered with CORS headers: unset for any (with credentials, as the previous service), a comma list of origins such as https://huly.example, or off'
             cand --max-ttl 'Longest expiry a write may ask for with Huly-TTL or Huly-Expire-At, such as 30d [default: no limit]'
@@ -79,6 +81,21 @@ set edit:completion:arg-completer[hulykvs] = {|@words|
             cand --db-pool-timeout 'Longest wait for a free pooled connection before answering 503'
             cand --db-statement-timeout 'Longest wait for one database statement before answering 503'
             cand --status 'List applied and pending migrations instead of applying them'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'hulykvs;reencrypt'= {
+            cand --db-connection 'Database: postgresql://… (PostgreSQL or CockroachDB) or sqlite:PATH [default: sqlite:hulykvs.db]'
+            cand --db-scheme 'Schema holding the tables (PostgreSQL and CockroachDB)'
+            cand --db-connect-timeout 'Time allowed to open a database connection'
+            cand --db-pool-size 'Database connections in the pool (PostgreSQL), or reader connections (SQLite, at most 64), 1 to 1000'
+            cand --db-pool-timeout 'Longest wait for a free pooled connection before answering 503'
+            cand --db-statement-timeout 'Longest wait for one database statement before answering 503'
+            cand --encryption-keys 'Encrypt values at rest: id:<base64 of 32 bytes>[,…]. New values are sealed under the first key, every listed key opens; a first entry `plaintext` writes new values unencrypted. Prefer the environment variable: a flag shows in the process list'
+            cand --batch 'Rows read and rewritten at a time (memory is about this many of the largest values)'
+            cand --decrypt 'Rewrite every sealed row back to plaintext, so a release without encryption reads the database again (the keys are still needed to open the rows)'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'
@@ -274,6 +291,7 @@ set edit:completion:arg-completer[hulykvs] = {|@words|
         &'hulykvs;help'= {
             cand serve 'Run the HTTP service (it answers probes at once and applies pending migrations beside)'
             cand migrate 'Apply pending database migrations and exit'
+            cand reencrypt 'Rewrite stored values under the first encryption key (or back to plaintext), online'
             cand put 'Store a value'
             cand get 'Print a value''s raw bytes'
             cand delete 'Delete a value'
@@ -289,6 +307,8 @@ set edit:completion:arg-completer[hulykvs] = {|@words|
         &'hulykvs;help;serve'= {
         }
         &'hulykvs;help;migrate'= {
+        }
+        &'hulykvs;help;reencrypt'= {
         }
         &'hulykvs;help;put'= {
         }

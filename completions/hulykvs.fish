@@ -28,6 +28,7 @@ complete -c hulykvs -n "__fish_hulykvs_needs_command" -s h -l help -d 'Print hel
 complete -c hulykvs -n "__fish_hulykvs_needs_command" -s V -l version -d 'Print version'
 complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "serve" -d 'Run the HTTP service (it answers probes at once and applies pending migrations beside)'
 complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "migrate" -d 'Apply pending database migrations and exit'
+complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "reencrypt" -d 'Rewrite stored values under the first encryption key (or back to plaintext), online'
 complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "put" -d 'Store a value'
 complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "get" -d 'Print a value\'s raw bytes'
 complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "delete" -d 'Delete a value'
@@ -58,6 +59,7 @@ complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l max-connection
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l tls-cert -d 'Serve HTTPS with this PEM certificate chain (needs --tls-key); reloaded when it changes or on SIGHUP' -r -F
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l tls-key -d 'PEM private key of the TLS certificate' -r -F
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l tls-client-ca -d 'Require client certificates signed by this PEM CA (mutual TLS)' -r -F
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l encryption-keys -d 'Encrypt values at rest: id:<base64 of 32 bytes>[,…]. New values are sealed under the first key, every listed key opens; a first entry `plaintext` writes new values unencrypted. Prefer the environment variable: a flag shows in the process list' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l acl-file -d 'TOML policy of which tokens may read or write which namespaces ([[allow]] rules); unset: every token may use every namespace of its workspaces. Reloaded when it changes or on SIGHUP' -r -F
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l cors-origins -d 'Browser origins answered with CORS headers: unset for any (with credentials, as the previous service), a comma list of origins such as https://huly.example, or off' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l max-ttl -d 'Longest expiry a write may ask for with Huly-TTL or Huly-Expire-At, such as 30d [default: no limit]' -r
@@ -79,6 +81,17 @@ complete -c hulykvs -n "__fish_hulykvs_using_subcommand migrate" -l db-statement
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand migrate" -l status -d 'List applied and pending migrations instead of applying them'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand migrate" -s h -l help -d 'Print help'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand migrate" -s V -l version -d 'Print version'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand reencrypt" -l db-connection -d 'Database: postgresql://… (PostgreSQL or CockroachDB) or sqlite:PATH [default: sqlite:hulykvs.db]' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand reencrypt" -l db-scheme -d 'Schema holding the tables (PostgreSQL and CockroachDB)' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand reencrypt" -l db-connect-timeout -d 'Time allowed to open a database connection' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand reencrypt" -l db-pool-size -d 'Database connections in the pool (PostgreSQL), or reader connections (SQLite, at most 64), 1 to 1000' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand reencrypt" -l db-pool-timeout -d 'Longest wait for a free pooled connection before answering 503' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand reencrypt" -l db-statement-timeout -d 'Longest wait for one database statement before answering 503' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand reencrypt" -l encryption-keys -d 'Encrypt values at rest: id:<base64 of 32 bytes>[,…]. New values are sealed under the first key, every listed key opens; a first entry `plaintext` writes new values unencrypted. Prefer the environment variable: a flag shows in the process list' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand reencrypt" -l batch -d 'Rows read and rewritten at a time (memory is about this many of the largest values)' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand reencrypt" -l decrypt -d 'Rewrite every sealed row back to plaintext, so a release without encryption reads the database again (the keys are still needed to open the rows)'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand reencrypt" -s h -l help -d 'Print help'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand reencrypt" -s V -l version -d 'Print version'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand put" -l url -d 'Base URL of the service' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand put" -l token -d 'Bearer token; without one, a system token is minted from HULY_TOKEN_SECRET' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand put" -l token-secret -d 'HS256 secret to mint a system token with when no --token is given' -r
@@ -212,17 +225,18 @@ complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -l no-seed -d 'Do
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -l http2 -d 'Watch workload: open the streams over HTTP/2 (prior knowledge, up to 200 streams a connection) instead of one HTTP/1.1 connection each'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -s V -l version -d 'Print version'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list txn watch token acl completions bench help" -f -a "serve" -d 'Run the HTTP service (it answers probes at once and applies pending migrations beside)'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list txn watch token acl completions bench help" -f -a "migrate" -d 'Apply pending database migrations and exit'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list txn watch token acl completions bench help" -f -a "put" -d 'Store a value'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list txn watch token acl completions bench help" -f -a "get" -d 'Print a value\'s raw bytes'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list txn watch token acl completions bench help" -f -a "delete" -d 'Delete a value'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list txn watch token acl completions bench help" -f -a "list" -d 'List the keys of a namespace, one a line (with --values, their values too)'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list txn watch token acl completions bench help" -f -a "txn" -d 'Run a transaction: ops from a JSON file or stdin, all applied or none'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list txn watch token acl completions bench help" -f -a "watch" -d 'Follow the changes of a namespace, one a line, reconnecting by itself'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list txn watch token acl completions bench help" -f -a "token" -d 'Print a signed HS256 token for the service'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list txn watch token acl completions bench help" -f -a "acl" -d 'Test a namespace ACL policy: what it allows a token, and by which rule'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list txn watch token acl completions bench help" -f -a "completions" -d 'Print a shell completion script'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list txn watch token acl completions bench help" -f -a "bench" -d 'Load-test a running service: throughput, latency percentiles, answers by status'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate put get delete list txn watch token acl completions bench help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate reencrypt put get delete list txn watch token acl completions bench help" -f -a "serve" -d 'Run the HTTP service (it answers probes at once and applies pending migrations beside)'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate reencrypt put get delete list txn watch token acl completions bench help" -f -a "migrate" -d 'Apply pending database migrations and exit'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate reencrypt put get delete list txn watch token acl completions bench help" -f -a "reencrypt" -d 'Rewrite stored values under the first encryption key (or back to plaintext), online'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate reencrypt put get delete list txn watch token acl completions bench help" -f -a "put" -d 'Store a value'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate reencrypt put get delete list txn watch token acl completions bench help" -f -a "get" -d 'Print a value\'s raw bytes'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate reencrypt put get delete list txn watch token acl completions bench help" -f -a "delete" -d 'Delete a value'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate reencrypt put get delete list txn watch token acl completions bench help" -f -a "list" -d 'List the keys of a namespace, one a line (with --values, their values too)'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate reencrypt put get delete list txn watch token acl completions bench help" -f -a "txn" -d 'Run a transaction: ops from a JSON file or stdin, all applied or none'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate reencrypt put get delete list txn watch token acl completions bench help" -f -a "watch" -d 'Follow the changes of a namespace, one a line, reconnecting by itself'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate reencrypt put get delete list txn watch token acl completions bench help" -f -a "token" -d 'Print a signed HS256 token for the service'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate reencrypt put get delete list txn watch token acl completions bench help" -f -a "acl" -d 'Test a namespace ACL policy: what it allows a token, and by which rule'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate reencrypt put get delete list txn watch token acl completions bench help" -f -a "completions" -d 'Print a shell completion script'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate reencrypt put get delete list txn watch token acl completions bench help" -f -a "bench" -d 'Load-test a running service: throughput, latency percentiles, answers by status'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate reencrypt put get delete list txn watch token acl completions bench help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and __fish_seen_subcommand_from acl" -f -a "check" -d 'Print whether a policy lets a token read or write a namespace, and the rule that decides'

@@ -27,7 +27,7 @@ use crate::http::response::{json_response, ResBody};
 use crate::http::state::AppState;
 use crate::store::expiry::Expiry;
 use crate::store::txn::{Condition, Op, OpKind, OpResult, Txn, TxnOutcome, MAX_OPS};
-use crate::store::{ItemRef, Store, DEFAULT_CONTENT_TYPE};
+use crate::store::{ItemRef, NewValue, Store, DEFAULT_CONTENT_TYPE};
 use crate::wire::{self, ETag, TagCondition};
 
 /// Largest request body of a transaction.
@@ -134,8 +134,14 @@ fn parse<S: Store>(
         .map(|(index, raw)| {
             let json: OpJson = serde_json::from_str(raw.get())
                 .map_err(|e| ApiError::bad_request("invalid_op", format!("op {index}: {e}")))?;
-            let at = Place { workspace, store };
-            op(json, at, payload_limit, max_ttl, now).map_err(|e| at_op(index, e))
+            let at = Place {
+                workspace,
+                store,
+                payload_limit,
+                max_ttl,
+                now,
+            };
+            op(json, at).map_err(|e| at_op(index, e))
         })
         .collect::<Result<Vec<Op>, ApiError>>()?;
     Txn::new(workspace, ops).map_err(|e| ApiError::bad_request("invalid_op", e.to_string()))
@@ -159,20 +165,18 @@ fn at_op(index: usize, err: ApiError) -> ApiError {
     }
 }
 
-/// Where ops are parsed: their workspace, and the store that makes their values.
+/// Where ops are parsed: their workspace, the store that makes their
+/// values, the limits on them and the time now (unix seconds).
 #[derive(Clone, Copy)]
 struct Place<'a, S> {
     workspace: Uuid,
     store: &'a S,
-}
-
-fn op<S: Store>(
-    json: OpJson,
-    at: Place<'_, S>,
     payload_limit: u64,
     max_ttl: Option<u64>,
     now: i64,
-) -> Result<Op, ApiError> {
+}
+
+fn op<S: Store>(json: OpJson, at: Place<'_, S>) -> Result<Op, ApiError> {
     check_text(
         &json.namespace,
         "namespace",
@@ -198,43 +202,7 @@ fn op<S: Store>(
         "get" => OpKind::Get,
         "check" => OpKind::Check,
         "delete" => OpKind::Delete,
-        "put" => {
-            let text = json
-                .value
-                .as_deref()
-                .ok_or_else(|| bad("a put needs a value (base64)"))?;
-            let value = wire::decode_value(text).ok_or_else(|| bad("value is not base64"))?;
-            if value.len() as u64 > payload_limit {
-                return Err(ApiError::BadRequest {
-                    code: "value_too_large",
-                    message: format!(
-                        "value is {} bytes, larger than HULY_PAYLOAD_SIZE_LIMIT ({payload_limit})",
-                        value.len()
-                    ),
-                });
-            }
-            let content_type = json.content_type.as_deref();
-            if content_type.is_some_and(|t| t.chars().any(char::is_control)) {
-                return Err(bad("content_type holds a control character"));
-            }
-            let expiry = match (json.ttl, json.expire_at) {
-                (None, None) => Expiry::Never,
-                (Some(_), Some(_)) => return Err(bad("ttl and expire_at cannot be combined")),
-                (Some(ttl), None) => ttl_expiry(ttl, "ttl", max_ttl)?,
-                (None, Some(at)) => at_expiry(at, "expire_at", max_ttl, now)?,
-            };
-            let content_type = checked_content_type(content_type, "content_type")?;
-            let item = ItemRef {
-                workspace: at.workspace,
-                namespace: &json.namespace,
-                key: &json.key,
-            };
-            OpKind::Put(
-                at.store
-                    .new_value(item, value.into(), content_type)
-                    .expiring(expiry),
-            )
-        }
+        "put" => OpKind::Put(put_value(&json, at)?),
         other => {
             return Err(bad(&format!(
                 "op {other:?} is none of get, put, delete and check"
@@ -247,6 +215,46 @@ fn op<S: Store>(
         kind,
         cond,
     })
+}
+
+/// The value a put op writes, made by the store (sealed where it seals).
+fn put_value<S: Store>(json: &OpJson, at: Place<'_, S>) -> Result<NewValue, ApiError> {
+    let bad = |why: &str| ApiError::bad_request("invalid_op", why.to_owned());
+    let payload_limit = at.payload_limit;
+    let text = json
+        .value
+        .as_deref()
+        .ok_or_else(|| bad("a put needs a value (base64)"))?;
+    let value = wire::decode_value(text).ok_or_else(|| bad("value is not base64"))?;
+    if value.len() as u64 > payload_limit {
+        return Err(ApiError::BadRequest {
+            code: "value_too_large",
+            message: format!(
+                "value is {} bytes, larger than HULY_PAYLOAD_SIZE_LIMIT ({payload_limit})",
+                value.len()
+            ),
+        });
+    }
+    let content_type = json.content_type.as_deref();
+    if content_type.is_some_and(|t| t.chars().any(char::is_control)) {
+        return Err(bad("content_type holds a control character"));
+    }
+    let expiry = match (json.ttl, json.expire_at) {
+        (None, None) => Expiry::Never,
+        (Some(_), Some(_)) => return Err(bad("ttl and expire_at cannot be combined")),
+        (Some(ttl), None) => ttl_expiry(ttl, "ttl", at.max_ttl)?,
+        (None, Some(when)) => at_expiry(when, "expire_at", at.max_ttl, at.now)?,
+    };
+    let content_type = checked_content_type(content_type, "content_type")?;
+    let item = ItemRef {
+        workspace: at.workspace,
+        namespace: &json.namespace,
+        key: &json.key,
+    };
+    Ok(at
+        .store
+        .new_value(item, value.into(), content_type)
+        .expiring(expiry))
 }
 
 /// The condition of `if_match` / `if_none_match`, written as the headers are.
