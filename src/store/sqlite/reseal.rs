@@ -17,6 +17,7 @@ use crate::store::changes::ChangeOp;
 use crate::store::reseal::{Reseal, StoredRow};
 use crate::store::{Item, KeyId, StoreError};
 
+/// A table scan: the column has no index (see migration 0004).
 const KEY_IDS: &str = "SELECT DISTINCT key_id FROM kvs WHERE key_id IS NOT NULL ORDER BY key_id";
 
 /// `?4` the key id to skip (NULL: skip plaintext), `?5` the limit, after
