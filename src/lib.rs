@@ -50,6 +50,7 @@
 //!   - `store::txn`: transactions across keys: ops, conditions, the plan every engine follows.
 //!   - `store::sealed`: any store with its values sealed and opened (encryption at rest).
 //!   - `store::reseal`: the `reencrypt` pass: rows rewritten under the first key, or to plaintext.
+//!   - `store::snapshot`: a whole store read in one snapshot, page by page; rows written back in batches.
 //!   - `store::postgres`: PostgreSQL and CockroachDB, one code path.
 //!     - `store::postgres::url`: the libpq URL, its TLS parameters, schema names.
 //!     - `store::postgres::tls`: the rustls connector of every connection.
@@ -63,6 +64,7 @@
 //!     - `store::postgres::txn`: transactions: keys locked in one order, placeholders, one write statement.
 //!     - `store::postgres::replace`: writes that answer the value they replace, each one statement.
 //!     - `store::postgres::reseal`: key ids in use, rows to reencrypt, the conditional rewrite.
+//!     - `store::postgres::snapshot`: dump pages in one read-only transaction; restore batches.
 //!   - `store::sqlite`: the embedded store, one file in WAL mode.
 //!     - `store::sqlite::connection`: opening the writer and readers; SQLite's errors.
 //!     - `store::sqlite::sql`: statements and the functions that run them.
@@ -72,6 +74,11 @@
 //!     - `store::sqlite::changes`: revisions, the change log, its pruning, and sweeping with `expire` changes.
 //!     - `store::sqlite::txn`: transactions on the writer connection.
 //!     - `store::sqlite::reseal`: key ids in use, rows to reencrypt, rewrites in one transaction.
+//!     - `store::sqlite::snapshot`: dump as one statement stepped on a reader; restore batches.
+//! - `transfer`: moving data between stores: the dump format, dump, restore, copy and its verification.
+//!   - `transfer::dump`: a snapshot to JSON Lines, page by page; rows with their plaintext's MD5.
+//!   - `transfer::restore`: a dump back into a store: lines parsed on a thread, batches written.
+//!   - `transfer::copy`: one store into another, then each namespace compared by count and digest.
 //! - `feed`: the change feed on this instance: a channel per watched namespace and its reader task.
 //!   - `feed::channel`: the recent events of one namespace, shared by its streams.
 //!   - `feed::retention`: pruning of changes older than the retention.
@@ -85,6 +92,7 @@
 //!   - `cli::serve`: flags of `serve` and `migrate`, validated into `config`.
 //!   - `cli::token`: the `token` subcommand.
 //!   - `cli::reencrypt`: `reencrypt`, the pass over stored rows with progress and counts.
+//!   - `cli::transfer`: `dump`, `restore`, `copy`: files, gzip, progress, the verification table.
 //!   - `cli::acl`: `acl check`: what a policy file allows a token, and by which rule.
 //!   - `cli::client`: `put`, `get`, `delete`, `list`, `watch` and `txn` over reqwest.
 //!     - `cli::client::watch`: `watch`, the change feed a line per change, reconnecting.
@@ -113,4 +121,5 @@ pub mod http;
 pub mod reload;
 pub mod store;
 pub mod telemetry;
+pub mod transfer;
 pub mod wire;

@@ -20,6 +20,18 @@ fn main() -> ExitCode {
             telemetry::logs::init(LogFormat::Text, None);
             on_runtime(cli::reencrypt::run(&args))
         }
+        Command::Dump(args) => {
+            telemetry::logs::init(LogFormat::Text, None);
+            on_runtime(cli::transfer::run_dump(&args))
+        }
+        Command::Restore(args) => {
+            telemetry::logs::init(LogFormat::Text, None);
+            on_runtime(cli::transfer::run_restore(&args))
+        }
+        Command::Copy(args) => {
+            telemetry::logs::init(LogFormat::Text, None);
+            on_runtime(cli::transfer::run_copy(&args))
+        }
         Command::Put(args) => on_runtime(cli::client::put(&args)),
         Command::Get(args) => on_runtime(cli::client::get(&args)),
         Command::Delete(args) => on_runtime(cli::client::delete(&args)),

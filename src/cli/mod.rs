@@ -12,6 +12,7 @@ pub mod flags;
 pub mod reencrypt;
 pub mod serve;
 pub mod token;
+pub mod transfer;
 
 use self::acl::AclArgs;
 use self::bench::BenchArgs;
@@ -19,6 +20,7 @@ use self::client::{DeleteArgs, GetArgs, ListArgs, PutArgs, TxnArgs, WatchArgs};
 use self::reencrypt::ReencryptArgs;
 use self::serve::{MigrateArgs, ServeArgs};
 use self::token::TokenArgs;
+use self::transfer::{CopyArgs, DumpArgs, RestoreArgs};
 
 /// hulykvs: the Huly key-value service and its command-line client.
 #[derive(Debug, Parser)]
@@ -37,6 +39,12 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// Rewrite stored values under the first encryption key (or back to plaintext), online.
     Reencrypt(ReencryptArgs),
+    /// Write every row (or some workspaces and namespaces) as JSON Lines, from one snapshot.
+    Dump(DumpArgs),
+    /// Write the rows of a dump into a store, in batches.
+    Restore(RestoreArgs),
+    /// Copy one store into another, then verify each namespace.
+    Copy(CopyArgs),
     /// Store a value.
     Put(PutArgs),
     /// Print a value's raw bytes.

@@ -14,6 +14,7 @@ use uuid::Uuid;
 use super::changes::{ChangePage, ChangeQuery};
 use super::migrations::MigrationState;
 use super::reseal::{Reseal, StoredRow};
+use super::snapshot::{PageSink, Restored, SnapshotFilter};
 use super::txn::{Replace, Replaced, Txn, TxnOutcome};
 use super::{
     DeleteCondition, DeleteOutcome, Entry, Item, ItemRef, ListQuery, Listed, NewValue,
@@ -200,6 +201,14 @@ impl<S: Store> Store for Instrumented<S> {
 
     async fn reseal(&self, batch: &[Reseal]) -> Result<u64, StoreError> {
         self.0.reseal(batch).await
+    }
+
+    async fn snapshot(&self, filter: &SnapshotFilter, sink: PageSink) -> Result<(), StoreError> {
+        self.0.snapshot(filter, sink).await
+    }
+
+    async fn restore(&self, rows: &[Restored], skip_existing: bool) -> Result<u64, StoreError> {
+        self.0.restore(rows, skip_existing).await
     }
 
     fn pool_state(&self) -> Option<PoolState> {

@@ -18,6 +18,7 @@ pub mod migrations;
 pub mod postgres;
 pub mod reseal;
 pub mod sealed;
+pub mod snapshot;
 pub mod sqlite;
 pub mod txn;
 
@@ -27,6 +28,7 @@ use expiry::{Expires, Expiry};
 use migrations::MigrationState;
 pub use postgres::PgStore;
 use reseal::{Reseal, StoredRow};
+use snapshot::{PageSink, Restored, SnapshotFilter};
 pub use sqlite::SqliteStore;
 use txn::{Replace, Replaced, Txn, TxnOutcome};
 
@@ -448,6 +450,25 @@ pub trait Store: Send + Sync + 'static {
     /// each with a `put` change (its entity tag changes); answers how many
     /// were rewritten. A row written meanwhile is left as it is.
     fn reseal(&self, batch: &[Reseal]) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Sends every live row `filter` admits, read in ONE consistent
+    /// snapshot, to `sink` in pages (see [`snapshot`]) in (workspace,
+    /// namespace, key) order, as stored (sealed values stay sealed). Stops
+    /// early, without error, when the sink is closed.
+    fn snapshot(
+        &self,
+        filter: &SnapshotFilter,
+        sink: PageSink,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Writes `rows` (distinct keys, in [`snapshot::in_lock_order`]), each
+    /// a `put` change: upserts, or with `skip_existing` only where no live
+    /// value is stored. One transaction; answers how many rows were written.
+    fn restore(
+        &self,
+        rows: &[Restored],
+        skip_existing: bool,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// The connection pool at this moment, for metrics; `None` where the
     /// engine has none.

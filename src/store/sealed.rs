@@ -16,6 +16,7 @@ use super::changes::{ChangePage, ChangeQuery};
 use super::expiry::Expiry;
 use super::migrations::MigrationState;
 use super::reseal::{Reseal, StoredRow};
+use super::snapshot::{PageSink, Restored, SnapshotFilter};
 use super::txn::{OpResult, Replace, Replaced, Txn, TxnOutcome};
 use super::{
     DeleteCondition, DeleteOutcome, Entry, Item, ItemRef, ListQuery, Listed, NewValue,
@@ -244,6 +245,14 @@ impl<S: Store> Store for Sealed<S> {
 
     async fn reseal(&self, batch: &[Reseal]) -> Result<u64, StoreError> {
         self.inner.reseal(batch).await
+    }
+
+    async fn snapshot(&self, filter: &SnapshotFilter, sink: PageSink) -> Result<(), StoreError> {
+        self.inner.snapshot(filter, sink).await
+    }
+
+    async fn restore(&self, rows: &[Restored], skip_existing: bool) -> Result<u64, StoreError> {
+        self.inner.restore(rows, skip_existing).await
     }
 
     fn pool_state(&self) -> Option<PoolState> {

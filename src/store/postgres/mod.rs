@@ -25,6 +25,7 @@ mod pool;
 mod replace;
 mod reseal;
 mod row;
+mod snapshot;
 mod sql;
 mod tls;
 mod txn;
@@ -43,6 +44,7 @@ use self::url::{check_schema, PgUrl};
 use super::changes::{ChangePage, ChangeQuery, Revision};
 use super::migrations::{Migrated, MigrationState};
 use super::reseal::{Reseal, StoredRow};
+use super::snapshot::{PageSink, Restored, SnapshotFilter};
 use super::txn::{Replace, Replaced, Txn, TxnOutcome};
 use super::{
     prefix_upper_bound, DeleteCondition, DeleteOutcome, Entry, Item, ItemRef, ListQuery, Listed,
@@ -475,6 +477,17 @@ impl Store for PgStore {
     async fn reseal(&self, batch: &[Reseal]) -> Result<u64, StoreError> {
         let sql = self.statements.get()?;
         self.rewrite_rows(&sql.reseal, batch).await
+    }
+
+    async fn snapshot(&self, filter: &SnapshotFilter, sink: PageSink) -> Result<(), StoreError> {
+        let sql = self.statements.get()?;
+        self.read_snapshot(&sql.snapshot, filter, sink).await
+    }
+
+    async fn restore(&self, rows: &[Restored], skip_existing: bool) -> Result<u64, StoreError> {
+        let sql = self.statements.get()?;
+        self.write_restored(&sql.snapshot, rows, skip_existing)
+            .await
     }
 
     fn pool_state(&self) -> Option<PoolState> {

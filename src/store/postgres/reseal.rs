@@ -140,8 +140,9 @@ impl PgStore {
     }
 }
 
-/// A row of the `first`/`after` statements.
-fn stored_row(row: &Row) -> Result<StoredRow, StoreError> {
+/// A row of the `first`/`after` statements (and of a snapshot's pages):
+/// workspace, namespace, key, value, md5, key_id, content type, expiry.
+pub(super) fn stored_row(row: &Row) -> Result<StoredRow, StoreError> {
     let failed = |e: tokio_postgres::Error| db_error(&e);
     let value: &[u8] = row.try_get(3).map_err(failed)?;
     let sealed_by: Option<&str> = row.try_get(5).map_err(failed)?;

@@ -8,6 +8,7 @@
 
 use super::replace::ReplaceStatements;
 use super::reseal::ResealStatements;
+use super::snapshot::SnapshotStatements;
 use super::txn::TxnStatements;
 use crate::store::migrations::Migration;
 
@@ -129,6 +130,8 @@ pub(super) struct Statements {
     pub(super) replace: ReplaceStatements,
     /// Encryption at rest: key ids in use, rows to rewrite, the rewrite.
     pub(super) reseal: ResealStatements,
+    /// Dump and restore: snapshot pages, batched writes.
+    pub(super) snapshot: SnapshotStatements,
 }
 
 /// What an upsert's conflict sets: every column of the value from `excluded`.
@@ -223,6 +226,7 @@ impl Statements {
             txn: TxnStatements::new(flavor, schema),
             replace: ReplaceStatements::new(flavor, schema),
             reseal: ResealStatements::new(flavor, schema),
+            snapshot: SnapshotStatements::new(flavor, schema),
         }
     }
 

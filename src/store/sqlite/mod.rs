@@ -14,6 +14,7 @@ mod connection;
 mod migrate;
 mod readers;
 mod reseal;
+mod snapshot;
 mod sql;
 mod txn;
 mod writer;
@@ -32,6 +33,7 @@ use self::writer::{writer_gone, Write, Writer};
 use super::changes::{ChangePage, ChangeQuery};
 use super::migrations::{Migrated, MigrationState};
 use super::reseal::{Reseal, StoredRow};
+use super::snapshot::{PageSink, Restored, SnapshotFilter};
 use super::txn::{Txn, TxnOutcome};
 use super::{
     DeleteCondition, DeleteOutcome, Entry, Item, ItemRef, ListQuery, Listed, NewValue,
@@ -251,6 +253,24 @@ impl Store for SqliteStore {
         let batch = batch.to_vec();
         self.writer
             .exclusive(move |conn| reseal::reseal(conn, &batch))
+            .await
+    }
+
+    /// One statement on a reader, which it holds until the snapshot is read.
+    async fn snapshot(&self, filter: &SnapshotFilter, sink: PageSink) -> Result<(), StoreError> {
+        self.migrated.get()?;
+        let filter = filter.clone();
+        self.readers
+            .run(move |conn| snapshot::read_snapshot(conn, &filter, &sink))
+            .await
+    }
+
+    /// On the writer connection, between batches of writes: one transaction.
+    async fn restore(&self, rows: &[Restored], skip_existing: bool) -> Result<u64, StoreError> {
+        self.migrated.get()?;
+        let rows = rows.to_vec();
+        self.writer
+            .exclusive(move |conn| snapshot::write_restored(conn, &rows, skip_existing))
             .await
     }
 

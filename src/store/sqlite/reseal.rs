@@ -64,32 +64,33 @@ pub(super) fn rows_to_reseal(
         .map_err(failed)?;
     let mut found = Vec::new();
     while let Some(row) = rows.next().map_err(failed)? {
-        let workspace: String = row.get(0).map_err(failed)?;
-        let workspace = Uuid::parse_str(&workspace).map_err(|e| {
-            StoreError::Internal(format!(
-                "a stored workspace {workspace:?} is not a UUID: {e}"
-            ))
-        })?;
-        let value = row
-            .get_ref(3)
-            .and_then(|v| Ok(v.as_blob()?))
-            .map_err(failed)?;
-        let sealed_by: Option<String> = row.get(5).map_err(failed)?;
-        let expire_at: Option<i64> = row.get(7).map_err(failed)?;
-        found.push(StoredRow {
-            item: Item {
-                workspace,
-                namespace: row.get(1).map_err(failed)?,
-                key: row.get(2).map_err(failed)?,
-            },
-            value: Bytes::copy_from_slice(value),
-            md5: row.get(4).map_err(failed)?,
-            sealed_by: sealed_by.map(KeyId::from),
-            content_type: row.get(6).map_err(failed)?,
-            expire_at: expire_at.map(instant),
-        });
+        found.push(stored_row(row).map_err(failed)?);
     }
     Ok(found)
+}
+
+/// A row of [`ROWS`] (and of a snapshot): workspace, namespace, key, value,
+/// md5, key_id, content type, expiry (unix milliseconds).
+pub(super) fn stored_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRow> {
+    let workspace: String = row.get(0)?;
+    let workspace = Uuid::parse_str(&workspace).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })?;
+    let value = row.get_ref(3)?.as_blob()?;
+    let sealed_by: Option<String> = row.get(5)?;
+    let expire_at: Option<i64> = row.get(7)?;
+    Ok(StoredRow {
+        item: Item {
+            workspace,
+            namespace: row.get(1)?,
+            key: row.get(2)?,
+        },
+        value: Bytes::copy_from_slice(value),
+        md5: row.get(4)?,
+        sealed_by: sealed_by.map(KeyId::from),
+        content_type: row.get(6)?,
+        expire_at: expire_at.map(instant),
+    })
 }
 
 /// Rewrites the rows of `batch` that still hold what was read, each with
