@@ -28,6 +28,9 @@ Register-ArgumentCompleter -Native -CommandName 'hulykvs' -ScriptBlock {
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the HTTP service (it answers probes at once and applies pending migrations beside)')
             [CompletionResult]::new('migrate', 'migrate', [CompletionResultType]::ParameterValue, 'Apply pending database migrations and exit')
             [CompletionResult]::new('reencrypt', 'reencrypt', [CompletionResultType]::ParameterValue, 'Rewrite stored values under the first encryption key (or back to plaintext), online')
+            [CompletionResult]::new('dump', 'dump', [CompletionResultType]::ParameterValue, 'Write every row (or some workspaces and namespaces) as JSON Lines, from one snapshot')
+            [CompletionResult]::new('restore', 'restore', [CompletionResultType]::ParameterValue, 'Write the rows of a dump into a store, in batches')
+            [CompletionResult]::new('copy', 'copy', [CompletionResultType]::ParameterValue, 'Copy one store into another, then verify each namespace')
             [CompletionResult]::new('put', 'put', [CompletionResultType]::ParameterValue, 'Store a value')
             [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Print a value''s raw bytes')
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a value')
@@ -102,6 +105,57 @@ Register-ArgumentCompleter -Native -CommandName 'hulykvs' -ScriptBlock {
             [CompletionResult]::new('--encryption-keys', '--encryption-keys', [CompletionResultType]::ParameterName, 'Encrypt values at rest: id:<base64 of 32 bytes>[,…]. New values are sealed under the first key, every listed key opens; a first entry `plaintext` writes new values unencrypted. Prefer the environment variable: a flag shows in the process list')
             [CompletionResult]::new('--batch', '--batch', [CompletionResultType]::ParameterName, 'Rows read and rewritten at a time (memory is about this many of the largest values)')
             [CompletionResult]::new('--decrypt', '--decrypt', [CompletionResultType]::ParameterName, 'Rewrite every sealed row back to plaintext, so a release without encryption reads the database again (the keys are still needed to open the rows)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'hulykvs;dump' {
+            [CompletionResult]::new('--db-connection', '--db-connection', [CompletionResultType]::ParameterName, 'Database: postgresql://… (PostgreSQL or CockroachDB) or sqlite:PATH [default: sqlite:hulykvs.db]')
+            [CompletionResult]::new('--db-scheme', '--db-scheme', [CompletionResultType]::ParameterName, 'Schema holding the tables (PostgreSQL and CockroachDB)')
+            [CompletionResult]::new('--db-connect-timeout', '--db-connect-timeout', [CompletionResultType]::ParameterName, 'Time allowed to open a database connection')
+            [CompletionResult]::new('--db-pool-size', '--db-pool-size', [CompletionResultType]::ParameterName, 'Database connections in the pool (PostgreSQL), or reader connections (SQLite, at most 64), 1 to 1000')
+            [CompletionResult]::new('--db-pool-timeout', '--db-pool-timeout', [CompletionResultType]::ParameterName, 'Longest wait for a free pooled connection before answering 503')
+            [CompletionResult]::new('--db-statement-timeout', '--db-statement-timeout', [CompletionResultType]::ParameterName, 'Longest wait for one database statement before answering 503')
+            [CompletionResult]::new('--encryption-keys', '--encryption-keys', [CompletionResultType]::ParameterName, 'Encrypt values at rest: id:<base64 of 32 bytes>[,…]. New values are sealed under the first key, every listed key opens; a first entry `plaintext` writes new values unencrypted. Prefer the environment variable: a flag shows in the process list')
+            [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'Only this workspace (repeat for more)')
+            [CompletionResult]::new('--workspace', '--workspace', [CompletionResultType]::ParameterName, 'Only this workspace (repeat for more)')
+            [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'Only this namespace (repeat for more)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Write the dump to FILE (gzip-compressed when it ends in .gz) instead of stdout; it appears under its name only once complete')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Write the dump to FILE (gzip-compressed when it ends in .gz) instead of stdout; it appears under its name only once complete')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'hulykvs;restore' {
+            [CompletionResult]::new('--db-connection', '--db-connection', [CompletionResultType]::ParameterName, 'Database: postgresql://… (PostgreSQL or CockroachDB) or sqlite:PATH [default: sqlite:hulykvs.db]')
+            [CompletionResult]::new('--db-scheme', '--db-scheme', [CompletionResultType]::ParameterName, 'Schema holding the tables (PostgreSQL and CockroachDB)')
+            [CompletionResult]::new('--db-connect-timeout', '--db-connect-timeout', [CompletionResultType]::ParameterName, 'Time allowed to open a database connection')
+            [CompletionResult]::new('--db-pool-size', '--db-pool-size', [CompletionResultType]::ParameterName, 'Database connections in the pool (PostgreSQL), or reader connections (SQLite, at most 64), 1 to 1000')
+            [CompletionResult]::new('--db-pool-timeout', '--db-pool-timeout', [CompletionResultType]::ParameterName, 'Longest wait for a free pooled connection before answering 503')
+            [CompletionResult]::new('--db-statement-timeout', '--db-statement-timeout', [CompletionResultType]::ParameterName, 'Longest wait for one database statement before answering 503')
+            [CompletionResult]::new('--encryption-keys', '--encryption-keys', [CompletionResultType]::ParameterName, 'Encrypt values at rest: id:<base64 of 32 bytes>[,…]. New values are sealed under the first key, every listed key opens; a first entry `plaintext` writes new values unencrypted. Prefer the environment variable: a flag shows in the process list')
+            [CompletionResult]::new('-i', '-i', [CompletionResultType]::ParameterName, 'Read the dump from FILE (gzip is recognized by its first bytes) instead of stdin')
+            [CompletionResult]::new('--input', '--input', [CompletionResultType]::ParameterName, 'Read the dump from FILE (gzip is recognized by its first bytes) instead of stdin')
+            [CompletionResult]::new('--skip-existing', '--skip-existing', [CompletionResultType]::ParameterName, 'Write only keys that hold no live value; by default every row is upserted')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'hulykvs;copy' {
+            [CompletionResult]::new('--from', '--from', [CompletionResultType]::ParameterName, 'The store to read: postgresql://… or sqlite:PATH')
+            [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'The store to write: postgresql://… or sqlite:PATH (migrated first)')
+            [CompletionResult]::new('--db-scheme', '--db-scheme', [CompletionResultType]::ParameterName, 'Schema of the tables on PostgreSQL and CockroachDB, on both sides')
+            [CompletionResult]::new('--encryption-keys', '--encryption-keys', [CompletionResultType]::ParameterName, 'Encrypt values at rest: id:<base64 of 32 bytes>[,…]. New values are sealed under the first key, every listed key opens; a first entry `plaintext` writes new values unencrypted. Prefer the environment variable: a flag shows in the process list')
+            [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'Only this workspace (repeat for more)')
+            [CompletionResult]::new('--workspace', '--workspace', [CompletionResultType]::ParameterName, 'Only this workspace (repeat for more)')
+            [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'Only this namespace (repeat for more)')
+            [CompletionResult]::new('--skip-existing', '--skip-existing', [CompletionResultType]::ParameterName, 'Write only keys that hold no live value in the target')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -313,6 +367,9 @@ Register-ArgumentCompleter -Native -CommandName 'hulykvs' -ScriptBlock {
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the HTTP service (it answers probes at once and applies pending migrations beside)')
             [CompletionResult]::new('migrate', 'migrate', [CompletionResultType]::ParameterValue, 'Apply pending database migrations and exit')
             [CompletionResult]::new('reencrypt', 'reencrypt', [CompletionResultType]::ParameterValue, 'Rewrite stored values under the first encryption key (or back to plaintext), online')
+            [CompletionResult]::new('dump', 'dump', [CompletionResultType]::ParameterValue, 'Write every row (or some workspaces and namespaces) as JSON Lines, from one snapshot')
+            [CompletionResult]::new('restore', 'restore', [CompletionResultType]::ParameterValue, 'Write the rows of a dump into a store, in batches')
+            [CompletionResult]::new('copy', 'copy', [CompletionResultType]::ParameterValue, 'Copy one store into another, then verify each namespace')
             [CompletionResult]::new('put', 'put', [CompletionResultType]::ParameterValue, 'Store a value')
             [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Print a value''s raw bytes')
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a value')
@@ -333,6 +390,15 @@ Register-ArgumentCompleter -Native -CommandName 'hulykvs' -ScriptBlock {
             break
         }
         'hulykvs;help;reencrypt' {
+            break
+        }
+        'hulykvs;help;dump' {
+            break
+        }
+        'hulykvs;help;restore' {
+            break
+        }
+        'hulykvs;help;copy' {
             break
         }
         'hulykvs;help;put' {

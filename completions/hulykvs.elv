@@ -25,6 +25,9 @@ set edit:completion:arg-completer[hulykvs] = {|@words|
             cand serve 'Run the HTTP service (it answers probes at once and applies pending migrations beside)'
             cand migrate 'Apply pending database migrations and exit'
             cand reencrypt 'Rewrite stored values under the first encryption key (or back to plaintext), online'
+            cand dump 'Write every row (or some workspaces and namespaces) as JSON Lines, from one snapshot'
+            cand restore 'Write the rows of a dump into a store, in batches'
+            cand copy 'Copy one store into another, then verify each namespace'
             cand put 'Store a value'
             cand get 'Print a value''s raw bytes'
             cand delete 'Delete a value'
@@ -96,6 +99,54 @@ set edit:completion:arg-completer[hulykvs] = {|@words|
             cand --encryption-keys 'Encrypt values at rest: id:<base64 of 32 bytes>[,…]. New values are sealed under the first key, every listed key opens; a first entry `plaintext` writes new values unencrypted. Prefer the environment variable: a flag shows in the process list'
             cand --batch 'Rows read and rewritten at a time (memory is about this many of the largest values)'
             cand --decrypt 'Rewrite every sealed row back to plaintext, so a release without encryption reads the database again (the keys are still needed to open the rows)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'hulykvs;dump'= {
+            cand --db-connection 'Database: postgresql://… (PostgreSQL or CockroachDB) or sqlite:PATH [default: sqlite:hulykvs.db]'
+            cand --db-scheme 'Schema holding the tables (PostgreSQL and CockroachDB)'
+            cand --db-connect-timeout 'Time allowed to open a database connection'
+            cand --db-pool-size 'Database connections in the pool (PostgreSQL), or reader connections (SQLite, at most 64), 1 to 1000'
+            cand --db-pool-timeout 'Longest wait for a free pooled connection before answering 503'
+            cand --db-statement-timeout 'Longest wait for one database statement before answering 503'
+            cand --encryption-keys 'Encrypt values at rest: id:<base64 of 32 bytes>[,…]. New values are sealed under the first key, every listed key opens; a first entry `plaintext` writes new values unencrypted. Prefer the environment variable: a flag shows in the process list'
+            cand -w 'Only this workspace (repeat for more)'
+            cand --workspace 'Only this workspace (repeat for more)'
+            cand --namespace 'Only this namespace (repeat for more)'
+            cand -o 'Write the dump to FILE (gzip-compressed when it ends in .gz) instead of stdout; it appears under its name only once complete'
+            cand --output 'Write the dump to FILE (gzip-compressed when it ends in .gz) instead of stdout; it appears under its name only once complete'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'hulykvs;restore'= {
+            cand --db-connection 'Database: postgresql://… (PostgreSQL or CockroachDB) or sqlite:PATH [default: sqlite:hulykvs.db]'
+            cand --db-scheme 'Schema holding the tables (PostgreSQL and CockroachDB)'
+            cand --db-connect-timeout 'Time allowed to open a database connection'
+            cand --db-pool-size 'Database connections in the pool (PostgreSQL), or reader connections (SQLite, at most 64), 1 to 1000'
+            cand --db-pool-timeout 'Longest wait for a free pooled connection before answering 503'
+            cand --db-statement-timeout 'Longest wait for one database statement before answering 503'
+            cand --encryption-keys 'Encrypt values at rest: id:<base64 of 32 bytes>[,…]. New values are sealed under the first key, every listed key opens; a first entry `plaintext` writes new values unencrypted. Prefer the environment variable: a flag shows in the process list'
+            cand -i 'Read the dump from FILE (gzip is recognized by its first bytes) instead of stdin'
+            cand --input 'Read the dump from FILE (gzip is recognized by its first bytes) instead of stdin'
+            cand --skip-existing 'Write only keys that hold no live value; by default every row is upserted'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'hulykvs;copy'= {
+            cand --from 'The store to read: postgresql://… or sqlite:PATH'
+            cand --to 'The store to write: postgresql://… or sqlite:PATH (migrated first)'
+            cand --db-scheme 'Schema of the tables on PostgreSQL and CockroachDB, on both sides'
+            cand --encryption-keys 'Encrypt values at rest: id:<base64 of 32 bytes>[,…]. New values are sealed under the first key, every listed key opens; a first entry `plaintext` writes new values unencrypted. Prefer the environment variable: a flag shows in the process list'
+            cand -w 'Only this workspace (repeat for more)'
+            cand --workspace 'Only this workspace (repeat for more)'
+            cand --namespace 'Only this namespace (repeat for more)'
+            cand --skip-existing 'Write only keys that hold no live value in the target'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'
@@ -292,6 +343,9 @@ set edit:completion:arg-completer[hulykvs] = {|@words|
             cand serve 'Run the HTTP service (it answers probes at once and applies pending migrations beside)'
             cand migrate 'Apply pending database migrations and exit'
             cand reencrypt 'Rewrite stored values under the first encryption key (or back to plaintext), online'
+            cand dump 'Write every row (or some workspaces and namespaces) as JSON Lines, from one snapshot'
+            cand restore 'Write the rows of a dump into a store, in batches'
+            cand copy 'Copy one store into another, then verify each namespace'
             cand put 'Store a value'
             cand get 'Print a value''s raw bytes'
             cand delete 'Delete a value'
@@ -309,6 +363,12 @@ set edit:completion:arg-completer[hulykvs] = {|@words|
         &'hulykvs;help;migrate'= {
         }
         &'hulykvs;help;reencrypt'= {
+        }
+        &'hulykvs;help;dump'= {
+        }
+        &'hulykvs;help;restore'= {
+        }
+        &'hulykvs;help;copy'= {
         }
         &'hulykvs;help;put'= {
         }

@@ -29,6 +29,9 @@ complete -c hulykvs -n "__fish_hulykvs_needs_command" -s V -l version -d 'Print 
 complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "serve" -d 'Run the HTTP service (it answers probes at once and applies pending migrations beside)'
 complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "migrate" -d 'Apply pending database migrations and exit'
 complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "reencrypt" -d 'Rewrite stored values under the first encryption key (or back to plaintext), online'
+complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "dump" -d 'Write every row (or some workspaces and namespaces) as JSON Lines, from one snapshot'
+complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "restore" -d 'Write the rows of a dump into a store, in batches'
+complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "copy" -d 'Copy one store into another, then verify each namespace'
 complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "put" -d 'Store a value'
 complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "get" -d 'Print a value\'s raw bytes'
 complete -c hulykvs -n "__fish_hulykvs_needs_command" -f -a "delete" -d 'Delete a value'
@@ -92,6 +95,38 @@ complete -c hulykvs -n "__fish_hulykvs_using_subcommand reencrypt" -l batch -d '
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand reencrypt" -l decrypt -d 'Rewrite every sealed row back to plaintext, so a release without encryption reads the database again (the keys are still needed to open the rows)'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand reencrypt" -s h -l help -d 'Print help'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand reencrypt" -s V -l version -d 'Print version'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand dump" -l db-connection -d 'Database: postgresql://… (PostgreSQL or CockroachDB) or sqlite:PATH [default: sqlite:hulykvs.db]' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand dump" -l db-scheme -d 'Schema holding the tables (PostgreSQL and CockroachDB)' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand dump" -l db-connect-timeout -d 'Time allowed to open a database connection' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand dump" -l db-pool-size -d 'Database connections in the pool (PostgreSQL), or reader connections (SQLite, at most 64), 1 to 1000' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand dump" -l db-pool-timeout -d 'Longest wait for a free pooled connection before answering 503' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand dump" -l db-statement-timeout -d 'Longest wait for one database statement before answering 503' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand dump" -l encryption-keys -d 'Encrypt values at rest: id:<base64 of 32 bytes>[,…]. New values are sealed under the first key, every listed key opens; a first entry `plaintext` writes new values unencrypted. Prefer the environment variable: a flag shows in the process list' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand dump" -s w -l workspace -d 'Only this workspace (repeat for more)' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand dump" -l namespace -d 'Only this namespace (repeat for more)' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand dump" -s o -l output -d 'Write the dump to FILE (gzip-compressed when it ends in .gz) instead of stdout; it appears under its name only once complete' -r -F
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand dump" -s h -l help -d 'Print help'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand dump" -s V -l version -d 'Print version'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand restore" -l db-connection -d 'Database: postgresql://… (PostgreSQL or CockroachDB) or sqlite:PATH [default: sqlite:hulykvs.db]' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand restore" -l db-scheme -d 'Schema holding the tables (PostgreSQL and CockroachDB)' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand restore" -l db-connect-timeout -d 'Time allowed to open a database connection' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand restore" -l db-pool-size -d 'Database connections in the pool (PostgreSQL), or reader connections (SQLite, at most 64), 1 to 1000' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand restore" -l db-pool-timeout -d 'Longest wait for a free pooled connection before answering 503' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand restore" -l db-statement-timeout -d 'Longest wait for one database statement before answering 503' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand restore" -l encryption-keys -d 'Encrypt values at rest: id:<base64 of 32 bytes>[,…]. New values are sealed under the first key, every listed key opens; a first entry `plaintext` writes new values unencrypted. Prefer the environment variable: a flag shows in the process list' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand restore" -s i -l input -d 'Read the dump from FILE (gzip is recognized by its first bytes) instead of stdin' -r -F
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand restore" -l skip-existing -d 'Write only keys that hold no live value; by default every row is upserted'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand restore" -s h -l help -d 'Print help'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand restore" -s V -l version -d 'Print version'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand copy" -l from -d 'The store to read: postgresql://… or sqlite:PATH' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand copy" -l to -d 'The store to write: postgresql://… or sqlite:PATH (migrated first)' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand copy" -l db-scheme -d 'Schema of the tables on PostgreSQL and CockroachDB, on both sides' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand copy" -l encryption-keys -d 'Encrypt values at rest: id:<base64 of 32 bytes>[,…]. New values are sealed under the first key, every listed key opens; a first entry `plaintext` writes new values unencrypted. Prefer the environment variable: a flag shows in the process list' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand copy" -s w -l workspace -d 'Only this workspace (repeat for more)' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand copy" -l namespace -d 'Only this namespace (repeat for more)' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand copy" -l skip-existing -d 'Write only keys that hold no live value in the target'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand copy" -s h -l help -d 'Print help'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand copy" -s V -l version -d 'Print version'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand put" -l url -d 'Base URL of the service' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand put" -l token -d 'Bearer token; without one, a system token is minted from HULY_TOKEN_SECRET' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand put" -l token-secret -d 'HS256 secret to mint a system token with when no --token is given' -r
@@ -225,18 +260,21 @@ complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -l no-seed -d 'Do
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -l http2 -d 'Watch workload: open the streams over HTTP/2 (prior knowledge, up to 200 streams a connection) instead of one HTTP/1.1 connection each'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand bench" -s V -l version -d 'Print version'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate reencrypt put get delete list txn watch token acl completions bench help" -f -a "serve" -d 'Run the HTTP service (it answers probes at once and applies pending migrations beside)'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate reencrypt put get delete list txn watch token acl completions bench help" -f -a "migrate" -d 'Apply pending database migrations and exit'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate reencrypt put get delete list txn watch token acl completions bench help" -f -a "reencrypt" -d 'Rewrite stored values under the first encryption key (or back to plaintext), online'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate reencrypt put get delete list txn watch token acl completions bench help" -f -a "put" -d 'Store a value'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate reencrypt put get delete list txn watch token acl completions bench help" -f -a "get" -d 'Print a value\'s raw bytes'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate reencrypt put get delete list txn watch token acl completions bench help" -f -a "delete" -d 'Delete a value'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate reencrypt put get delete list txn watch token acl completions bench help" -f -a "list" -d 'List the keys of a namespace, one a line (with --values, their values too)'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate reencrypt put get delete list txn watch token acl completions bench help" -f -a "txn" -d 'Run a transaction: ops from a JSON file or stdin, all applied or none'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate reencrypt put get delete list txn watch token acl completions bench help" -f -a "watch" -d 'Follow the changes of a namespace, one a line, reconnecting by itself'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate reencrypt put get delete list txn watch token acl completions bench help" -f -a "token" -d 'Print a signed HS256 token for the service'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate reencrypt put get delete list txn watch token acl completions bench help" -f -a "acl" -d 'Test a namespace ACL policy: what it allows a token, and by which rule'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate reencrypt put get delete list txn watch token acl completions bench help" -f -a "completions" -d 'Print a shell completion script'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate reencrypt put get delete list txn watch token acl completions bench help" -f -a "bench" -d 'Load-test a running service: throughput, latency percentiles, answers by status'
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate reencrypt put get delete list txn watch token acl completions bench help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate reencrypt dump restore copy put get delete list txn watch token acl completions bench help" -f -a "serve" -d 'Run the HTTP service (it answers probes at once and applies pending migrations beside)'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate reencrypt dump restore copy put get delete list txn watch token acl completions bench help" -f -a "migrate" -d 'Apply pending database migrations and exit'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate reencrypt dump restore copy put get delete list txn watch token acl completions bench help" -f -a "reencrypt" -d 'Rewrite stored values under the first encryption key (or back to plaintext), online'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate reencrypt dump restore copy put get delete list txn watch token acl completions bench help" -f -a "dump" -d 'Write every row (or some workspaces and namespaces) as JSON Lines, from one snapshot'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate reencrypt dump restore copy put get delete list txn watch token acl completions bench help" -f -a "restore" -d 'Write the rows of a dump into a store, in batches'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate reencrypt dump restore copy put get delete list txn watch token acl completions bench help" -f -a "copy" -d 'Copy one store into another, then verify each namespace'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate reencrypt dump restore copy put get delete list txn watch token acl completions bench help" -f -a "put" -d 'Store a value'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate reencrypt dump restore copy put get delete list txn watch token acl completions bench help" -f -a "get" -d 'Print a value\'s raw bytes'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate reencrypt dump restore copy put get delete list txn watch token acl completions bench help" -f -a "delete" -d 'Delete a value'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate reencrypt dump restore copy put get delete list txn watch token acl completions bench help" -f -a "list" -d 'List the keys of a namespace, one a line (with --values, their values too)'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate reencrypt dump restore copy put get delete list txn watch token acl completions bench help" -f -a "txn" -d 'Run a transaction: ops from a JSON file or stdin, all applied or none'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate reencrypt dump restore copy put get delete list txn watch token acl completions bench help" -f -a "watch" -d 'Follow the changes of a namespace, one a line, reconnecting by itself'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate reencrypt dump restore copy put get delete list txn watch token acl completions bench help" -f -a "token" -d 'Print a signed HS256 token for the service'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate reencrypt dump restore copy put get delete list txn watch token acl completions bench help" -f -a "acl" -d 'Test a namespace ACL policy: what it allows a token, and by which rule'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate reencrypt dump restore copy put get delete list txn watch token acl completions bench help" -f -a "completions" -d 'Print a shell completion script'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate reencrypt dump restore copy put get delete list txn watch token acl completions bench help" -f -a "bench" -d 'Load-test a running service: throughput, latency percentiles, answers by status'
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and not __fish_seen_subcommand_from serve migrate reencrypt dump restore copy put get delete list txn watch token acl completions bench help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand help; and __fish_seen_subcommand_from acl" -f -a "check" -d 'Print whether a policy lets a token read or write a namespace, and the rule that decides'

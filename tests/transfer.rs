@@ -247,7 +247,11 @@ async fn an_interrupted_restore_runs_again_and_bad_lines_stop_it_by_number() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("line 4") && err.contains("md5"), "{err}");
     dump_to(&fresh, &check, &[]);
-    assert_eq!(rows_of(&check).len(), 2, "lines 2 and 3 were written before line 4 stopped it");
+    assert_eq!(
+        rows_of(&check).len(),
+        2,
+        "lines 2 and 3 were written before line 4 stopped it"
+    );
     lines[2] = "{\"workspace\": oops".to_owned();
     std::fs::write(&wrong, lines[..10].join("\n")).unwrap();
     let (fresh, _f) = fresh_db(Kind::Postgres).await;
@@ -387,4 +391,64 @@ async fn copy_verifies_every_namespace_and_fails_on_a_tampered_target() {
     );
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains(OTHER_WS) && out.contains("DIFFERS"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealed_rows_dump_as_plaintext_with_the_keys_and_restore_sealed() {
+    const K1: &str = "k1:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+    let dir = tempfile::tempdir().unwrap();
+    let (url, _db) = fresh_db(Kind::Sqlite).await;
+    let s = start_on(Kind::Sqlite, &url, &["--encryption-keys", K1]).await;
+    put(&s, WS, "ns/secret", b"mail token", &[]).await;
+    let file = dir.path().join("d.jsonl");
+    let (code, _, err) = hulykvs(&url, &["dump", "-o", file.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("sealed by key \"k1\""), "{err}");
+    let keyed = |args: &[&str]| {
+        let out = run_hulykvs(
+            &[
+                ("HULY_DB_CONNECTION", url.as_str()),
+                ("HULY_ENCRYPTION_KEYS", K1),
+            ],
+            args,
+            None,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    keyed(&["dump", "-o", file.to_str().unwrap()]);
+    let rows = rows_of(&file);
+    let row: serde_json::Value = serde_json::from_str(&rows[0]).unwrap();
+    assert_eq!(
+        row["value"],
+        base64::engine::general_purpose::STANDARD.encode("mail token")
+    );
+    assert_eq!(row["md5"], format!("{:x}", md5::compute("mail token")));
+    // Restored with the keys: sealed again in the target.
+    let target = dir.path().join("t.db");
+    let target_url = format!("sqlite:{}", target.display());
+    let out = run_hulykvs(
+        &[
+            ("HULY_DB_CONNECTION", target_url.as_str()),
+            ("HULY_ENCRYPTION_KEYS", K1),
+        ],
+        &["restore", "-i", file.to_str().unwrap()],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let conn = rusqlite::Connection::open(&target).unwrap();
+    let (key_id, value): (Option<String>, Vec<u8>) = conn
+        .query_row("SELECT key_id, value FROM kvs", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(key_id.as_deref(), Some("k1"));
+    assert!(!value.windows(10).any(|w| w == b"mail token"));
 }
