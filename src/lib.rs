@@ -56,7 +56,8 @@
 //!     - `store::postgres::tls`: the rustls connector of every connection.
 //!     - `store::postgres::sql`: migration files per dialect, engine detection, data statements.
 //!     - `store::postgres::migrate`: the migration runner under a lease row both engines honour.
-//!     - `store::postgres::pool`: the connection pool and how a statement runs on it.
+//!     - `store::postgres::connect`: one host of the URL after another, each within the connect timeout.
+//!     - `store::postgres::pool`: the connection pool, how a statement runs on it, what a failover drops.
 //!     - `store::postgres::batch`: GET and PUT coalescing under load.
 //!     - `store::postgres::row`: a stored row read back into an entry.
 //!     - `store::postgres::errors`: SQLSTATEs, retries of serialization failures, error texts.

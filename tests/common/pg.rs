@@ -183,9 +183,13 @@ fn with_database(url: &str, name: &str) -> String {
 }
 
 fn pg_bin_dir() -> Option<PathBuf> {
+    // Where initdb really lives (PATH may hold only links to it), so the
+    // other programs of that version (pg_basebackup) are found beside it.
     let on_path = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .find(|dir| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file())
+            .and_then(|dir| std::fs::canonicalize(dir.join("initdb")).ok())
+            .and_then(|initdb| initdb.parent().map(Path::to_path_buf))
     });
     if on_path.is_some() {
         return on_path;
@@ -532,6 +536,95 @@ impl OwnCluster {
     /// The server's log so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// A streaming standby of `primary` (`pg_basebackup -R` with a
+    /// replication slot of its own), started on a free port of its own.
+    /// `primary_port` is where it replicates from: the primary's port, or a
+    /// proxy in front of it.
+    pub fn standby_of(primary: &OwnCluster, primary_port: u16) -> OwnCluster {
+        let dir = tempfile::Builder::new()
+            .prefix("hulykvs-standby-pg-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("creating a standby folder: {e}"));
+        if is_root() {
+            let status = Command::new("chown")
+                .arg("postgres:")
+                .arg(dir.path())
+                .status();
+            assert!(
+                status.map(|s| s.success()).unwrap_or(false),
+                "chown postgres"
+            );
+        }
+        let data = dir.path().join("data").to_string_lossy().into_owned();
+        let slot = format!("standby_{}", std::process::id());
+        run_pg(
+            &primary.bin.join("pg_basebackup"),
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &primary.port.to_string(),
+                "-U",
+                "postgres",
+                "-D",
+                &data,
+                "-R",
+                "-X",
+                "stream",
+                "-C",
+                "-S",
+                &slot,
+                "--no-sync",
+            ],
+        );
+        // -R wrote the primary's own port: replicate through `primary_port`.
+        // Once promoted, this server has no standby of its own to wait for
+        // (a failover manager would set this; the copied postgresql.conf
+        // may name `*`, which would hold every commit forever).
+        let auto = Path::new(&data).join("postgresql.auto.conf");
+        let mut text = std::fs::read_to_string(&auto).unwrap_or_default().replace(
+            &format!("port={}", primary.port),
+            &format!("port={primary_port}"),
+        );
+        text.push_str("synchronous_standby_names = ''\n");
+        std::fs::write(&auto, text).unwrap_or_else(|e| panic!("writing {}: {e}", auto.display()));
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or_else(|e| panic!("finding a free port: {e}"));
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            dir.path().display()
+        );
+        let log = dir.path().join("log").to_string_lossy().into_owned();
+        let standby = OwnCluster {
+            port,
+            bin: primary.bin.clone(),
+            dir,
+            data,
+            options,
+            log,
+        };
+        standby.start_again();
+        standby
+    }
+
+    /// Promotes a standby to primary and waits until it takes writes.
+    pub fn promote(&self) {
+        run_pg(
+            &self.bin.join("pg_ctl"),
+            &["-D", &self.data, "-w", "-t", "60", "promote"],
+        );
+    }
+
+    /// Stops the server at once, as a crash would (`pg_ctl stop -m immediate`).
+    pub fn stop_immediate(&self) {
+        run_pg(
+            &self.bin.join("pg_ctl"),
+            &["-D", &self.data, "-m", "immediate", "-w", "stop"],
+        );
     }
 }
 

@@ -16,6 +16,10 @@ pub enum Mode {
     Refuse,
     /// Accept and never answer: a database that hangs.
     Blackhole,
+    /// A network partition: open connections stay open but nothing more
+    /// crosses them (no FIN, no RST), and new ones are accepted and never
+    /// answered. Unlike the other modes, switching to it cuts nothing.
+    Partition,
 }
 
 struct Shared {
@@ -41,19 +45,19 @@ impl Proxy {
         }));
         let state = Arc::clone(&shared);
         let accept = tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
+            while let Ok((client, _)) = listener.accept().await {
                 let mode = state.lock().unwrap().mode;
+                let link = Arc::clone(&state);
                 let task = tokio::spawn(async move {
                     match mode {
                         Mode::Refuse => drop(client),
-                        Mode::Blackhole => {
+                        Mode::Blackhole | Mode::Partition => {
                             let _hold = client;
                             std::future::pending::<()>().await;
                         }
                         Mode::Up => {
-                            if let Ok(mut server) = TcpStream::connect(upstream).await {
-                                let _ =
-                                    tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                            if let Ok(server) = TcpStream::connect(upstream).await {
+                                forward(client, server, link).await;
                             }
                         }
                     }
@@ -68,12 +72,15 @@ impl Proxy {
         }
     }
 
-    /// Switches mode; every open connection is cut.
+    /// Switches mode; every open connection is cut, but by
+    /// [`Mode::Partition`], which leaves them open and silent.
     pub fn set(&self, mode: Mode) {
         let mut shared = self.shared.lock().unwrap();
         shared.mode = mode;
-        for task in shared.live.drain(..) {
-            task.abort();
+        if mode != Mode::Partition {
+            for task in shared.live.drain(..) {
+                task.abort();
+            }
         }
     }
 
@@ -87,6 +94,51 @@ impl Proxy {
             .map(|(u, _)| format!("{u}@"))
             .unwrap_or_default();
         format!("{scheme}://{userinfo}{}{tail}", self.addr)
+    }
+}
+
+/// Copies both ways until either side closes; once the proxy is
+/// partitioned, bytes read are dropped and both sockets are held open.
+async fn forward(client: TcpStream, server: TcpStream, state: Arc<Mutex<Shared>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut server_read, mut server_write) = server.into_split();
+    let partitioned = move || state.lock().unwrap().mode == Mode::Partition;
+    let up = {
+        let partitioned = partitioned.clone();
+        async move {
+            let mut buf = vec![0u8; 16 * 1024];
+            loop {
+                match client_read.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) if partitioned() => std::future::pending::<()>().await,
+                    Ok(n) => {
+                        if server_write.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let down = async move {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            match server_read.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) if partitioned() => std::future::pending::<()>().await,
+                Ok(n) => {
+                    if client_write.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    };
+    // Either direction ending ends both, as a closed connection would.
+    tokio::select! {
+        () = up => {}
+        () = down => {}
     }
 }
 

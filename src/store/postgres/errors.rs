@@ -60,10 +60,36 @@ pub(super) fn is_creation_race(e: &tokio_postgres::Error) -> bool {
 }
 
 /// Whether a SQLSTATE means "the database cannot answer now, retry later".
+/// 25006 (a write in a read-only transaction) is a primary demoted to a
+/// standby or made read-only: a failover in progress, not a client error.
 fn is_unavailable_code(code: &str) -> bool {
     code.starts_with("08")
         || code.starts_with("53")
-        || matches!(code, "57P01" | "57P02" | "57P03" | "57014" | "40001")
+        || matches!(
+            code,
+            "57P01" | "57P02" | "57P03" | "57014" | "40001" | "25006"
+        )
+}
+
+/// Whether `e` says the connection's server is gone or no longer a
+/// writable primary, so the connection (and its idle siblings) must not be
+/// used again: closed, an I/O failure, an administrator or crash shutdown,
+/// a connection exception, or a write refused as read-only.
+pub(super) fn is_failover(e: &tokio_postgres::Error) -> bool {
+    match sqlstate(e) {
+        Some(code) => {
+            code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "25006")
+        }
+        None => {
+            let mut io = false;
+            let mut source = std::error::Error::source(e);
+            while let Some(cause) = source {
+                io |= cause.is::<std::io::Error>();
+                source = cause.source();
+            }
+            io || e.is_closed()
+        }
+    }
 }
 
 /// No connection could be opened within `bound`.
@@ -121,7 +147,7 @@ mod tests {
     #[test]
     fn unavailable_codes() {
         for code in [
-            "08006", "08001", "53300", "57P01", "57P02", "57P03", "40001",
+            "08006", "08001", "53300", "57P01", "57P02", "57P03", "40001", "25006",
         ] {
             assert!(is_unavailable_code(code), "{code}");
         }

@@ -15,8 +15,8 @@ use tokio_postgres::Client;
 use uuid::Uuid;
 
 use super::errors::{
-    backoff, connect_timed_out, db_error, is_creation_race, is_lock_contention, jitter,
-    retry_conflicts, statement_timed_out,
+    backoff, db_error, is_creation_race, is_lock_contention, jitter, retry_conflicts,
+    statement_timed_out,
 };
 use super::sql::Flavor;
 use super::PgStore;
@@ -149,11 +149,9 @@ impl PgStore {
     /// A connection of its own, outside the pool, so the migration runner never
     /// waits for (or starves) pooled connections, whatever the pool size.
     async fn connect(&self) -> Result<Client, StoreError> {
-        let (client, connection) =
-            tokio::time::timeout(self.connect_timeout, self.config.connect(self.tls.clone()))
-                .await
-                .map_err(|_| connect_timed_out(self.connect_timeout))?
-                .map_err(|e| db_error(&e))?;
+        let (client, connection) = self.hosts.connect().await.map_err(|failed| {
+            StoreError::Unavailable(format!("cannot connect to the database: {}", failed.why))
+        })?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "migration connection ended");

@@ -18,6 +18,7 @@ use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 mod batch;
+mod connect;
 mod errors;
 mod migrate;
 mod notify;
@@ -34,6 +35,7 @@ pub mod url;
 pub use sql::{COCKROACH_MIGRATIONS, POSTGRES_MIGRATIONS};
 
 use self::batch::Batcher;
+use self::connect::Hosts;
 use self::errors::db_error;
 use self::notify::Notifier;
 use self::pool::Pooled;
@@ -59,8 +61,9 @@ use crate::telemetry::registry::PoolState;
 pub struct PgStore {
     /// The pool, shared with the batches it serves.
     pooled: Arc<Pooled>,
-    /// For the dedicated connections of the migration runner.
-    config: tokio_postgres::Config,
+    /// The URL's hosts: how the pool, the migration runner and the
+    /// notification listener connect.
+    hosts: Arc<Hosts>,
     /// The configured schema, folded to lower case and quoted for SQL.
     schema: String,
     /// The configured schema folded to lower case, for catalog lookups.
@@ -105,13 +108,19 @@ impl PgStore {
         if config.get_application_name().is_none() {
             config.application_name("hulykvs");
         }
-        let pooled = Arc::new(Pooled::new(&config, tls.clone(), opts)?);
+        let hosts = Arc::new(Hosts::new(
+            &config,
+            tls.clone(),
+            opts.connect_timeout,
+            opts.statement_timeout,
+        ));
+        let pooled = Arc::new(Pooled::new(&config, Arc::clone(&hosts), tls.clone(), opts)?);
         // The previous service named the schema unquoted, so PostgreSQL and
         // CockroachDB folded it to lower case: `Hulykvs` is `hulykvs`.
         let schema_name = opts.schema.to_ascii_lowercase();
         Ok(PgStore {
             pooled,
-            config,
+            hosts,
             schema: format!("\"{schema_name}\""),
             schema_name,
             tls,
@@ -378,10 +387,26 @@ impl Store for PgStore {
         self.run_txn(&sql.txn, txn).await
     }
 
-    /// `SELECT 1` through the pool; `Unavailable` also while migrations are
-    /// not applied, as `/readyz` wants both.
+    /// Whether the server reached through the pool takes writes;
+    /// `Unavailable` also while migrations are not applied, as `/readyz`
+    /// wants both.
     async fn ping(&self) -> Result<(), StoreError> {
-        self.pooled.query("SELECT 1", &[], None).await?;
+        // Not only that a server answers: that it takes writes. A standby,
+        // or a primary demoted while it stays up, answers SELECT 1 too.
+        let rows = self
+            .pooled
+            .query("SELECT current_setting('transaction_read_only')", &[], None)
+            .await?;
+        let read_only = rows
+            .first()
+            .and_then(|row| row.try_get::<_, String>(0).ok())
+            .is_some_and(|setting| setting == "on");
+        if read_only {
+            self.pooled.purge();
+            return Err(StoreError::Unavailable(
+                "the database server takes no writes (a standby, or a demoted primary)".into(),
+            ));
+        }
         self.statements.get().map(|_| ())
     }
 
@@ -441,14 +466,8 @@ impl Store for PgStore {
         if self.flavor.get() != Some(&Flavor::Postgres) {
             return false;
         }
-        self.notifier.get_or_init(|| {
-            Notifier::start(
-                self.config.clone(),
-                self.tls.clone(),
-                &self.schema_name,
-                wake,
-            )
-        });
+        self.notifier
+            .get_or_init(|| Notifier::start(Arc::clone(&self.hosts), &self.schema_name, wake));
         true
     }
 

@@ -12,6 +12,7 @@
 //! of every transaction that notifies, which would undo group commit.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
@@ -19,7 +20,7 @@ use tokio::sync::mpsc;
 use tokio_postgres::AsyncMessage;
 use uuid::Uuid;
 
-use super::tls::DbTls;
+use super::connect::Hosts;
 use crate::store::Wake;
 
 /// Announcements waiting to be sent; beyond this they are dropped (the
@@ -29,8 +30,6 @@ const QUEUE: usize = 4096;
 /// announced together, one notification per namespace, so a busy instance
 /// sends at most 200 statements a second whatever its write rate.
 const NOTIFY_GAP: Duration = Duration::from_millis(5);
-/// Longest a connection attempt (with its TLS and startup) may take.
-const CONNECT_WAIT: Duration = Duration::from_secs(10);
 /// Most namespaces one NOTIFY statement carries.
 const PER_STATEMENT: usize = 256;
 
@@ -42,16 +41,10 @@ pub(super) struct Notifier {
 impl Notifier {
     /// Starts the connection task (it reconnects by itself until the
     /// process ends) for the schema `schema_name`.
-    pub(super) fn start(
-        config: tokio_postgres::Config,
-        tls: DbTls,
-        schema_name: &str,
-        wake: Wake,
-    ) -> Notifier {
+    pub(super) fn start(hosts: Arc<Hosts>, schema_name: &str, wake: Wake) -> Notifier {
         let (queue, announced) = mpsc::channel(QUEUE);
         let link = Link {
-            config,
-            tls,
+            hosts,
             channel: channel_name(schema_name),
             instance: Uuid::new_v4().simple().to_string(),
             wake,
@@ -90,8 +83,7 @@ fn parse_payload<'p>(own: &str, payload: &'p str) -> Option<(Uuid, &'p str)> {
 }
 
 struct Link {
-    config: tokio_postgres::Config,
-    tls: DbTls,
+    hosts: Arc<Hosts>,
     channel: String,
     instance: String,
     wake: Wake,
@@ -118,11 +110,9 @@ impl Link {
     /// announcements until it fails. `Ok` when the store is dropped.
     async fn session(&self, announced: &mut mpsc::Receiver<(Uuid, String)>) -> Result<(), String> {
         let lost = |e: tokio_postgres::Error| e.to_string();
-        let connect = self.config.connect(self.tls.clone());
-        let (client, mut connection) = tokio::time::timeout(CONNECT_WAIT, connect)
-            .await
-            .map_err(|_| "connecting timed out".to_owned())?
-            .map_err(lost)?;
+        // Each host within its connect timeout; a demoted primary or a
+        // standby is skipped as the pool skips it (target_session_attrs).
+        let (client, mut connection) = self.hosts.connect().await.map_err(|failed| failed.why)?;
         let (notes_tx, mut notes) = mpsc::unbounded_channel();
         let driver = tokio::spawn(async move {
             let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));

@@ -3,6 +3,7 @@
 //! timeouts, cancelled on the server when it overruns, and retried when
 //! CockroachDB aborts it with a serialization failure.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{
@@ -11,7 +12,10 @@ use deadpool_postgres::{
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
-use super::errors::{connect_timed_out, db_error, retry_conflicts, statement_timed_out};
+use super::connect::{Hosts, PoolConnect};
+use super::errors::{
+    connect_timed_out, db_error, is_failover, retry_conflicts, statement_timed_out,
+};
 use super::tls::DbTls;
 use crate::config::DbOptions;
 use crate::store::StoreError;
@@ -33,22 +37,30 @@ impl Pooled {
     /// Builds the pool; connects only when a connection is first needed.
     pub(super) fn new(
         config: &tokio_postgres::Config,
+        hosts: Arc<Hosts>,
         tls: DbTls,
         opts: &DbOptions,
     ) -> Result<Pooled, StoreError> {
-        let manager = Manager::from_config(
+        // Each host gets the connect timeout (see `connect`): creating a
+        // connection may take that for every host of the URL.
+        let create = hosts.budget() + Duration::from_secs(1);
+        let manager = Manager::from_connect(
             config.clone(),
-            tls.clone(),
+            PoolConnect(hosts),
             ManagerConfig {
-                // Fast: no round trip per checkout; a closed connection is
-                // still noticed and replaced.
+                // Fast: no round trip per checkout. A connection that died
+                // with its server is noticed as closed; one that outlived a
+                // failover (to a silent host, or a primary turned read-only)
+                // fails its statement, and that failure drops it and every
+                // idle connection (`settle`), so only the requests already in
+                // flight fail, without a health query on every request.
                 recycling_method: RecyclingMethod::Fast,
             },
         );
         let pool = Pool::builder(manager)
             .max_size(opts.pool_size)
             .wait_timeout(Some(opts.pool_timeout))
-            .create_timeout(Some(opts.connect_timeout))
+            .create_timeout(Some(create))
             .recycle_timeout(Some(opts.connect_timeout))
             .runtime(Runtime::Tokio1)
             .build()
@@ -165,6 +177,14 @@ impl Pooled {
         outcome: Result<Result<T, tokio_postgres::Error>, tokio::time::error::Elapsed>,
     ) -> Result<T, StoreError> {
         match outcome {
+            Ok(Err(e)) if is_failover(&e) => {
+                // The server went away, or is no longer a writable primary:
+                // neither this connection nor its idle siblings (same
+                // server) are worth another request.
+                drop(deadpool_postgres::Object::take(client));
+                self.purge();
+                Err(db_error(&e))
+            }
             Ok(result) => result.map_err(|e| db_error(&e)),
             Err(_) => {
                 // The statement may still run, and its answer would reach the
@@ -176,8 +196,23 @@ impl Pooled {
                 tokio::spawn(async move {
                     let _ = tokio::time::timeout(bound, cancel.cancel_query(tls)).await;
                 });
+                // A silent server (a partition) leaves its idle
+                // connections silent too.
+                self.purge();
                 Err(statement_timed_out(self.statement_timeout))
             }
+        }
+    }
+
+    /// Drops every idle connection, so the next ones are made afresh and
+    /// find the current primary.
+    pub(super) fn purge(&self) {
+        let dropped = self.pool.retain(|_, _| false);
+        if !dropped.removed.is_empty() {
+            tracing::info!(
+                connections = dropped.removed.len(),
+                "dropped idle database connections after a failure of their server"
+            );
         }
     }
 }

@@ -1,0 +1,291 @@
+//! Connecting to one of the URL's hosts (SPEC §18), for the pool, the
+//! migration runner and the notification listener alike.
+//!
+//! tokio-postgres tries a multi-host URL in order, but its `connect_timeout`
+//! bounds only each TCP connect: a host that accepts and then never answers
+//! (a partitioned primary behind a load balancer or proxy) holds the startup
+//! forever, and a pool's create timeout around the whole attempt then
+//! expires before the next host is ever tried. Here each host is its own
+//! attempt with the connect timeout covering everything libpq's does: TCP,
+//! TLS, authentication and, for `target_session_attrs=read-write`, the
+//! check that the server accepts writes (which skips standbys and demoted
+//! primaries). The host that last accepted is tried first, so after a
+//! failover new connections do not wait out a dead first host each time.
+//!
+//! Every connection also gets TCP keepalives and `tcp_user_timeout`, so the
+//! kernel abandons a connection whose peer vanished without a FIN or RST.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use deadpool_postgres::Connect;
+use futures_util::future::BoxFuture;
+use tokio::task::JoinHandle;
+use tokio_postgres::config::Host;
+use tokio_postgres::tls::MakeTlsConnect;
+use tokio_postgres::{Client, Config, Connection, Socket};
+
+use super::tls::DbTls;
+
+/// The connection of a client, as its driver task polls it.
+pub(super) type DbConnection = Connection<Socket, <DbTls as MakeTlsConnect<Socket>>::Stream>;
+
+/// Idle time before the first keepalive probe, unless the URL sets one.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(5);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
+const KEEPALIVE_RETRIES: u32 = 3;
+/// tokio-postgres's default idle time: the URL did not set one.
+const DRIVER_DEFAULT_IDLE: Duration = Duration::from_secs(2 * 60 * 60);
+
+/// The hosts of a URL, one configuration each, and how long each may take.
+pub(super) struct Hosts {
+    configs: Vec<Config>,
+    tls: DbTls,
+    per_host: Duration,
+    /// The host that accepted last: the first one tried.
+    preferred: AtomicUsize,
+}
+
+impl std::fmt::Debug for Hosts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hosts")
+            .field("hosts", &self.configs.len())
+            .field("per_host", &self.per_host)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Hosts {
+    /// One configuration per host of `config`, each with keepalives and a
+    /// `tcp_user_timeout` of `user_timeout` unless the URL chose its own.
+    pub(super) fn new(
+        config: &Config,
+        tls: DbTls,
+        per_host: Duration,
+        user_timeout: Duration,
+    ) -> Hosts {
+        let count = config
+            .get_hosts()
+            .len()
+            .max(config.get_hostaddrs().len())
+            .max(1);
+        let configs = (0..count)
+            .map(|i| {
+                let mut one = one_host(config, i);
+                if config.get_keepalives_idle() == DRIVER_DEFAULT_IDLE {
+                    one.keepalives_idle(KEEPALIVE_IDLE);
+                }
+                if config.get_keepalives_interval().is_none() {
+                    one.keepalives_interval(KEEPALIVE_INTERVAL);
+                }
+                if config.get_keepalives_retries().is_none() {
+                    one.keepalives_retries(KEEPALIVE_RETRIES);
+                }
+                if config.get_tcp_user_timeout().is_none() {
+                    one.tcp_user_timeout(user_timeout);
+                }
+                one.connect_timeout(per_host);
+                one
+            })
+            .collect();
+        Hosts {
+            configs,
+            tls,
+            per_host,
+            preferred: AtomicUsize::new(0),
+        }
+    }
+
+    /// The longest a connect may take: every host its whole budget.
+    pub(super) fn budget(&self) -> Duration {
+        self.per_host
+            .saturating_mul(u32::try_from(self.configs.len()).unwrap_or(u32::MAX))
+    }
+
+    /// A connection to the first host that takes one within its budget,
+    /// the host that accepted last tried first.
+    pub(super) async fn connect(&self) -> Result<(Client, DbConnection), NoHost> {
+        let first = self.preferred.load(Ordering::Relaxed) % self.configs.len().max(1);
+        let order = (first..self.configs.len()).chain(0..first);
+        let mut failed = NoHost {
+            why: String::from("the URL names no host"),
+            last: None,
+        };
+        for i in order {
+            let attempt = self.configs[i].connect(self.tls.clone());
+            match tokio::time::timeout(self.per_host, attempt).await {
+                Ok(Ok(connected)) => {
+                    self.preferred.store(i, Ordering::Relaxed);
+                    return Ok(connected);
+                }
+                Ok(Err(e)) => {
+                    failed.why = format!("{}: {}", self.name(i), with_sources(&e));
+                    failed.last = Some(e);
+                }
+                Err(_) => {
+                    failed.why = format!(
+                        "{}: no answer within {:?} (the connect timeout)",
+                        self.name(i),
+                        self.per_host
+                    );
+                    failed.last = None;
+                }
+            }
+            tracing::debug!(error = %failed.why, "database host not used");
+        }
+        Err(failed)
+    }
+
+    /// `host:port` of host `i`, for messages.
+    fn name(&self, i: usize) -> String {
+        let config = &self.configs[i];
+        let host = match config.get_hosts().first() {
+            Some(Host::Tcp(host)) => host.clone(),
+            Some(Host::Unix(path)) => path.display().to_string(),
+            None => String::from("?"),
+        };
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        format!("{host}:{port}")
+    }
+}
+
+/// Why no host took a connection: the last host's reason, and its driver
+/// error when it had one (not when it timed out).
+#[derive(Debug)]
+pub(super) struct NoHost {
+    pub(super) why: String,
+    last: Option<tokio_postgres::Error>,
+}
+
+/// An error and its causes, one line.
+fn with_sources(e: &tokio_postgres::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Host `i` of `all`, with every other setting of `all`.
+fn one_host(all: &Config, i: usize) -> Config {
+    let mut one = Config::new();
+    if let Some(user) = all.get_user() {
+        one.user(user);
+    }
+    if let Some(password) = all.get_password() {
+        one.password(password);
+    }
+    if let Some(dbname) = all.get_dbname() {
+        one.dbname(dbname);
+    }
+    if let Some(options) = all.get_options() {
+        one.options(options);
+    }
+    if let Some(name) = all.get_application_name() {
+        one.application_name(name);
+    }
+    one.ssl_mode(all.get_ssl_mode())
+        .ssl_negotiation(all.get_ssl_negotiation())
+        .keepalives(all.get_keepalives())
+        .keepalives_idle(all.get_keepalives_idle())
+        .target_session_attrs(all.get_target_session_attrs())
+        .channel_binding(all.get_channel_binding());
+    if let Some(interval) = all.get_keepalives_interval() {
+        one.keepalives_interval(interval);
+    }
+    if let Some(retries) = all.get_keepalives_retries() {
+        one.keepalives_retries(retries);
+    }
+    if let Some(timeout) = all.get_tcp_user_timeout() {
+        one.tcp_user_timeout(*timeout);
+    }
+    match all.get_hosts().get(i) {
+        Some(Host::Tcp(host)) => {
+            one.host(host);
+        }
+        Some(Host::Unix(path)) => {
+            one.host_path(path);
+        }
+        None => {}
+    }
+    if let Some(addr) = all.get_hostaddrs().get(i) {
+        one.hostaddr(*addr);
+    }
+    let ports = all.get_ports();
+    let port = match ports {
+        [] => 5432,
+        [only] => *only,
+        many => many.get(i).copied().unwrap_or(5432),
+    };
+    one.port(port);
+    one
+}
+
+/// The pool's way to connect: [`Hosts::connect`], its driver on a task.
+pub(super) struct PoolConnect(pub(super) std::sync::Arc<Hosts>);
+
+impl Connect for PoolConnect {
+    fn connect(
+        &self,
+        _: &Config,
+    ) -> BoxFuture<'_, Result<(Client, JoinHandle<()>), tokio_postgres::Error>> {
+        Box::pin(async move {
+            let (client, connection) = self.0.connect().await.map_err(|failed| {
+                tracing::warn!(error = %failed.why, "cannot connect to the database");
+                // The pool takes a driver error; a timeout has none of its
+                // own, and the driver's "timeout waiting for server" says it.
+                failed
+                    .last
+                    .unwrap_or_else(tokio_postgres::Error::__private_api_timeout)
+            })?;
+            let driver = tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(error = %e, "database connection ended");
+                }
+            });
+            Ok((client, driver))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_host_keeps_the_other_settings() {
+        let all: Config =
+            "postgresql://u:pw@h1:5433,h2:5434/db?target_session_attrs=read-write&application_name=x"
+                .parse()
+                .unwrap();
+        let tls = super::super::tls::connector(
+            &super::super::url::PgUrl::parse("postgresql://h/db")
+                .unwrap()
+                .tls,
+            all.get_ssl_negotiation(),
+        )
+        .unwrap();
+        let hosts = Hosts::new(&all, tls, Duration::from_secs(2), Duration::from_secs(9));
+        assert_eq!(hosts.configs.len(), 2);
+        assert_eq!(hosts.budget(), Duration::from_secs(4));
+        let second = &hosts.configs[1];
+        assert_eq!(second.get_hosts(), &[Host::Tcp("h2".into())]);
+        assert_eq!(second.get_ports(), &[5434]);
+        assert_eq!(second.get_dbname(), Some("db"));
+        assert_eq!(second.get_user(), Some("u"));
+        assert_eq!(second.get_password(), Some(&b"pw"[..]));
+        assert_eq!(second.get_application_name(), Some("x"));
+        assert_eq!(
+            second.get_target_session_attrs(),
+            tokio_postgres::config::TargetSessionAttrs::ReadWrite
+        );
+        assert_eq!(second.get_keepalives_idle(), KEEPALIVE_IDLE);
+        assert_eq!(second.get_tcp_user_timeout(), Some(&Duration::from_secs(9)));
+        assert_eq!(hosts.name(0), "h1:5433");
+        let one_port: Config = "postgresql://a,b:6000/db".parse().unwrap();
+        assert_eq!(one_host(&one_port, 0).get_ports(), &[6000]);
+    }
+}

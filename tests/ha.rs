@@ -1,0 +1,235 @@
+//! High availability (SPEC §18, issue #18) on real clusters: a primary and
+//! a streaming standby made with `initdb` and `pg_basebackup -R`, hulykvs
+//! on a two-host URL with `target_session_attrs=read-write`, eight writers
+//! recording every acknowledged key. Each scenario fails the primary one
+//! way, promotes the standby, and checks that no request hung past the
+//! timeouts, that service resumed without a restart, and that every
+//! acknowledged key is on the new primary; it prints a report line
+//! (`ha report: …`) that docs/RELIABILITY.md quotes.
+
+#[macro_use]
+mod common;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::load::{assert_writes_durable, write_until, OnFailure, Write};
+use common::pg::{ClusterSetup, OwnCluster};
+use common::process::spawn_server;
+use common::proxy::{Mode, Proxy};
+use common::server::{system_token, SECRET};
+
+const WS: &str = "0e0e0e0e-4444-4555-8666-777788889999";
+/// The longest any request may take: the pool wait (3 s), a new connection
+/// trying both hosts (2 × 2 s, and 1 s of slack), one statement (4 s), and
+/// room for a loaded machine.
+const REQUEST_BOUND: Duration = Duration::from_secs(20);
+
+/// How the primary fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// `pg_ctl stop -m immediate`: its sockets close.
+    Stopped,
+    /// A proxy in front of it stops forwarding, closing nothing.
+    Partitioned,
+    /// It stays up but takes no more writes (`default_transaction_read_only`).
+    Demoted,
+    /// Replication to the standby stalls silently, then the primary stops:
+    /// with asynchronous replication, what it acknowledged meanwhile is lost.
+    StoppedLagging,
+}
+
+/// What one scenario measured.
+#[derive(Debug)]
+struct Report {
+    acknowledged: usize,
+    lost: usize,
+    unavailable: Duration,
+    slowest: Duration,
+}
+
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
+
+async fn sql(port: u16, statement: &str) -> Vec<tokio_postgres::Row> {
+    let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to 127.0.0.1:{port}: {e}"));
+    tokio::spawn(conn);
+    client
+        .query(statement, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{statement}: {e}"))
+}
+
+/// The longest stretch without an acknowledgement, from the last one
+/// before the first failure to the first one after it.
+fn unavailable(writes: &[Write]) -> Duration {
+    let mut acked: Vec<Instant> = writes
+        .iter()
+        .filter(|w| w.acknowledged())
+        .map(|w| w.sent + w.took)
+        .collect();
+    acked.sort();
+    acked
+        .windows(2)
+        .map(|pair| pair[1] - pair[0])
+        .max()
+        .unwrap_or_default()
+}
+
+async fn failover(fault: Fault, synchronous: bool) -> Report {
+    let conf = match synchronous {
+        true => vec!["synchronous_standby_names = '*'".to_owned()],
+        false => Vec::new(),
+    };
+    let primary = blocking(|| {
+        OwnCluster::start(ClusterSetup {
+            conf,
+            ..ClusterSetup::default()
+        })
+    });
+    let upstream = format!("127.0.0.1:{}", primary.port).parse().unwrap();
+    // The standby replicates through a proxy when the scenario stalls it.
+    let replication = Proxy::start(upstream).await;
+    let from = match fault {
+        Fault::StoppedLagging => replication.addr.port(),
+        _ => primary.port,
+    };
+    let standby = blocking(|| OwnCluster::standby_of(&primary, from));
+    // hulykvs reaches the primary through a proxy when the scenario cuts it.
+    let front = Proxy::start(upstream).await;
+    let first = match fault {
+        Fault::Partitioned => front.addr.port(),
+        _ => primary.port,
+    };
+    let url = format!(
+        "postgresql://postgres@127.0.0.1:{first},127.0.0.1:{}/postgres?target_session_attrs=read-write",
+        standby.port
+    );
+    let envs = [
+        ("HULY_DB_CONNECTION", url.as_str()),
+        ("HULY_TOKEN_SECRET", SECRET),
+        ("HULY_DB_CONNECT_TIMEOUT", "2s"),
+        ("HULY_DB_POOL_TIMEOUT", "3s"),
+        ("HULY_DB_STATEMENT_TIMEOUT", "4s"),
+    ];
+    let server = blocking(|| spawn_server(&envs));
+    let base = server.url(&format!("/api2/{WS}/ha"));
+    let token = system_token();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers = tokio::spawn(write_until(
+        base.clone(),
+        token.clone(),
+        8,
+        Arc::clone(&stop),
+        OnFailure::KeepGoing,
+    ));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    match fault {
+        Fault::Stopped => blocking(|| primary.stop_immediate()),
+        Fault::Partitioned => front.set(Mode::Partition),
+        Fault::Demoted => {
+            sql(
+                primary.port,
+                "ALTER SYSTEM SET default_transaction_read_only = on",
+            )
+            .await;
+            sql(primary.port, "SELECT pg_reload_conf()").await;
+        }
+        Fault::StoppedLagging => {
+            replication.set(Mode::Partition);
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            blocking(|| primary.stop_immediate());
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    blocking(|| standby.promote());
+    let promoted = Instant::now();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    stop.store(true, Ordering::SeqCst);
+    let writes = writers.await.expect("writers");
+    let slowest = writes.iter().map(|w| w.took).max().unwrap_or_default();
+    let resumed = writes.iter().any(|w| w.sent > promoted && w.acknowledged());
+    assert!(
+        resumed,
+        "{fault:?}: no write was acknowledged after the promotion"
+    );
+    // Every acknowledged key, read by SQL from the new primary.
+    let stored: HashSet<String> = sql(
+        standby.port,
+        "SELECT key FROM hulykvs.kvs WHERE namespace = 'ha'",
+    )
+    .await
+    .iter()
+    .map(|row| row.get(0))
+    .collect();
+    let acknowledged: Vec<&Write> = writes.iter().filter(|w| w.acknowledged()).collect();
+    let lost = acknowledged
+        .iter()
+        .filter(|w| !stored.contains(&w.key))
+        .count();
+    let report = Report {
+        acknowledged: acknowledged.len(),
+        lost,
+        unavailable: unavailable(&writes),
+        slowest,
+    };
+    eprintln!(
+        "ha report: fault={fault:?} synchronous={synchronous} acknowledged={} lost={} unavailable={:.1}s slowest={:.1}s requests={}",
+        report.acknowledged,
+        report.lost,
+        report.unavailable.as_secs_f64(),
+        report.slowest.as_secs_f64(),
+        writes.len(),
+    );
+    if lost == 0 {
+        // Through the service: each value whole, with the tag acknowledged.
+        assert_writes_durable(&base, &token, &writes).await;
+    }
+    report
+}
+
+fn check(fault: Fault, report: &Report) {
+    assert!(
+        report.slowest < REQUEST_BOUND,
+        "{fault:?}: a request took {:?}",
+        report.slowest
+    );
+    assert_eq!(report.lost, 0, "{fault:?}: acknowledged writes were lost");
+    assert!(report.acknowledged > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stopped_primary_fails_over_to_the_promoted_standby() {
+    let report = failover(Fault::Stopped, true).await;
+    check(Fault::Stopped, &report);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_partitioned_primary_is_abandoned_for_the_promoted_standby() {
+    let report = failover(Fault::Partitioned, true).await;
+    check(Fault::Partitioned, &report);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_demoted_primary_is_left_for_the_promoted_standby() {
+    let report = failover(Fault::Demoted, true).await;
+    check(Fault::Demoted, &report);
+}
+
+/// What synchronous replication is for: without it, the writes the old
+/// primary acknowledged while replication lagged are gone after failover.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn asynchronous_replication_loses_what_the_standby_never_received() {
+    let report = failover(Fault::StoppedLagging, false).await;
+    assert!(report.slowest < REQUEST_BOUND, "{report:?}");
+    assert!(
+        report.lost > 0,
+        "writes acknowledged while replication stalled should be lost: {report:?}"
+    );
+}
