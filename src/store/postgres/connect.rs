@@ -285,7 +285,7 @@ mod tests {
         assert_eq!(second.get_keepalives_idle(), KEEPALIVE_IDLE);
         assert_eq!(second.get_tcp_user_timeout(), Some(&Duration::from_secs(9)));
         assert_eq!(hosts.name(0), "h1:5433");
-        let one_port: Config = "postgresql://a,b:6000/db".parse().unwrap();
+        let one_port: Config = "postgresql://a,b/db?port=6000".parse().unwrap();
         assert_eq!(one_host(&one_port, 0).get_ports(), &[6000]);
     }
 }
