@@ -214,12 +214,9 @@ fn one_host(all: &Config, i: usize) -> Config {
     if let Some(addr) = all.get_hostaddrs().get(i) {
         one.hostaddr(*addr);
     }
+    // As tokio-postgres picks it: the host's own port, else the first.
     let ports = all.get_ports();
-    let port = match ports {
-        [] => 5432,
-        [only] => *only,
-        many => many.get(i).copied().unwrap_or(5432),
-    };
+    let port = ports.get(i).or_else(|| ports.first()).copied().unwrap_or(5432);
     one.port(port);
     one
 }
@@ -285,7 +282,8 @@ mod tests {
         assert_eq!(second.get_keepalives_idle(), KEEPALIVE_IDLE);
         assert_eq!(second.get_tcp_user_timeout(), Some(&Duration::from_secs(9)));
         assert_eq!(hosts.name(0), "h1:5433");
-        let one_port: Config = "postgresql://a,b/db?port=6000".parse().unwrap();
-        assert_eq!(one_host(&one_port, 0).get_ports(), &[6000]);
+        let mut one_port = Config::new();
+        one_port.host("a").host("b").port(6000);
+        assert_eq!(one_host(&one_port, 1).get_ports(), &[6000]);
     }
 }
