@@ -463,6 +463,11 @@ impl OwnCluster {
                 .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
             as_server_user(&path);
         }
+        OwnCluster::run(bin, dir, data)
+    }
+
+    /// Starts the server of the data folder `data` in `dir` on a free port.
+    fn run(bin: PathBuf, dir: tempfile::TempDir, data: String) -> OwnCluster {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
@@ -590,25 +595,7 @@ impl OwnCluster {
         );
         text.push_str("synchronous_standby_names = ''\n");
         std::fs::write(&auto, text).unwrap_or_else(|e| panic!("writing {}: {e}", auto.display()));
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .unwrap_or_else(|e| panic!("finding a free port: {e}"));
-        let options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-            dir.path().display()
-        );
-        let log = dir.path().join("log").to_string_lossy().into_owned();
-        let standby = OwnCluster {
-            port,
-            bin: primary.bin.clone(),
-            dir,
-            data,
-            options,
-            log,
-        };
-        standby.start_again();
-        standby
+        OwnCluster::run(primary.bin.clone(), dir, data)
     }
 
     /// Promotes a standby to primary and waits until it takes writes.

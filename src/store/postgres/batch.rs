@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use super::pool::Pooled;
 use super::row::{entry_from_row, revision_at};
-use super::sql::READ_MANY_POSITION;
+use super::sql::{UpsertRows, READ_MANY_POSITION};
 use crate::store::changes::Revision;
 use crate::store::{Entry, Item, ItemRef, NewValue, StoreError};
 use crate::telemetry::registry::DB_BATCH_SIZE;
@@ -441,27 +441,11 @@ impl Job for QueuedWrite {
                 rows.push(write);
             }
         }
-        let workspaces: Vec<Uuid> = rows.iter().map(|w| w.item.workspace).collect();
-        let namespaces: Vec<&str> = rows.iter().map(|w| w.item.namespace.as_str()).collect();
-        let keys: Vec<&str> = rows.iter().map(|w| w.item.key.as_str()).collect();
-        let md5s: Vec<&[u8]> = rows.iter().map(|w| &w.value.md5[..]).collect();
-        let values: Vec<&[u8]> = rows.iter().map(|w| &w.value.value[..]).collect();
-        let types: Vec<&str> = rows.iter().map(|w| w.value.content_type.as_str()).collect();
-        let (ttls, ats): (Vec<Option<i64>>, Vec<Option<i64>>) =
-            rows.iter().map(|w| w.value.expiry.params()).unzip();
-        let key_ids: Vec<Option<&str>> =
-            rows.iter().map(|w| w.value.sealed_by.as_deref()).collect();
-        let params: [&(dyn ToSql + Sync); 9] = [
-            &workspaces,
-            &namespaces,
-            &keys,
-            &md5s,
-            &values,
-            &types,
-            &ttls,
-            &ats,
-            &key_ids,
-        ];
+        let mut arrays = UpsertRows::default();
+        for w in &rows {
+            arrays.push(w.item.workspace, &w.item.namespace, &w.item.key, &w.value);
+        }
+        let params = arrays.params();
         let pooled = &batcher.pooled;
         let wait = batch_wait(pooled, &live);
         let outcome = pooled

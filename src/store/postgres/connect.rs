@@ -216,7 +216,11 @@ fn one_host(all: &Config, i: usize) -> Config {
     }
     // As tokio-postgres picks it: the host's own port, else the first.
     let ports = all.get_ports();
-    let port = ports.get(i).or_else(|| ports.first()).copied().unwrap_or(5432);
+    let port = ports
+        .get(i)
+        .or_else(|| ports.first())
+        .copied()
+        .unwrap_or(5432);
     one.port(port);
     one
 }

@@ -10,11 +10,10 @@
 
 use tokio_postgres::types::ToSql;
 use tokio_postgres::IsolationLevel;
-use uuid::Uuid;
 
 use super::errors::db_error;
 use super::reseal::stored_row;
-use super::sql::{logged, Flavor, CURRENT_TYPE, LIVE, SET_ALL, WRITE_COLUMNS, WRITTEN};
+use super::sql::{logged, Flavor, UpsertRows, CURRENT_TYPE, LIVE, SET_ALL, WRITE_COLUMNS, WRITTEN};
 use super::PgStore;
 use crate::store::snapshot::{PageSink, Restored, SnapshotFilter, PAGE_BYTES, PAGE_ROWS};
 use crate::store::{Item, StoreError};
@@ -132,33 +131,16 @@ impl PgStore {
         if rows.is_empty() {
             return Ok(0);
         }
-        let workspaces: Vec<Uuid> = rows.iter().map(|r| r.item.workspace).collect();
-        let namespaces: Vec<&str> = rows.iter().map(|r| r.item.namespace.as_str()).collect();
-        let keys: Vec<&str> = rows.iter().map(|r| r.item.key.as_str()).collect();
-        let md5s: Vec<&[u8]> = rows.iter().map(|r| &r.value.md5[..]).collect();
-        let values: Vec<&[u8]> = rows.iter().map(|r| &r.value.value[..]).collect();
-        let types: Vec<&str> = rows.iter().map(|r| r.value.content_type.as_str()).collect();
-        let (ttls, ats): (Vec<Option<i64>>, Vec<Option<i64>>) =
-            rows.iter().map(|r| r.value.expiry.params()).unzip();
-        let key_ids: Vec<Option<&str>> =
-            rows.iter().map(|r| r.value.sealed_by.as_deref()).collect();
-        let params: [&(dyn ToSql + Sync); 9] = [
-            &workspaces,
-            &namespaces,
-            &keys,
-            &md5s,
-            &values,
-            &types,
-            &ttls,
-            &ats,
-            &key_ids,
-        ];
+        let mut arrays = UpsertRows::default();
+        for r in rows {
+            arrays.push(r.item.workspace, &r.item.namespace, &r.item.key, &r.value);
+        }
         let statement = if skip_existing {
             &sql.insert
         } else {
             &sql.upsert
         };
-        let written = self.pooled.query(statement, &params, None).await?;
+        let written = self.pooled.query(statement, &arrays.params(), None).await?;
         Ok(written.len() as u64)
     }
 }

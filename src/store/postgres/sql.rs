@@ -6,11 +6,15 @@
 //! database collation may be linguistic, and as they are on CockroachDB, which
 //! compares strings bytewise.
 
+use tokio_postgres::types::ToSql;
+use uuid::Uuid;
+
 use super::replace::ReplaceStatements;
 use super::reseal::ResealStatements;
 use super::snapshot::SnapshotStatements;
 use super::txn::TxnStatements;
 use crate::store::migrations::Migration;
+use crate::store::NewValue;
 
 macro_rules! migration {
     ($dialect:literal, $version:literal, $name:literal) => {
@@ -322,6 +326,61 @@ pub(super) fn upsert_many(kvs: &str) -> String {
          $6::text[], $7::int8[], $8::int8[], $9::text[]) AS u(w, n, k, m, v, t, s, a, id) \
          ON CONFLICT (workspace, namespace, key) DO UPDATE SET {SET_ALL} {WRITTEN}"
     )
+}
+
+/// Rows of a batched upsert as the nine arrays [`upsert_many`] takes
+/// (`$1`..`$9`), the forms tokio-postgres binds them in.
+#[derive(Default)]
+pub(super) struct UpsertRows<'a> {
+    workspaces: Vec<Uuid>,
+    pub(super) namespaces: Vec<&'a str>,
+    pub(super) keys: Vec<&'a str>,
+    md5s: Vec<&'a [u8]>,
+    values: Vec<&'a [u8]>,
+    types: Vec<&'a str>,
+    ttls: Vec<Option<i64>>,
+    ats: Vec<Option<i64>>,
+    key_ids: Vec<Option<&'a str>>,
+}
+
+impl<'a> UpsertRows<'a> {
+    pub(super) fn push(
+        &mut self,
+        workspace: Uuid,
+        namespace: &'a str,
+        key: &'a str,
+        value: &'a NewValue,
+    ) {
+        let (ttl, at) = value.expiry.params();
+        self.workspaces.push(workspace);
+        self.namespaces.push(namespace);
+        self.keys.push(key);
+        self.md5s.push(&value.md5);
+        self.values.push(&value.value);
+        self.types.push(&value.content_type);
+        self.ttls.push(ttl);
+        self.ats.push(at);
+        self.key_ids.push(value.sealed_by.as_deref());
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// `$1`..`$9`.
+    pub(super) fn params(&self) -> [&(dyn ToSql + Sync); 9] {
+        [
+            &self.workspaces,
+            &self.namespaces,
+            &self.keys,
+            &self.md5s,
+            &self.values,
+            &self.types,
+            &self.ttls,
+            &self.ats,
+            &self.key_ids,
+        ]
+    }
 }
 
 /// `write` (one statement returning [`WRITTEN`] or [`REMOVED`] columns) as

@@ -32,7 +32,8 @@ use uuid::Uuid;
 
 use super::errors::backoff;
 use super::sql::{
-    log_around, upsert_many, Around, Flavor, CURRENT_TYPE, EXPIRY_COLUMNS, LIVE, REMOVED,
+    log_around, upsert_many, Around, Flavor, UpsertRows, CURRENT_TYPE, EXPIRY_COLUMNS, LIVE,
+    REMOVED,
 };
 use super::PgStore;
 use crate::store::changes::Revision;
@@ -252,18 +253,10 @@ async fn write(
 ) -> Result<Vec<Row>, tokio_postgres::Error> {
     let ops = txn.ops();
     let ws = &txn.workspace;
-    let mut puts = Puts::default();
+    let mut puts = UpsertRows::default();
     for &index in &plan.puts {
         if let OpKind::Put(value) = &ops[index].kind {
-            let (ttl, at) = value.expiry.params();
-            puts.namespaces.push(&ops[index].namespace);
-            puts.keys.push(&ops[index].key);
-            puts.md5s.push(&value.md5[..]);
-            puts.values.push(&value.value[..]);
-            puts.types.push(&value.content_type);
-            puts.ttls.push(ttl);
-            puts.ats.push(at);
-            puts.key_ids.push(value.sealed_by.as_deref());
+            puts.push(*ws, &ops[index].namespace, &ops[index].key, value);
         }
     }
     let deleted: (Vec<&str>, Vec<&str>) = plan
@@ -294,40 +287,15 @@ async fn write(
         let clear = tx.prepare_cached(&sql.clear).await?;
         tx.execute(&clear, &[ws, &cleared.0, &cleared.1]).await?;
     }
-    if !puts.keys.is_empty() {
+    if !puts.is_empty() {
         let statement = tx.prepare_cached(&sql.puts).await?;
-        let workspaces = vec![*ws; puts.keys.len()];
-        let params: [&(dyn ToSql + Sync); 9] = [
-            &workspaces,
-            &puts.namespaces,
-            &puts.keys,
-            &puts.md5s,
-            &puts.values,
-            &puts.types,
-            &puts.ttls,
-            &puts.ats,
-            &puts.key_ids,
-        ];
-        changes.extend(tx.query(&statement, &params).await?);
+        changes.extend(tx.query(&statement, &puts.params()).await?);
     }
     if !deleted.0.is_empty() {
         let statement = tx.prepare_cached(&sql.deletes).await?;
         changes.extend(tx.query(&statement, &[ws, &deleted.0, &deleted.1]).await?);
     }
     Ok(changes)
-}
-
-/// The put ops of a plan as the puts statement's arrays.
-#[derive(Default)]
-struct Puts<'a> {
-    namespaces: Vec<&'a str>,
-    keys: Vec<&'a str>,
-    md5s: Vec<&'a [u8]>,
-    values: Vec<&'a [u8]>,
-    types: Vec<&'a str>,
-    ttls: Vec<Option<i64>>,
-    ats: Vec<Option<i64>>,
-    key_ids: Vec<Option<&'a str>>,
 }
 
 /// The live rows the read statement answered, by address; `Err` with the
