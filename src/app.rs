@@ -131,7 +131,9 @@ async fn serve_store<S: Store>(store: S, config: ServeConfig) -> anyhow::Result<
     tokio::spawn(async move {
         match migrate_until_applied(&migrating).await {
             Ok(()) => {
-                check_key_ids(&*migrating.store, &key_ids).await;
+                // Beside the feed and the sweeper: on SQLite it reads the table.
+                let checking = Arc::clone(&migrating);
+                tokio::spawn(async move { check_key_ids(&*checking.store, &key_ids).await });
                 migrating.feed.start();
                 let feed = &migrating.feed;
                 expiry::sweep_forever(&*migrating.store, sweep_every, |removed| {

@@ -7,6 +7,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::store::Digest;
 
+/// Longest namespace, in bytes.
+pub const MAX_NAMESPACE: usize = 255;
+/// Longest key (and prefix), in bytes.
+pub const MAX_KEY: usize = 1024;
+
 /// An entity tag: the MD5 of a value, shown as `"` + 32 lowercase hex digits + `"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ETag(pub Digest);

@@ -402,6 +402,43 @@ async fn a_ciphertext_moved_to_another_row_is_undecryptable(kind: Kind) {
         .await
         .unwrap();
     assert_eq!(txn.status(), 500);
+    let previous = s
+        .req(Method::PUT, &format!("/api2/{WS}/ns/victim"))
+        .header("Huly-Return", "previous")
+        .body("new")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(previous.status(), 500, "refused before writing");
+    let (status, _, _) = get(&s, "victim").await;
+    assert_eq!(status, 500, "nothing was written over it");
+    // The previous release writes only md5 and value, leaving key_id: such
+    // a row reads as the plaintext it holds.
+    put(&s, "overwritten", b"sealed first").await;
+    let hex = format!("{:x}", md5::compute(b"old release"));
+    let literal = match kind {
+        Kind::Postgres => format!("'\\x{hex}'::bytea"),
+        Kind::Sqlite => format!("X'{hex}'"),
+    };
+    execute(
+        kind,
+        &url,
+        &format!(
+            "UPDATE {{kvs}} SET value = CAST('old release' AS {}), md5 = {literal} \
+             WHERE key = 'overwritten'",
+            match kind {
+                Kind::Postgres => "BYTEA",
+                Kind::Sqlite => "BLOB",
+            }
+        ),
+    )
+    .await;
+    let (status, body, tag) = get(&s, "overwritten").await;
+    assert_eq!(
+        (status.as_u16(), body.as_slice()),
+        (200, &b"old release"[..])
+    );
+    assert_eq!(tag.unwrap(), md5_tag(b"old release"));
 }
 
 /// A process started with keys: a malformed setting stops it with one line

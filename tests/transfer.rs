@@ -185,6 +185,11 @@ async fn filters_pick_workspaces_and_namespaces(kind: Kind) {
     assert_eq!(rows_of(&file).len(), 6);
     let (code, _, err) = hulykvs(&url, &["dump", "-w", "not-a-uuid"]);
     assert_eq!(code, Some(2), "{err}");
+    // A database this release has not migrated is not dumped (nor migrated).
+    let bare = format!("sqlite:{}", dir.path().join("bare.db").display());
+    let (code, _, err) = hulykvs(&bare, &["dump"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("lacks migrations"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -263,6 +268,13 @@ async fn an_interrupted_restore_runs_again_and_bad_lines_stop_it_by_number() {
         rows_of(&check).len(),
         1,
         "line 2 was written before line 3 stopped it"
+    );
+    let long_key = lines[1].replacen("\"key\":\"", &format!("\"key\":\"{}", "k".repeat(1100)), 1);
+    std::fs::write(&wrong, format!("{}\n{long_key}\n", lines[0])).unwrap();
+    let (code, _, err) = restore_from(&fresh, &wrong, &[]);
+    assert!(
+        code == Some(2) && err.contains("line 2") && err.contains("1024"),
+        "{err}"
     );
     std::fs::write(&wrong, "not a dump\n").unwrap();
     let (code, _, err) = restore_from(&fresh, &wrong, &[]);
@@ -401,9 +413,15 @@ async fn sealed_rows_dump_as_plaintext_with_the_keys_and_restore_sealed() {
     let s = start_on(Kind::Sqlite, &url, &["--encryption-keys", K1]).await;
     put(&s, WS, "ns/secret", b"mail token", &[]).await;
     let file = dir.path().join("d.jsonl");
+    // More pages than the snapshot keeps in flight: a dump that fails on
+    // the first still ends (the snapshot stops), and leaves no file.
+    for i in 0..2500 {
+        put(&s, WS, &format!("ns/many/{i:05}"), b"v", &[]).await;
+    }
     let (code, _, err) = hulykvs(&url, &["dump", "-o", file.to_str().unwrap()]);
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("sealed by key \"k1\""), "{err}");
+    assert!(!file.exists() && !dir.path().join("d.jsonl.partial").exists());
     let keyed = |args: &[&str]| {
         let out = run_hulykvs(
             &[
@@ -421,7 +439,12 @@ async fn sealed_rows_dump_as_plaintext_with_the_keys_and_restore_sealed() {
     };
     keyed(&["dump", "-o", file.to_str().unwrap()]);
     let rows = rows_of(&file);
-    let row: serde_json::Value = serde_json::from_str(&rows[0]).unwrap();
+    assert_eq!(rows.len(), 2501);
+    let secret = rows
+        .iter()
+        .find(|l| l.contains("\"key\":\"secret\""))
+        .unwrap();
+    let row: serde_json::Value = serde_json::from_str(secret).unwrap();
     assert_eq!(
         row["value"],
         base64::engine::general_purpose::STANDARD.encode("mail token")
@@ -445,9 +468,11 @@ async fn sealed_rows_dump_as_plaintext_with_the_keys_and_restore_sealed() {
     );
     let conn = rusqlite::Connection::open(&target).unwrap();
     let (key_id, value): (Option<String>, Vec<u8>) = conn
-        .query_row("SELECT key_id, value FROM kvs", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .query_row(
+            "SELECT key_id, value FROM kvs WHERE key = 'secret'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .unwrap();
     assert_eq!(key_id.as_deref(), Some("k1"));
     assert!(!value.windows(10).any(|w| w == b"mail token"));

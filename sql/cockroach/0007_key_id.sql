@@ -5,7 +5,7 @@
 -- HULY_ENCRYPTION_KEYS set holds its value sealed and the id of the key that
 -- sealed it here; NULL means the value is the plaintext (every row written
 -- before, and every row the previous service writes). The index finds the
--- key ids in use and the sealed rows without reading the table.
+-- key ids in use at start without reading the table.
 --
 -- Why it is safe: CockroachDB adds a nullable column and builds an index as
 -- online schema changes, without blocking reads or writes. Both statements

@@ -5,8 +5,8 @@
 -- HULY_ENCRYPTION_KEYS set holds its value sealed (nonce, ciphertext, tag)
 -- and the id of the key that sealed it here; NULL means the value is the
 -- plaintext: every row written before, and every row the previous service
--- writes. The index finds the key ids in use at start, and the rows
--- `hulykvs reencrypt --decrypt` rewrites, without reading the table.
+-- writes. The index finds the key ids in use at start without reading the
+-- table.
 --
 -- Why it is safe: a nullable column without a default is a catalog-only change
 -- (short lock, lock_timeout set by the runner, retried). The index is built

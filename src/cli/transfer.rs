@@ -149,34 +149,51 @@ pub async fn run_dump(args: &DumpArgs) -> Result<(), Failure> {
     let db = DbOptions::from_args(&args.db).map_err(|e| Failure::usage(e.to_string()))?;
     let filter = args.filter.filter()?;
     let keys = keyring(&args.encryption)?;
-    let mut out = Output::open(args.output.as_deref())?;
     let bar = progress(None, "{spinner} dump: {pos} rows, {msg}");
     let report = |d: dump::Dumped| {
         bar.set_position(d.rows);
         bar.set_message(format!("{} MB of values", d.bytes / 1_000_000));
     };
-    let done = match &db.target {
+    let to = args.output.as_deref();
+    let (done, out) = match &db.target {
         DbTarget::Postgres(url) => {
             let store = PgStore::open(url, &db).map_err(store_failure("dump"))?;
-            store.migrate().await.map_err(store_failure("dump"))?;
-            dump::dump(&store, &filter, keys.as_deref(), out.writer(), report).await
+            dump_into(store, &filter, keys.as_deref(), to, report).await?
         }
         DbTarget::Sqlite(path) => {
             let store = SqliteStore::open(path, &db).map_err(store_failure("dump"))?;
-            store.migrate().await.map_err(store_failure("dump"))?;
-            dump::dump(&store, &filter, keys.as_deref(), out.writer(), report).await
+            dump_into(store, &filter, keys.as_deref(), to, report).await?
         }
-    }
-    .map_err(|e| failure("dump", e))?;
+    };
     bar.finish_and_clear();
     let line = format!("dump: {} rows, {} bytes of values", done.rows, done.bytes);
-    match out.finish()? {
+    match out {
         Some(path) => say(&format!("{line}, written to {}", path.display())),
         None if std::io::stderr().is_terminal() => {
             eprintln!("{line}");
             Ok(())
         }
         None => Ok(()),
+    }
+}
+
+/// Dumps `store` (fully migrated; nothing is written to it) to `to`
+/// (stdout when `None`); a file that could not be completed is removed.
+async fn dump_into<S: Store>(
+    store: S,
+    filter: &SnapshotFilter,
+    keys: Option<&Keyring>,
+    to: Option<&Path>,
+    report: impl FnMut(dump::Dumped),
+) -> Result<(dump::Dumped, Option<PathBuf>), Failure> {
+    store.attach().await.map_err(store_failure("dump"))?;
+    let mut out = Output::open(to)?;
+    match dump::dump(&store, filter, keys, out.writer(), report).await {
+        Ok(done) => Ok((done, out.finish()?)),
+        Err(e) => {
+            out.abandon();
+            Err(failure("dump", e))
+        }
     }
 }
 
@@ -236,9 +253,18 @@ impl Output {
         let mut partial = path.as_os_str().to_owned();
         partial.push(".partial");
         let partial = PathBuf::from(partial);
-        let file = File::create(&partial).map_err(|e| {
-            Failure::error(format!("dump: cannot create {}: {e}", partial.display()))
-        })?;
+        // Only its owner may read it: a dump holds every value in plaintext,
+        // also those the store keeps encrypted.
+        let file = {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&partial)
+        }
+        .map_err(|e| Failure::error(format!("dump: cannot create {}: {e}", partial.display())))?;
         let file = BufWriter::with_capacity(1 << 16, file);
         let gz = path.extension().is_some_and(|e| e == "gz");
         let writer: Box<dyn Write> = match gz {
@@ -256,6 +282,15 @@ impl Output {
 
     fn writer(&mut self) -> &mut dyn Write {
         &mut *self.writer
+    }
+
+    /// Removes the file of a dump that could not be completed.
+    fn abandon(self) {
+        let Output { writer, rename } = self;
+        drop(writer);
+        if let Some((partial, _)) = rename {
+            let _ = std::fs::remove_file(partial);
+        }
     }
 
     /// Flushes (ending the gzip stream) and gives the file its name.
@@ -367,7 +402,7 @@ struct CopyWork<'a> {
 
 impl CopyWork<'_> {
     async fn from<A: Store>(&self, source: A, to: &DbOptions) -> Result<(), Failure> {
-        source.migrate().await.map_err(store_failure("copy"))?;
+        source.attach().await.map_err(store_failure("copy"))?;
         match &to.target {
             DbTarget::Postgres(url) => {
                 let target = PgStore::open(url, to).map_err(store_failure("copy"))?;

@@ -16,10 +16,7 @@ use crate::store::expiry::Expiry;
 use crate::store::{DeleteCondition, PutCondition, DEFAULT_CONTENT_TYPE};
 use crate::wire::{self, TagCondition};
 
-/// Longest namespace, in bytes.
-pub const MAX_NAMESPACE: usize = 255;
-/// Longest key (and prefix), in bytes.
-pub const MAX_KEY: usize = 1024;
+pub use crate::wire::{MAX_KEY, MAX_NAMESPACE};
 /// Largest `limit` of a paged listing.
 pub const MAX_LIMIT: usize = 10_000;
 

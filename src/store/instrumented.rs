@@ -158,6 +158,10 @@ impl<S: Store> Store for Instrumented<S> {
         timed(self.system(), 5, self.0.migrate()).await
     }
 
+    async fn attach(&self) -> Result<(), StoreError> {
+        self.0.attach().await
+    }
+
     async fn migration_status(&self) -> Result<Vec<MigrationState>, StoreError> {
         self.0.migration_status().await
     }

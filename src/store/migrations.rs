@@ -29,6 +29,23 @@ pub struct MigrationState {
     pub applied_at: Option<String>,
 }
 
+/// `Ok` when every migration of `states` is applied; else an error naming
+/// the pending ones (for a store that may not migrate, as a dump's source).
+pub fn require_applied(states: &[MigrationState]) -> Result<(), StoreError> {
+    let pending: Vec<&str> = states
+        .iter()
+        .filter(|state| state.applied_at.is_none())
+        .map(|state| state.name.as_str())
+        .collect();
+    if pending.is_empty() {
+        return Ok(());
+    }
+    Err(StoreError::Internal(format!(
+        "the database lacks migrations {}: run `hulykvs migrate` with this release first",
+        pending.join(", ")
+    )))
+}
+
 impl std::fmt::Display for MigrationState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.applied_at {

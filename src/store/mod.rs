@@ -371,6 +371,11 @@ pub trait Store: Send + Sync + 'static {
     /// processes at once: each migration runs exactly once.
     fn migrate(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
 
+    /// Opens the data operations on a database this release has fully
+    /// migrated, writing nothing (the source of `dump` and `copy` may be a
+    /// standby, or serve an older release); an error names what is pending.
+    fn attach(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Applied and pending migrations in order (for `hulykvs migrate
     /// --status`); applies and creates nothing.
     fn migration_status(

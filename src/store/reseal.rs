@@ -12,6 +12,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
+use super::sealed::open_stored;
 use super::{Digest, Item, KeyId, Store, StoreError};
 use crate::crypto::{Keyring, Row};
 
@@ -108,23 +109,15 @@ fn rewrite(row: StoredRow, keys: Option<&Keyring>, seal: bool) -> Option<Reseal>
         namespace: &row.item.namespace,
         key: &row.item.key,
     };
-    let plaintext = match (&row.sealed_by, keys) {
-        (None, _) => row.value.clone(),
-        (Some(id), Some(keys)) => match keys.open(at, id, row.value.clone()) {
+    let plaintext = match &row.sealed_by {
+        None => row.value.clone(),
+        Some(id) => match open_stored(keys, at, id, row.value.clone(), &row.md5) {
             Ok(plaintext) => plaintext,
             Err(why) => {
                 tracing::error!(item = %row.item, key_id = &**id, "left as it is: {why}");
                 return None;
             }
         },
-        (Some(id), None) => {
-            tracing::error!(
-                item = %row.item,
-                key_id = &**id,
-                "left as it is: sealed, and HULY_ENCRYPTION_KEYS is not set"
-            );
-            return None;
-        }
     };
     let sealed = if seal {
         keys.and_then(|keys| keys.seal(at, &plaintext))

@@ -17,7 +17,7 @@ use super::expiry::Expiry;
 use super::migrations::MigrationState;
 use super::reseal::{Reseal, StoredRow};
 use super::snapshot::{PageSink, Restored, SnapshotFilter};
-use super::txn::{OpResult, Replace, Replaced, Txn, TxnOutcome};
+use super::txn::{OpKind, OpResult, Replace, Replaced, Txn, TxnOutcome};
 use super::{
     DeleteCondition, DeleteOutcome, Entry, Item, ItemRef, ListQuery, Listed, NewValue,
     PrefixDeleted, PutCondition, PutOutcome, Store, StoreError, Wake,
@@ -60,14 +60,13 @@ impl<S: Store> Sealed<S> {
             namespace,
             key,
         };
-        let opened = match &self.keys {
-            Some(keys) => keys
-                .open(row, &key_id, entry.value.clone())
-                .map_err(|e| e.to_string()),
-            None => Err(format!(
-                "it was sealed by key {key_id:?}, and HULY_ENCRYPTION_KEYS is not set"
-            )),
-        };
+        let opened = open_stored(
+            self.keys.as_deref(),
+            row,
+            &key_id,
+            entry.value.clone(),
+            &entry.md5,
+        );
         match opened {
             Ok(value) => Ok(Entry {
                 value,
@@ -89,8 +88,44 @@ impl<S: Store> Sealed<S> {
         }
     }
 
+    /// Fails when the value stored at `item` is sealed and does not open.
+    async fn check_opens(&self, item: ItemRef<'_>) -> Result<(), StoreError> {
+        match self.inner.get(item).await? {
+            Some(entry) if entry.sealed_by.is_some() => self.open_at(item, entry).map(drop),
+            _ => Ok(()),
+        }
+    }
+
     fn open_at(&self, item: ItemRef<'_>, entry: Entry) -> Result<Entry, StoreError> {
         self.open(item.workspace, item.namespace, item.key, entry)
+    }
+}
+
+/// The plaintext of a stored value whose row names `key_id` as its sealer,
+/// opened with `keys`. A value that does not open, but whose MD5 is the
+/// stored digest, was written over by a writer that knows nothing of
+/// encryption (the previous release during a rolling upgrade writes only
+/// `md5` and `value`, leaving `key_id`): it is the plaintext. A sealed
+/// value's digest is keyed, never the MD5 of its ciphertext, so a
+/// ciphertext moved from another row does not pass for plaintext.
+pub fn open_stored(
+    keys: Option<&Keyring>,
+    row: Row<'_>,
+    key_id: &str,
+    value: Bytes,
+    md5: &[u8],
+) -> Result<Bytes, String> {
+    let opened = match keys {
+        Some(keys) => keys
+            .open(row, key_id, value.clone())
+            .map_err(|e| e.to_string()),
+        None => Err(format!(
+            "it was sealed by key {key_id:?}, and HULY_ENCRYPTION_KEYS is not set"
+        )),
+    };
+    match opened {
+        Err(_) if md5::compute(&value).0[..] == *md5 => Ok(value),
+        other => other,
     }
 }
 
@@ -170,7 +205,22 @@ impl<S: Store> Store for Sealed<S> {
             .collect()
     }
 
+    /// A transaction that writes is checked first: every value its `get`s
+    /// will read must open, so an undecryptable one is refused before
+    /// anything is written, not reported after the commit. (Only a value
+    /// made unreadable between the check and the transaction, by tampering
+    /// or by an instance with other keys, can still fail after it.)
     async fn transact(&self, txn: &Txn) -> Result<TxnOutcome, StoreError> {
+        if txn.writes() {
+            for op in txn.ops().iter().filter(|op| matches!(op.kind, OpKind::Get)) {
+                let item = ItemRef {
+                    workspace: txn.workspace,
+                    namespace: &op.namespace,
+                    key: &op.key,
+                };
+                self.check_opens(item).await?;
+            }
+        }
         let results = match self.inner.transact(txn).await? {
             TxnOutcome::Committed(results) => results,
             unwritten => return Ok(unwritten),
@@ -189,7 +239,10 @@ impl<S: Store> Store for Sealed<S> {
             .map(TxnOutcome::Committed)
     }
 
+    /// The value to be replaced is checked first, as a transaction's
+    /// `get`s are: the write is refused when it would not open.
     async fn replace(&self, item: ItemRef<'_>, write: Replace) -> Result<Replaced, StoreError> {
+        self.check_opens(item).await?;
         let open =
             |previous: Option<Entry>| previous.map(|entry| self.open_at(item, entry)).transpose();
         Ok(match self.inner.replace(item, write).await? {
@@ -204,6 +257,10 @@ impl<S: Store> Store for Sealed<S> {
 
     async fn migrate(&self) -> Result<Vec<String>, StoreError> {
         self.inner.migrate().await
+    }
+
+    async fn attach(&self) -> Result<(), StoreError> {
+        self.inner.attach().await
     }
 
     async fn migration_status(&self) -> Result<Vec<MigrationState>, StoreError> {

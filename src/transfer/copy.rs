@@ -55,11 +55,13 @@ pub async fn copy<A: Store, B: Store>(
     skip_existing: bool,
     mut progress: impl FnMut(Dumped),
 ) -> Result<Copied, TransferError> {
-    let (sink, mut pages) = tokio::sync::mpsc::channel(PAGES_IN_FLIGHT);
+    let (sink, pages) = tokio::sync::mpsc::channel(PAGES_IN_FLIGHT);
     let read = from.snapshot(filter, sink);
     let mut copied = Copied::default();
     let mut source = Summaries::new();
     let write = async {
+        // Owned here: a failed write drops it, which ends the snapshot.
+        let mut pages = pages;
         let now = now_secs();
         while let Some(page) = pages.recv().await {
             let mut rows = Vec::with_capacity(page.len());

@@ -39,9 +39,12 @@ pub async fn each_row<S: Store>(
     mut each: impl FnMut(&StoredRow, &[u8], &[u8; 16]) -> Result<(), TransferError>,
     mut progress: impl FnMut(Dumped),
 ) -> Result<Dumped, TransferError> {
-    let (sink, mut pages) = tokio::sync::mpsc::channel(PAGES_IN_FLIGHT);
+    let (sink, pages) = tokio::sync::mpsc::channel(PAGES_IN_FLIGHT);
     let read = store.snapshot(filter, sink);
     let consume = async {
+        // Owned here, so a consumer that fails drops it, and the snapshot,
+        // finding its sink closed, ends instead of waiting for ever.
+        let mut pages = pages;
         let mut done = Dumped::default();
         while let Some(page) = pages.recv().await {
             for row in &page {
@@ -55,7 +58,6 @@ pub async fn each_row<S: Store>(
         }
         Ok::<_, TransferError>(done)
     };
-    // A consumer that fails drops the receiver, which ends the snapshot.
     let (read, consumed) = tokio::join!(read, consume);
     let done = consumed?;
     read?;

@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use crate::crypto::{Keyring, Row};
 use crate::store::reseal::StoredRow;
+use crate::store::sealed::open_stored;
 use crate::store::StoreError;
 
 pub mod copy;
@@ -86,14 +87,11 @@ pub fn plaintext(row: &StoredRow, keys: Option<&Keyring>) -> Result<Bytes, Store
         namespace: &row.item.namespace,
         key: &row.item.key,
     };
-    let opened = match keys {
-        Some(keys) => keys
-            .open(at, key_id, row.value.clone())
-            .map_err(|e| e.to_string()),
-        None => Err(format!(
-            "it is sealed by key {key_id:?}: set HULY_ENCRYPTION_KEYS to the keys that open it"
-        )),
-    };
+    let opened =
+        open_stored(keys, at, key_id, row.value.clone(), &row.md5).map_err(|why| match keys {
+            None => format!("{why}: set HULY_ENCRYPTION_KEYS to the keys that open it"),
+            Some(_) => why,
+        });
     opened.map_err(|why| StoreError::Undecryptable(format!("{}: {why}", row.item)))
 }
 

@@ -18,6 +18,11 @@ use super::{now_secs, Header, Line, TransferError, FORMAT, VERSION};
 use crate::store::expiry::Expiry;
 use crate::store::snapshot::{in_lock_order, Restored, PAGE_BYTES, PAGE_ROWS};
 use crate::store::{Item, Store, DEFAULT_CONTENT_TYPE};
+use crate::wire::{MAX_KEY, MAX_NAMESPACE};
+
+/// The farthest expiry a row may have, in seconds from now: as far as the
+/// API lets a write ask for.
+const FARTHEST_EXPIRY: i64 = 100 * 365 * 86_400;
 
 /// Batches parsed ahead of the one being written.
 const BATCHES_AHEAD: usize = 2;
@@ -175,6 +180,12 @@ fn row(text: &str, number: u64, now: i64) -> Result<Option<Result<Parsed, ()>>, 
             "the namespace or the key holds a NUL character",
         ));
     }
+    if line.namespace.len() > MAX_NAMESPACE || line.key.len() > MAX_KEY {
+        return Err(bad(
+            number,
+            format!("a namespace is at most {MAX_NAMESPACE} bytes and a key {MAX_KEY}, as the API takes them"),
+        ));
+    }
     let value = base64::engine::general_purpose::STANDARD
         .decode(line.value.as_bytes())
         .map_err(|_| bad(number, "the value is not base64"))?;
@@ -189,6 +200,9 @@ fn row(text: &str, number: u64, now: i64) -> Result<Option<Result<Parsed, ()>>, 
     }
     let expiry = match line.expire_at {
         Some(at) if at <= now => return Ok(Some(Err(()))),
+        Some(at) if at > now.saturating_add(FARTHEST_EXPIRY) => {
+            return Err(bad(number, "expire_at is more than 100 years away"))
+        }
         Some(at) => Expiry::At(at),
         None => Expiry::Never,
     };

@@ -21,7 +21,7 @@ use std::time::Duration;
 use deadpool_postgres::Connect;
 use futures_util::future::BoxFuture;
 use tokio::task::JoinHandle;
-use tokio_postgres::config::Host;
+use tokio_postgres::config::{Host, LoadBalanceHosts};
 use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::{Client, Config, Connection, Socket};
 
@@ -44,6 +44,8 @@ pub(super) struct Hosts {
     per_host: Duration,
     /// The host that accepted last: the first one tried.
     preferred: AtomicUsize,
+    /// `load_balance_hosts=random`: each connection starts at a random host.
+    random: bool,
 }
 
 impl std::fmt::Debug for Hosts {
@@ -93,6 +95,7 @@ impl Hosts {
             tls,
             per_host,
             preferred: AtomicUsize::new(0),
+            random: config.get_load_balance_hosts() == LoadBalanceHosts::Random,
         }
     }
 
@@ -105,7 +108,10 @@ impl Hosts {
     /// A connection to the first host that takes one within its budget,
     /// the host that accepted last tried first.
     pub(super) async fn connect(&self) -> Result<(Client, DbConnection), NoHost> {
-        let first = self.preferred.load(Ordering::Relaxed) % self.configs.len().max(1);
+        let first = match self.random {
+            true => random_index(),
+            false => self.preferred.load(Ordering::Relaxed),
+        } % self.configs.len().max(1);
         let order = (first..self.configs.len()).chain(0..first);
         let mut failed = NoHost {
             why: String::from("the URL names no host"),
@@ -155,6 +161,13 @@ impl Hosts {
 pub(super) struct NoHost {
     pub(super) why: String,
     last: Option<tokio_postgres::Error>,
+}
+
+/// A random number, random enough to spread connections over hosts.
+fn random_index() -> usize {
+    use std::hash::BuildHasher as _;
+    let random = std::collections::hash_map::RandomState::new().hash_one(std::time::Instant::now());
+    random as usize
 }
 
 /// An error and its causes, one line.

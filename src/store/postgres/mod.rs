@@ -44,7 +44,7 @@ use self::sql::{Flavor, Statements};
 use self::tls::DbTls;
 use self::url::{check_schema, PgUrl};
 use super::changes::{ChangePage, ChangeQuery, Revision};
-use super::migrations::{Migrated, MigrationState};
+use super::migrations::{require_applied, Migrated, MigrationState};
 use super::reseal::{Reseal, StoredRow};
 use super::snapshot::{PageSink, Restored, SnapshotFilter};
 use super::txn::{Replace, Replaced, Txn, TxnOutcome};
@@ -416,6 +416,13 @@ impl Store for PgStore {
 
     async fn migration_status(&self) -> Result<Vec<MigrationState>, StoreError> {
         self.read_status().await
+    }
+
+    async fn attach(&self) -> Result<(), StoreError> {
+        require_applied(&self.read_status().await?)?;
+        // read_status detected the engine.
+        self.mark_migrated(self.flavor.get().copied().unwrap_or(Flavor::Postgres));
+        Ok(())
     }
 
     /// Rows another instance is sweeping are skipped (`SKIP LOCKED`), so

@@ -193,12 +193,16 @@ impl Pooled {
                 let cancel = client.cancel_token();
                 drop(deadpool_postgres::Object::take(client));
                 let (bound, tls) = (self.connect_timeout, self.tls.clone());
+                let pool = self.pool.clone();
                 tokio::spawn(async move {
-                    let _ = tokio::time::timeout(bound, cancel.cancel_query(tls)).await;
+                    // A slow statement on a healthy server is cancelled; a
+                    // server that does not take the cancel either is silent
+                    // (a partition), and so are its idle connections.
+                    let cancelled = tokio::time::timeout(bound, cancel.cancel_query(tls)).await;
+                    if !matches!(cancelled, Ok(Ok(()))) {
+                        purge(&pool);
+                    }
                 });
-                // A silent server (a partition) leaves its idle
-                // connections silent too.
-                self.purge();
                 Err(statement_timed_out(self.statement_timeout))
             }
         }
@@ -207,12 +211,17 @@ impl Pooled {
     /// Drops every idle connection, so the next ones are made afresh and
     /// find the current primary.
     pub(super) fn purge(&self) {
-        let dropped = self.pool.retain(|_, _| false);
-        if !dropped.removed.is_empty() {
-            tracing::info!(
-                connections = dropped.removed.len(),
-                "dropped idle database connections after a failure of their server"
-            );
-        }
+        purge(&self.pool);
+    }
+}
+
+/// Drops every idle connection of `pool`.
+fn purge(pool: &Pool) {
+    let dropped = pool.retain(|_, _| false);
+    if !dropped.removed.is_empty() {
+        tracing::info!(
+            connections = dropped.removed.len(),
+            "dropped idle database connections after a failure of their server"
+        );
     }
 }

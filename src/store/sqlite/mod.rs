@@ -31,7 +31,7 @@ use self::readers::Readers;
 use self::sql::{select_entry, select_keys, select_values, KeyRange};
 use self::writer::{writer_gone, Write, Writer};
 use super::changes::{ChangePage, ChangeQuery};
-use super::migrations::{Migrated, MigrationState};
+use super::migrations::{require_applied, Migrated, MigrationState};
 use super::reseal::{Reseal, StoredRow};
 use super::snapshot::{PageSink, Restored, SnapshotFilter};
 use super::txn::{Txn, TxnOutcome};
@@ -315,6 +315,12 @@ impl Store for SqliteStore {
 
     async fn migration_status(&self) -> Result<Vec<MigrationState>, StoreError> {
         self.readers.run(migration_states).await
+    }
+
+    async fn attach(&self) -> Result<(), StoreError> {
+        require_applied(&self.migration_status().await?)?;
+        self.migrated.open(|| ());
+        Ok(())
     }
 }
 
