@@ -120,39 +120,7 @@ async fn serve_store<S: Store>(store: S, config: ServeConfig) -> anyhow::Result<
     // instance's lease (an index build may take minutes), /livez answers, and
     // /readyz and the data routes answer 503 `migrating`.
     let (failed_tx, mut failed_rx) = oneshot::channel();
-    let migrating = Arc::clone(&state);
-    let sweep_every = config.expiry_sweep;
-    let key_ids: Vec<String> = config
-        .encryption
-        .keys
-        .iter()
-        .map(|(id, _)| id.clone())
-        .collect();
-    tokio::spawn(async move {
-        match migrate_until_applied(&migrating).await {
-            Ok(()) => {
-                // Beside the feed and the sweeper: on SQLite it reads the table.
-                let checking = Arc::clone(&migrating);
-                tokio::spawn(async move { check_key_ids(&*checking.store, &key_ids).await });
-                migrating.feed.start();
-                let feed = &migrating.feed;
-                expiry::sweep_forever(&*migrating.store, sweep_every, |removed| {
-                    let mut last = None;
-                    for item in removed {
-                        let namespace = Some((item.workspace, item.namespace.as_str()));
-                        if namespace != last {
-                            feed.written(item.workspace, &item.namespace);
-                            last = namespace;
-                        }
-                    }
-                })
-                .await
-            }
-            Err(e) => {
-                let _ = failed_tx.send(e);
-            }
-        }
-    });
+    tokio::spawn(migrate_then_run(Arc::clone(&state), &config, failed_tx));
     let mut failure = None;
     let feed_state = Arc::clone(&state);
     let shutdown = async {
@@ -177,6 +145,44 @@ async fn serve_store<S: Store>(store: S, config: ServeConfig) -> anyhow::Result<
     match failure {
         Some(e) => Err(anyhow::Error::new(e).context("cannot apply migrations")),
         None => Ok(()),
+    }
+}
+
+/// Migrates (telling `failed` when that fails for good), then starts what
+/// needs the migrated tables: the key-id check, the change feed, the sweeper.
+fn migrate_then_run<S: Store>(
+    state: Arc<AppState<S>>,
+    config: &ServeConfig,
+    failed: oneshot::Sender<StoreError>,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let sweep_every = config.expiry_sweep;
+    let key_ids: Vec<String> = config
+        .encryption
+        .keys
+        .iter()
+        .map(|(id, _)| id.clone())
+        .collect();
+    async move {
+        if let Err(e) = migrate_until_applied(&state).await {
+            let _ = failed.send(e);
+            return;
+        }
+        // Beside the feed and the sweeper: on SQLite it reads the table.
+        let checking = Arc::clone(&state);
+        tokio::spawn(async move { check_key_ids(&*checking.store, &key_ids).await });
+        state.feed.start();
+        let feed = &state.feed;
+        expiry::sweep_forever(&*state.store, sweep_every, |removed| {
+            let mut last = None;
+            for item in removed {
+                let namespace = Some((item.workspace, item.namespace.as_str()));
+                if namespace != last {
+                    feed.written(item.workspace, &item.namespace);
+                    last = namespace;
+                }
+            }
+        })
+        .await
     }
 }
 
