@@ -9,6 +9,7 @@
 //!
 //! - `config`: validated settings of `serve` and `migrate`; sizes, durations, the database target.
 //! - `auth`: token claims, HS256 verification and minting.
+//!   - `auth::cache`: tokens verified before, by their text, checked again only for `exp` and `nbf`.
 //! - `crypto`: encryption at rest: the keyring, values sealed and opened, keyed digests.
 //! - `wire`: what crosses HTTP for server and client alike: entity tags, percent-encoding, cursors, JSON bodies.
 //! - `error`: the API's one error type and its status and code.

@@ -2,10 +2,13 @@
 //! side and minting for `hulykvs token` and the client subcommands.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+pub mod cache;
 
 /// The account that may use every workspace.
 pub const SYSTEM_ACCOUNT: Uuid = Uuid::from_u128(0x1749089e_22e6_48de_af4e_165e18fbd2f9);
@@ -67,6 +70,8 @@ pub enum AuthError {
 pub struct Verifier {
     key: DecodingKey,
     validation: Validation,
+    /// Tokens verified before, with their claims.
+    verified: cache::Verified,
 }
 
 impl Verifier {
@@ -82,18 +87,26 @@ impl Verifier {
         Verifier {
             key: DecodingKey::from_secret(secret.as_bytes()),
             validation,
+            verified: cache::Verified::default(),
         }
     }
 
-    /// Verifies an `Authorization` header value.
-    pub fn verify_header(&self, header: Option<&[u8]>) -> Result<Claims, AuthError> {
+    /// Verifies an `Authorization` header value; a token verified before
+    /// is not verified again, only its `exp` and `nbf` (see [`cache`]).
+    pub fn verify_header(&self, header: Option<&[u8]>) -> Result<Arc<Claims>, AuthError> {
         let header = header.ok_or(AuthError::Missing)?;
         let header = std::str::from_utf8(header).map_err(|_| AuthError::Malformed)?;
         let (scheme, token) = header.trim().split_once(' ').ok_or(AuthError::Malformed)?;
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(AuthError::Malformed);
         }
-        self.verify(token.trim())
+        let token = token.trim();
+        if let Some(known) = self.verified.get(token, now_secs()) {
+            return known;
+        }
+        let claims = Arc::new(self.verify(token)?);
+        self.verified.insert(token, Arc::clone(&claims));
+        Ok(claims)
     }
 
     /// Verifies a bare token.
