@@ -11,7 +11,7 @@ use tracing::Instrument as _;
 
 use uuid::Uuid;
 
-use super::changes::{ChangePage, ChangeQuery};
+use super::changes::{ChangePage, ChangeQuery, Revision};
 use super::migrations::MigrationState;
 use super::reseal::{Reseal, StoredRow};
 use super::snapshot::{PageSink, Restored, SnapshotFilter};
@@ -120,6 +120,13 @@ impl<S: Store> Store for Instrumented<S> {
         cond: DeleteCondition,
     ) -> Result<DeleteOutcome, StoreError> {
         timed(self.system(), 2, self.0.delete(item, cond)).await
+    }
+
+    async fn list_with_revision(
+        &self,
+        query: ListQuery<'_>,
+    ) -> Result<(Revision, Vec<String>), StoreError> {
+        timed(self.system(), 3, self.0.list_with_revision(query)).await
     }
 
     async fn list(&self, query: ListQuery<'_>) -> Result<Vec<String>, StoreError> {

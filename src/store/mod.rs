@@ -335,6 +335,19 @@ pub trait Store: Send + Sync + 'static {
         query: ListQuery<'_>,
     ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
 
+    /// The namespace's revision and up to `query.limit` keys of `query`,
+    /// the revision read no later than the first key: a listing's
+    /// `Huly-Revision`. One statement where the engine can.
+    fn list_with_revision(
+        &self,
+        query: ListQuery<'_>,
+    ) -> impl Future<Output = Result<(Revision, Vec<String>), StoreError>> + Send {
+        async move {
+            let revision = self.revision(query.workspace, query.namespace).await?;
+            Ok((revision, self.list(query).await?))
+        }
+    }
+
     /// Up to `query.limit` live values after `query.after` whose keys start
     /// with `query.prefix`, in byte order of their keys, ending early after
     /// the first value that brings their total size to `budget` bytes (so

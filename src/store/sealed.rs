@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use uuid::Uuid;
 
-use super::changes::{ChangePage, ChangeQuery};
+use super::changes::{ChangePage, ChangeQuery, Revision};
 use super::expiry::Expiry;
 use super::migrations::MigrationState;
 use super::reseal::{Reseal, StoredRow};
@@ -182,6 +182,13 @@ impl<S: Store> Store for Sealed<S> {
         limit: usize,
     ) -> Result<PrefixDeleted, StoreError> {
         self.inner.delete_prefix(query, limit).await
+    }
+
+    async fn list_with_revision(
+        &self,
+        query: ListQuery<'_>,
+    ) -> Result<(Revision, Vec<String>), StoreError> {
+        self.inner.list_with_revision(query).await
     }
 
     async fn list(&self, query: ListQuery<'_>) -> Result<Vec<String>, StoreError> {

@@ -33,13 +33,12 @@ pub async fn list<S: Store>(
     params: ListParams,
     head: bool,
 ) -> Result<Response<ResBody>, ApiError> {
-    // Read before the first row: every change after it is in the feed, so
-    // "list, then watch from it" misses nothing.
-    let revision = state.store.revision(workspace, &namespace).await?;
+    // The revision is read no later than the first key: every change after
+    // it is in the feed, so "list, then watch from it" misses nothing.
     let page = params.limit.unwrap_or(LIST_CHUNK);
-    let mut keys = state
+    let (revision, mut keys) = state
         .store
-        .list(ListQuery {
+        .list_with_revision(ListQuery {
             workspace,
             namespace: &namespace,
             prefix: &params.prefix,

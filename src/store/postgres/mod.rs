@@ -154,6 +154,29 @@ impl PgStore {
         }
     }
 
+    /// Runs the listing statement of `query` (with the revision first when
+    /// `revision`).
+    async fn query_list(
+        &self,
+        query: &ListQuery<'_>,
+        revision: bool,
+    ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+        let sql = self.statements.get()?;
+        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+        let upper = prefix_upper_bound(query.prefix);
+        let mut params: Vec<&(dyn ToSql + Sync)> =
+            vec![&query.workspace, &query.namespace, &query.prefix];
+        if let Some(upper) = &upper {
+            params.push(upper);
+        }
+        if let Some(after) = &query.after {
+            params.push(after);
+        }
+        params.push(&limit);
+        let statement = sql.list(upper.is_some(), query.after.is_some(), revision);
+        self.pooled.query(statement, &params, None).await
+    }
+
     /// Runs one logged write (see `sql::logged`) on a pooled connection;
     /// returns the revision of its change, or `None` when it wrote nothing.
     async fn write(
@@ -315,32 +338,27 @@ impl Store for PgStore {
     }
 
     async fn list(&self, query: ListQuery<'_>) -> Result<Vec<String>, StoreError> {
-        let sql = self.statements.get()?;
         if query.limit == 0 {
             return Ok(Vec::new());
         }
-        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
-        let upper = prefix_upper_bound(query.prefix);
-        let mut params: Vec<&(dyn ToSql + Sync)> =
-            vec![&query.workspace, &query.namespace, &query.prefix];
-        if let Some(upper) = &upper {
-            params.push(upper);
-        }
-        if let Some(after) = &query.after {
-            params.push(after);
-        }
-        params.push(&limit);
-        let rows = self
-            .pooled
-            .query(
-                sql.list(upper.is_some(), query.after.is_some()),
-                &params,
-                None,
-            )
-            .await?;
+        let rows = self.query_list(&query, false).await?;
         rows.iter()
             .map(|row| row.try_get(0).map_err(|e| db_error(&e)))
             .collect()
+    }
+
+    /// One statement: the revision and the keys in one snapshot.
+    async fn list_with_revision(
+        &self,
+        query: ListQuery<'_>,
+    ) -> Result<(Revision, Vec<String>), StoreError> {
+        let rows = self.query_list(&query, true).await?;
+        let row = rows
+            .first()
+            .ok_or_else(|| StoreError::Internal("a listing answered no row".into()))?;
+        let revision = revision_at(row, 0)?;
+        let keys: Vec<String> = row.try_get(1).map_err(|e| db_error(&e))?;
+        Ok((revision, keys))
     }
 
     async fn list_values(

@@ -125,6 +125,9 @@ pub(super) struct Statements {
     pub(super) prune: String,
     /// Indexed by [`Statements::list`]: with or without an upper bound and `after`.
     pub(super) list: [String; 4],
+    /// As `list`, one row: the namespace's revision, then the page's keys
+    /// as an array, in one statement (one snapshot, one round trip).
+    pub(super) list_with_revision: [String; 4],
     /// A page of values from `$3`, below `$4` when there is an upper bound
     /// (index 1): see [`values`].
     pub(super) values: [String; 2],
@@ -226,6 +229,8 @@ impl Statements {
                 list(&kvs, key, false, true),
                 list(&kvs, key, true, true),
             ],
+            list_with_revision: [(false, false), (true, false), (false, true), (true, true)]
+                .map(|(upper, after)| with_revision(schema, &list(&kvs, key, upper, after))),
             values: [values(&kvs, key, false), values(&kvs, key, true)],
             txn: TxnStatements::new(flavor, schema),
             replace: ReplaceStatements::new(flavor, schema),
@@ -234,8 +239,15 @@ impl Statements {
         }
     }
 
-    pub(super) fn list(&self, upper: bool, after: bool) -> &str {
-        &self.list[usize::from(upper) | usize::from(after) << 1]
+    /// The statement of a page: `upper` when the prefix has an upper
+    /// bound, `after` when the page follows a cursor; with the namespace's
+    /// revision when `revision`.
+    pub(super) fn list(&self, upper: bool, after: bool, revision: bool) -> &str {
+        let i = usize::from(upper) | usize::from(after) << 1;
+        match revision {
+            true => &self.list_with_revision[i],
+            false => &self.list[i],
+        }
     }
 }
 /// Deletes up to `$1` expired rows that no other sweeper holds (`SKIP
@@ -273,6 +285,14 @@ fn delete_prefix(flavor: Flavor, kvs: &str, key: &str) -> String {
              (SELECT workspace, namespace, key {batch}) {REMOVED}"
         ),
     }
+}
+
+/// `list` with the revision of namespace `$1`/`$2` before it, in one row.
+fn with_revision(schema: &str, list: &str) -> String {
+    format!(
+        "SELECT coalesce((SELECT revision FROM {schema}.kvs_revision WHERE workspace = $1 \
+         AND namespace = $2), 0)::INT8, ARRAY({list})"
+    )
 }
 
 /// A page of keys: from `$3`, below `$4` when `upper`, after the next
@@ -579,20 +599,32 @@ mod tests {
             assert!(!sql.to_lowercase().contains("like"), "{sql}");
         }
         assert_eq!(
-            pg.list(true, true),
+            pg.list(true, true, false),
             "SELECT key FROM \"hulykvs\".kvs WHERE workspace = $1 AND namespace = $2 \
              AND key COLLATE \"C\" >= $3 AND key COLLATE \"C\" < $4 \
              AND key COLLATE \"C\" > $5 AND (expire_at IS NULL OR expire_at > now()) \
              ORDER BY key COLLATE \"C\" LIMIT $6"
         );
-        assert!(pg.list(false, true).contains(
+        assert!(pg.list(false, true, false).contains(
             "> $4 AND (expire_at IS NULL OR expire_at > now()) ORDER BY key COLLATE \"C\" LIMIT $5"
         ));
+        let paged = pg.list(true, true, true);
+        assert!(
+            paged.starts_with(
+                "SELECT coalesce((SELECT revision FROM \"hulykvs\".kvs_revision WHERE \
+                 workspace = $1 AND namespace = $2), 0)::INT8, ARRAY(SELECT key FROM"
+            ),
+            "{paged}"
+        );
+        assert!(
+            paged.ends_with(&format!("ARRAY({})", pg.list(true, true, false))),
+            "{paged}"
+        );
         let crdb = Statements::new(Flavor::Cockroach, "\"s\"");
         for sql in &crdb.list {
             assert!(!sql.contains("COLLATE"), "{sql}");
         }
-        assert!(crdb.list(false, false).ends_with(
+        assert!(crdb.list(false, false, false).ends_with(
             "key >= $3 AND (expire_at IS NULL OR expire_at > now()) ORDER BY key LIMIT $4"
         ));
     }
