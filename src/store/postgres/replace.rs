@@ -17,7 +17,7 @@
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
-use super::errors::db_error;
+use super::errors::{backoff, db_error};
 use super::row::{entry_from_row_at, revision_at};
 use super::sql::{
     logged_reading, Flavor, CURRENT_TYPE, EXPIRES, EXPIRY_COLUMNS, LIVE, SET_ALL, WRITE_COLUMNS,
@@ -26,8 +26,10 @@ use super::{PgStore, PutParams};
 use crate::store::txn::{Replace, Replaced};
 use crate::store::{DeleteCondition, Entry, ItemRef, NewValue, PutCondition, Store, StoreError};
 
-/// Runs of an upsert that lost the race to a row inserted meanwhile.
-const ATTEMPTS: u32 = 8;
+/// Runs of an upsert that lost the race to a row inserted meanwhile; each
+/// rerun waits a little longer (jittered), so writers racing on one key
+/// spread out instead of colliding again in step.
+const ATTEMPTS: u32 = 16;
 
 /// The statements of writes that return the value they replace.
 pub(super) struct ReplaceStatements {
@@ -111,6 +113,8 @@ impl PgStore {
                         }
                         return Ok(Replaced::Put(cond.outcome(revision), previous));
                     }
+                    let pause = backoff(attempt.min(6), std::time::Duration::from_micros(500));
+                    tokio::time::sleep(pause).await;
                     attempt += 1;
                 }
             }
