@@ -25,6 +25,7 @@ use tokio_postgres::config::{Host, LoadBalanceHosts};
 use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::{Client, Config, Connection, Socket};
 
+use super::errors::with_sources;
 use super::tls::DbTls;
 
 /// The connection of a client, as its driver task polls it.
@@ -168,18 +169,6 @@ fn random_index() -> usize {
     use std::hash::BuildHasher as _;
     let random = std::collections::hash_map::RandomState::new().hash_one(std::time::Instant::now());
     random as usize
-}
-
-/// An error and its causes, one line.
-fn with_sources(e: &tokio_postgres::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Host `i` of `all`, with every other setting of `all`.

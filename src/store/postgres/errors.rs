@@ -80,16 +80,32 @@ pub(super) fn is_failover(e: &tokio_postgres::Error) -> bool {
         Some(code) => {
             code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "25006")
         }
-        None => {
-            let mut io = false;
-            let mut source = std::error::Error::source(e);
-            while let Some(cause) = source {
-                io |= cause.is::<std::io::Error>();
-                source = cause.source();
-            }
-            io || e.is_closed()
-        }
+        None => caused_by_io(e) || e.is_closed(),
     }
+}
+
+/// `e` and its causes, one line.
+pub(super) fn with_sources(e: &tokio_postgres::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Whether an I/O error is among `e`'s causes: the connection failed.
+fn caused_by_io(e: &tokio_postgres::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        if cause.is::<std::io::Error>() {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// No connection could be opened within `bound`.
@@ -116,15 +132,8 @@ pub(super) fn db_error(e: &tokio_postgres::Error) -> StoreError {
             StoreError::Internal(text)
         };
     }
-    let mut text = e.to_string();
-    let mut io = false;
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        io |= cause.is::<std::io::Error>();
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
+    let text = with_sources(e);
+    let io = caused_by_io(e);
     // The driver's error kinds are private; these are the ones that mean the
     // connection, not the request, failed.
     let connection = [

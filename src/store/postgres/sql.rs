@@ -459,21 +459,21 @@ pub(super) fn logged_reading(schema: &str, key: &str, old: &str, write: &str, op
 
 /// What [`log_around`] puts around the counter bump and the change log.
 #[derive(Default)]
-pub(super) struct Around<'a> {
+struct Around<'a> {
     /// CTEs before `w`, each followed by `, `.
-    pub(super) before: &'a str,
+    before: &'a str,
     /// The write `w`: a statement returning [`WRITTEN`] or [`REMOVED`] columns.
-    pub(super) write: &'a str,
+    write: &'a str,
     /// The op of each change, as SQL over `w` (a literal, or `w.op`).
-    pub(super) op: &'a str,
+    op: &'a str,
     /// More columns of the answer, each after `, `.
-    pub(super) columns: &'a str,
+    columns: &'a str,
     /// A `WHERE` on the answer, if any.
-    pub(super) filter: &'a str,
+    filter: &'a str,
 }
 
 /// The one statement of [`logged`] and its variants.
-pub(super) fn log_around(schema: &str, key: &str, around: Around<'_>) -> String {
+fn log_around(schema: &str, key: &str, around: Around<'_>) -> String {
     let Around {
         before,
         write,

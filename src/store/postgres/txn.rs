@@ -32,8 +32,7 @@ use uuid::Uuid;
 
 use super::errors::backoff;
 use super::sql::{
-    log_around, upsert_many, Around, Flavor, UpsertRows, CURRENT_TYPE, EXPIRY_COLUMNS, LIVE,
-    REMOVED,
+    logged, upsert_many, Flavor, UpsertRows, CURRENT_TYPE, EXPIRY_COLUMNS, LIVE, REMOVED,
 };
 use super::PgStore;
 use crate::store::changes::Revision;
@@ -111,17 +110,7 @@ impl TxnStatements {
             at("x")
         );
         let deletes = format!("DELETE FROM {kvs} AS d {} {REMOVED}", at("d"));
-        let log = |write: &str, op: &str| {
-            log_around(
-                schema,
-                key,
-                Around {
-                    write,
-                    op: &format!("'{op}'"),
-                    ..Around::default()
-                },
-            )
-        };
+        let log = |write: &str, op: &str| logged(schema, key, write, op);
         TxnStatements {
             lock,
             read,

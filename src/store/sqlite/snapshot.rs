@@ -12,7 +12,7 @@ use rusqlite::{Connection, TransactionBehavior};
 
 use super::connection::db_error;
 use super::reseal::stored_row;
-use super::sql::put_row;
+use super::sql::{live, now_ms, put_row};
 use crate::store::snapshot::{PageSink, Restored, SnapshotFilter, PAGE_BYTES, PAGE_ROWS};
 use crate::store::{PutCondition, PutOutcome, StoreError};
 
@@ -23,9 +23,12 @@ fn statement(filter: &SnapshotFilter) -> String {
         n => format!(" AND {column} IN ({})", vec!["?"; n].join(", ")),
     };
     format!(
-        "SELECT workspace, namespace, key, value, md5, key_id, content_type, expire_at FROM kvs \
-         WHERE (expire_at IS NULL OR expire_at > CAST(unixepoch('subsec') * 1000 AS INTEGER)){}{} \
-         ORDER BY workspace, namespace, key",
+        concat!(
+            "SELECT workspace, namespace, key, value, md5, key_id, content_type, expire_at \
+             FROM kvs WHERE ",
+            live!(),
+            "{}{} ORDER BY workspace, namespace, key"
+        ),
         list("workspace", filter.workspaces.len()),
         list("namespace", filter.namespaces.len()),
     )

@@ -28,6 +28,7 @@ macro_rules! now_ms {
         "CAST(unixepoch('subsec') * 1000 AS INTEGER)"
     };
 }
+pub(super) use now_ms;
 
 /// A row is there for readers and conditions until its expiry instant.
 macro_rules! live {
@@ -35,6 +36,7 @@ macro_rules! live {
         concat!("(expire_at IS NULL OR expire_at > ", now_ms!(), ")")
     };
 }
+pub(super) use live;
 
 /// The expiry a write stores: `?7` seconds from now (`Huly-TTL`), the unix
 /// second `?8` (`Huly-Expire-At`), or none; in unix milliseconds.
