@@ -45,9 +45,21 @@ enum Fault {
 #[derive(Debug)]
 struct Report {
     acknowledged: usize,
+    /// Answers 5xx other than 503: a failover must never show as one.
+    server_errors: usize,
     lost: usize,
     unavailable: Duration,
     slowest: Duration,
+}
+
+/// The status of `/readyz`, asked with a bound longer than any timeout.
+async fn readyz(url: &str) -> u16 {
+    reqwest::Client::new()
+        .get(url)
+        .timeout(REQUEST_BOUND)
+        .send()
+        .await
+        .map_or(0, |r| r.status().as_u16())
 }
 
 fn blocking<T>(f: impl FnOnce() -> T) -> T {
@@ -147,10 +159,24 @@ async fn failover(fault: Fault, synchronous: bool) -> Report {
             blocking(|| primary.stop_immediate());
         }
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    if matches!(fault, Fault::Stopped | Fault::Demoted) {
+        // Neither host takes writes now: not ready.
+        assert_eq!(
+            readyz(&server.url("/readyz")).await,
+            503,
+            "{fault:?}: /readyz before the promotion"
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
     blocking(|| standby.promote());
     let promoted = Instant::now();
     tokio::time::sleep(Duration::from_secs(8)).await;
+    assert_eq!(
+        readyz(&server.url("/readyz")).await,
+        200,
+        "{fault:?}: /readyz after the promotion"
+    );
     stop.store(true, Ordering::SeqCst);
     let writes = writers.await.expect("writers");
     let slowest = writes.iter().map(|w| w.took).max().unwrap_or_default();
@@ -175,6 +201,10 @@ async fn failover(fault: Fault, synchronous: bool) -> Report {
         .count();
     let report = Report {
         acknowledged: acknowledged.len(),
+        server_errors: writes
+            .iter()
+            .filter(|w| w.status().is_some_and(|s| s >= 500 && s != 503))
+            .count(),
         lost,
         unavailable: unavailable(&writes),
         slowest,
@@ -201,6 +231,10 @@ fn check(fault: Fault, report: &Report) {
         report.slowest
     );
     assert_eq!(report.lost, 0, "{fault:?}: acknowledged writes were lost");
+    assert_eq!(
+        report.server_errors, 0,
+        "{fault:?}: answers other than 2xx and 503"
+    );
     assert!(report.acknowledged > 0);
 }
 
@@ -228,6 +262,7 @@ async fn a_demoted_primary_is_left_for_the_promoted_standby() {
 async fn asynchronous_replication_loses_what_the_standby_never_received() {
     let report = failover(Fault::StoppedLagging, false).await;
     assert!(report.slowest < REQUEST_BOUND, "{report:?}");
+    assert_eq!(report.server_errors, 0, "{report:?}");
     assert!(
         report.lost > 0,
         "writes acknowledged while replication stalled should be lost: {report:?}"
