@@ -27,6 +27,8 @@ suite!(
     racing_replacing_writes_each_replace_a_different_value,
     racing_puts_and_deletes_hand_on_each_value_once,
     the_gets_of_a_transaction_read_at_most_16_mib,
+    a_previous_value_over_16_mib_is_returned,
+    exactly_128_ops_are_taken,
 );
 
 fn b64(bytes: &[u8]) -> String {
@@ -394,16 +396,20 @@ async fn the_transaction_route_checks_method_query_size_and_token(kind: Kind) {
         .await
         .unwrap();
     assert_eq!(bad_ws.status(), 400);
-    // Over 16 MiB: refused from Content-Length, before reading.
-    let huge = s
-        .req(Method::POST, &format!("/api2/{WS}?txn"))
-        .header("content-length", (16u64 << 20) + 1)
-        .body(vec![b' '; (16 << 20) + 1])
-        .send()
-        .await;
-    if let Ok(huge) = huge {
-        assert_eq!(huge.status(), 413);
-    }
+    // Over 16 MiB: refused from Content-Length, before reading a byte.
+    let request = format!(
+        "POST /api2/{WS}?txn HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+         Content-Length: {}\r\n\r\n",
+        token(Uuid::new_v4(), Uuid::parse_str(WS).ok()),
+        (16u64 << 20) + 1
+    );
+    let huge = common::raw::send(s.addr, request.as_bytes()).await;
+    assert_eq!(
+        huge.status,
+        413,
+        "{:?}",
+        String::from_utf8_lossy(&huge.body)
+    );
     assert_eq!(
         get_key(&s).await,
         StatusCode::NOT_FOUND,
@@ -473,14 +479,14 @@ async fn racing_counter_transactions_lose_no_update(kind: Kind) {
     assert_eq!(marks.len() as u64, won, "each number was claimed once");
 }
 
-/// Two clients write the same two keys, in opposite orders, 500 times each.
+/// Two clients write the same two keys, in opposite orders, 1,000 times each.
 async fn transactions_writing_keys_in_opposite_orders_never_deadlock(kind: Kind) {
     let s = Arc::new(start(kind).await);
     let mut clients = Vec::new();
     for (first, second) in [("k1", "k2"), ("k2", "k1")] {
         let s = Arc::clone(&s);
         clients.push(tokio::spawn(async move {
-            for i in 0..500 {
+            for i in 0..1000 {
                 let v = b64(format!("{first}{i}").as_bytes());
                 let ops = json!({"ops": [
                     {"op": "put", "namespace": "d", "key": first, "value": v},
@@ -511,7 +517,7 @@ async fn transactions_writing_keys_in_opposite_orders_never_deadlock(kind: Kind)
         .unwrap();
     assert_eq!(
         listing.headers()["huly-revision"],
-        "2000",
+        "4000",
         "a change a write"
     );
 }
@@ -715,4 +721,47 @@ async fn the_gets_of_a_transaction_read_at_most_16_mib(kind: Kind) {
         .push(json!({"op": "put", "namespace": "big", "key": "w", "value": b64(b"w")}));
     assert_eq!(txn(&s, ops).await.0, 413);
     assert_eq!(get(&s, "big", "w").await, None);
+}
+
+/// A single PUT may store more than a transaction may read (the payload
+/// limit goes up to 1 GB); the write that replaces it still answers it.
+async fn a_previous_value_over_16_mib_is_returned(kind: Kind) {
+    let s = start_with(kind, &["--payload-size-limit", "20mib"]).await;
+    let big = vec![b'b'; (16 << 20) + 10];
+    let resp = s
+        .req(Method::PUT, &format!("/api2/{WS}/ns/big"))
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    let resp = replace(&s, Method::PUT, "big", &[]).await;
+    assert_eq!(resp.status(), 200, "the replaced value comes back");
+    assert_eq!(resp.bytes().await.unwrap().len(), big.len());
+    assert_eq!(get(&s, "ns", "big").await.as_deref(), Some("next"));
+    let resp = s
+        .req(Method::PUT, &format!("/api2/{WS}/ns/big"))
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    let resp = replace(&s, Method::DELETE, "big", &[]).await;
+    assert_eq!(resp.status(), 200, "the deleted value comes back");
+    assert_eq!(resp.bytes().await.unwrap().len(), big.len());
+    assert_eq!(get(&s, "ns", "big").await, None);
+}
+
+/// 128 ops is the most a transaction takes, and it takes that many.
+async fn exactly_128_ops_are_taken(kind: Kind) {
+    let s = start(kind).await;
+    let ops: Vec<Value> = (0..128)
+        .map(
+            |i| json!({"op": "put", "namespace": "many", "key": i.to_string(), "value": b64(b"v")}),
+        )
+        .collect();
+    let (status, body) = txn(&s, json!({ "ops": ops })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["results"].as_array().map(Vec::len), Some(128));
+    assert_eq!(s.keys(&format!("/api2/{WS}/many")).await.len(), 128);
 }

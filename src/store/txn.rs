@@ -98,6 +98,9 @@ pub struct InvalidOp {
 pub struct Txn {
     pub workspace: Uuid,
     ops: Vec<Op>,
+    /// The most bytes its `get`s may read: [`MAX_READ_BYTES`] for a
+    /// client's transaction.
+    read_limit: usize,
 }
 
 /// A namespace and a key of one workspace.
@@ -138,6 +141,21 @@ pub enum TxnOutcome {
 }
 
 impl Txn {
+    /// The most bytes the transaction's `get`s may read together.
+    pub fn read_limit(&self) -> usize {
+        self.read_limit
+    }
+
+    /// The transaction with no limit on what its `get`s read: for a write
+    /// that answers the value it replaces, which a single PUT may have
+    /// stored at any size up to the payload limit.
+    pub fn without_read_limit(self) -> Txn {
+        Txn {
+            read_limit: usize::MAX,
+            ..self
+        }
+    }
+
     /// Checks `ops`: at most [`MAX_OPS`], a condition only where the op
     /// takes it, every `check` with one, and no key written twice.
     pub fn new(workspace: Uuid, ops: Vec<Op>) -> Result<Txn, InvalidOp> {
@@ -186,7 +204,11 @@ impl Txn {
                 }
             }
         }
-        Ok(Txn { workspace, ops })
+        Ok(Txn {
+            workspace,
+            ops,
+            read_limit: MAX_READ_BYTES,
+        })
     }
 
     pub fn ops(&self) -> &[Op] {
@@ -317,7 +339,9 @@ pub async fn replace_by_transaction<S: Store + ?Sized>(
         cond,
     };
     let ops = vec![at(OpKind::Get, Condition::Always), at(kind, cond)];
-    let txn = Txn::new(item.workspace, ops).map_err(|e| StoreError::Internal(e.to_string()))?;
+    let txn = Txn::new(item.workspace, ops)
+        .map_err(|e| StoreError::Internal(e.to_string()))?
+        .without_read_limit();
     let results = match store.transact(&txn).await? {
         TxnOutcome::Failed(_) | TxnOutcome::ReadTooLarge(_) => None,
         TxnOutcome::Committed(results) => Some(results),

@@ -37,7 +37,7 @@ use super::sql::{
 use super::PgStore;
 use crate::store::changes::Revision;
 use crate::store::expiry::Expires;
-use crate::store::txn::{OpKind, Plan, Txn, TxnOutcome, MAX_READ_BYTES};
+use crate::store::txn::{OpKind, Plan, Txn, TxnOutcome};
 use crate::store::{Digest, Entry, StoreError};
 
 /// Attempts of a transaction that the database aborted to serialize it.
@@ -186,13 +186,13 @@ async fn attempt(
     at: &Addresses<'_>,
 ) -> Result<Result<TxnOutcome, StoreError>, tokio_postgres::Error> {
     let keys: [&(dyn ToSql + Sync); 3] = [&at.workspace, &at.namespaces, &at.keys];
-    let cap = i64::try_from(MAX_READ_BYTES).unwrap_or(i64::MAX);
+    let cap = i64::try_from(txn.read_limit()).unwrap_or(i64::MAX);
     let read: [&(dyn ToSql + Sync); 5] = [&at.workspace, &at.namespaces, &at.keys, &at.want, &cap];
     if !txn.writes() {
         // One statement is one snapshot: a transaction that only reads needs no more.
         let read_sql = client.prepare_cached(&sql.read).await?;
         let rows = client.query(&read_sql, &read).await?;
-        let stored = match stored_rows(&rows, at) {
+        let stored = match stored_rows(&rows, at, txn.read_limit()) {
             Ok(stored) => stored,
             Err(outcome) => return Ok(outcome),
         };
@@ -212,7 +212,7 @@ async fn attempt(
     let read_sql = tx.prepare_cached(&sql.read).await?;
     let rows = tx.query(&read_sql, &read).await?;
     // An error or a refusal drops `tx`, which rolls it back, placeholders and all.
-    let stored = match stored_rows(&rows, at) {
+    let stored = match stored_rows(&rows, at, txn.read_limit()) {
         Ok(stored) => stored,
         Err(outcome) => return Ok(outcome),
     };
@@ -289,8 +289,12 @@ async fn write(
 
 /// The live rows the read statement answered, by address; `Err` with the
 /// answer instead when the values the `get`s read would pass
-/// [`MAX_READ_BYTES`], or with the error when a row does not read.
-fn stored_rows(rows: &[Row], at: &Addresses<'_>) -> Result<Stored, Result<TxnOutcome, StoreError>> {
+/// `limit`, or with the error when a row does not read.
+fn stored_rows(
+    rows: &[Row],
+    at: &Addresses<'_>,
+    limit: usize,
+) -> Result<Stored, Result<TxnOutcome, StoreError>> {
     let failed = |e: tokio_postgres::Error| {
         Err(StoreError::Internal(format!(
             "reading a transaction's keys: {e}"
@@ -308,7 +312,7 @@ fn stored_rows(rows: &[Row], at: &Addresses<'_>) -> Result<Stored, Result<TxnOut
             ))));
         };
         if row.try_get::<_, bool>(2).map_err(failed)? {
-            return Err(Ok(TxnOutcome::ReadTooLarge(MAX_READ_BYTES)));
+            return Err(Ok(TxnOutcome::ReadTooLarge(limit)));
         }
         let value: Option<&[u8]> = row.try_get(1).map_err(failed)?;
         let md5: &[u8] = row.try_get(3).map_err(failed)?;

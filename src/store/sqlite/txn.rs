@@ -9,7 +9,7 @@ use rusqlite::Connection;
 
 use super::connection::db_error;
 use super::sql::{delete_row, put_row, select_entry};
-use crate::store::txn::{OpKind, Txn, TxnOutcome, MAX_READ_BYTES};
+use crate::store::txn::{OpKind, Txn, TxnOutcome};
 use crate::store::{
     DeleteCondition, DeleteOutcome, Entry, Item, PutCondition, PutOutcome, StoreError,
 };
@@ -55,8 +55,8 @@ fn apply(conn: &Connection, txn: &Txn) -> Result<TxnOutcome, StoreError> {
         if let Some(entry) = select_entry(conn, &item)? {
             if txn.reads_value((namespace, key)) {
                 read = read.saturating_add(entry.value.len());
-                if read > MAX_READ_BYTES {
-                    return Ok(TxnOutcome::ReadTooLarge(MAX_READ_BYTES));
+                if read > txn.read_limit() {
+                    return Ok(TxnOutcome::ReadTooLarge(txn.read_limit()));
                 }
             }
             stored.insert((item.namespace, item.key), entry);
