@@ -90,6 +90,15 @@ pub(super) fn json_response<T: serde::Serialize>(
     head: bool,
 ) -> Result<Response<ResBody>, ApiError> {
     let bytes = serde_json::to_vec(body).map_err(|e| ApiError::Internal(e.to_string()))?;
+    json_bytes(status, bytes, head)
+}
+
+/// JSON already written, with `status`; for HEAD, only its length.
+pub(super) fn json_bytes(
+    status: StatusCode,
+    bytes: Vec<u8>,
+    head: bool,
+) -> Result<Response<ResBody>, ApiError> {
     let builder = Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "application/json");

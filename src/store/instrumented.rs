@@ -11,13 +11,13 @@ use tracing::Instrument as _;
 
 use uuid::Uuid;
 
-use super::changes::{ChangePage, ChangeQuery, Revision};
+use super::changes::{ChangePage, ChangeQuery};
 use super::migrations::MigrationState;
 use super::reseal::{Reseal, StoredRow};
 use super::snapshot::{PageSink, Restored, SnapshotFilter};
 use super::txn::{Replace, Replaced, Txn, TxnOutcome};
 use super::{
-    DeleteCondition, DeleteOutcome, Entry, Item, ItemRef, ListQuery, Listed, NewValue,
+    DeleteCondition, DeleteOutcome, Entry, Item, ItemRef, KeyPage, ListQuery, Listed, NewValue,
     PrefixDeleted, PutCondition, PutOutcome, Store, StoreError, Wake,
 };
 use crate::telemetry::registry::{Handles, PoolState, DB_OPERATION_DURATION, DB_OPERATION_ERRORS};
@@ -122,11 +122,8 @@ impl<S: Store> Store for Instrumented<S> {
         timed(self.system(), 2, self.0.delete(item, cond)).await
     }
 
-    async fn list_with_revision(
-        &self,
-        query: ListQuery<'_>,
-    ) -> Result<(Revision, Vec<String>), StoreError> {
-        timed(self.system(), 3, self.0.list_with_revision(query)).await
+    async fn list_page(&self, query: ListQuery<'_>) -> Result<KeyPage, StoreError> {
+        timed(self.system(), 3, self.0.list_page(query)).await
     }
 
     async fn list(&self, query: ListQuery<'_>) -> Result<Vec<String>, StoreError> {

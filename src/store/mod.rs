@@ -251,6 +251,44 @@ pub struct Listed {
     pub entry: Entry,
 }
 
+/// A page of a listing, its keys already written as JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyPage {
+    /// The namespace's revision, read no later than the first key.
+    pub revision: Revision,
+    /// How many keys `json` holds.
+    pub count: usize,
+    /// The keys as JSON strings in byte order, separated by commas, without
+    /// brackets: `"a","b"`; empty for no key.
+    pub json: String,
+    /// The page's last key when more keys follow it, else `None`.
+    pub more_after: Option<String>,
+}
+
+impl KeyPage {
+    /// The page of up to `page` keys out of `keys`, which holds one more
+    /// when more follow.
+    pub fn from_keys(revision: Revision, mut keys: Vec<String>, page: usize) -> KeyPage {
+        let more = keys.len() > page;
+        keys.truncate(page);
+        let mut json = Vec::with_capacity(keys.iter().map(|k| k.len() + 3).sum());
+        for (i, key) in keys.iter().enumerate() {
+            if i > 0 {
+                json.push(b',');
+            }
+            // Serializing a &str into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut json, key);
+        }
+        KeyPage {
+            revision,
+            count: keys.len(),
+            // serde_json writes UTF-8 only.
+            json: String::from_utf8(json).unwrap_or_default(),
+            more_after: if more { keys.pop() } else { None },
+        }
+    }
+}
+
 /// What one batch of a delete by prefix did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PrefixDeleted {
@@ -335,16 +373,24 @@ pub trait Store: Send + Sync + 'static {
         query: ListQuery<'_>,
     ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
 
-    /// The namespace's revision and up to `query.limit` keys of `query`,
-    /// the revision read no later than the first key: a listing's
-    /// `Huly-Revision`. One statement where the engine can.
-    fn list_with_revision(
+    /// A listing's page: the namespace's revision, read no later than the
+    /// first key (a listing's `Huly-Revision`), and up to `query.limit` keys
+    /// of `query` as JSON, ready for the response. One statement where the
+    /// engine can, its JSON built by the database.
+    fn list_page(
         &self,
         query: ListQuery<'_>,
-    ) -> impl Future<Output = Result<(Revision, Vec<String>), StoreError>> + Send {
+    ) -> impl Future<Output = Result<KeyPage, StoreError>> + Send {
         async move {
             let revision = self.revision(query.workspace, query.namespace).await?;
-            Ok((revision, self.list(query).await?))
+            let page = query.limit;
+            let keys = self
+                .list(ListQuery {
+                    limit: page.saturating_add(1),
+                    ..query
+                })
+                .await?;
+            Ok(KeyPage::from_keys(revision, keys, page))
         }
     }
 

@@ -12,14 +12,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use uuid::Uuid;
 
-use super::changes::{ChangePage, ChangeQuery, Revision};
+use super::changes::{ChangePage, ChangeQuery};
 use super::expiry::Expiry;
 use super::migrations::MigrationState;
 use super::reseal::{Reseal, StoredRow};
 use super::snapshot::{PageSink, Restored, SnapshotFilter};
 use super::txn::{OpKind, OpResult, Replace, Replaced, Txn, TxnOutcome};
 use super::{
-    DeleteCondition, DeleteOutcome, Entry, Item, ItemRef, ListQuery, Listed, NewValue,
+    DeleteCondition, DeleteOutcome, Entry, Item, ItemRef, KeyPage, ListQuery, Listed, NewValue,
     PrefixDeleted, PutCondition, PutOutcome, Store, StoreError, Wake,
 };
 use crate::crypto::{Keyring, Row};
@@ -189,11 +189,8 @@ impl<S: Store> Store for Sealed<S> {
         self.inner.delete_prefix(query, limit).await
     }
 
-    async fn list_with_revision(
-        &self,
-        query: ListQuery<'_>,
-    ) -> Result<(Revision, Vec<String>), StoreError> {
-        self.inner.list_with_revision(query).await
+    async fn list_page(&self, query: ListQuery<'_>) -> Result<KeyPage, StoreError> {
+        self.inner.list_page(query).await
     }
 
     async fn list(&self, query: ListQuery<'_>) -> Result<Vec<String>, StoreError> {

@@ -14,10 +14,10 @@ use uuid::Uuid;
 use super::item::REVISION;
 use crate::error::ApiError;
 use crate::http::request::ListParams;
-use crate::http::response::{empty, json_response, plain_500, BodyError, ChannelBody, ResBody};
+use crate::http::response::{empty, json_bytes, plain_500, BodyError, ChannelBody, ResBody};
 use crate::http::state::AppState;
-use crate::store::{ListQuery, Store};
-use crate::wire::{self, KeyList};
+use crate::store::{KeyPage, ListQuery, Store};
+use crate::wire;
 
 /// Keys fetched per database round trip while streaming an unbounded listing.
 const LIST_CHUNK: usize = 1000;
@@ -35,46 +35,64 @@ pub async fn list<S: Store>(
 ) -> Result<Response<ResBody>, ApiError> {
     // The revision is read no later than the first key: every change after
     // it is in the feed, so "list, then watch from it" misses nothing.
-    let page = params.limit.unwrap_or(LIST_CHUNK);
-    let (revision, mut keys) = state
+    let first = state
         .store
-        .list_with_revision(ListQuery {
+        .list_page(ListQuery {
             workspace,
             namespace: &namespace,
             prefix: &params.prefix,
             after: params.after.as_deref(),
-            limit: page + 1,
+            limit: params.limit.unwrap_or(LIST_CHUNK),
         })
         .await?;
-    let more = keys.len() > page;
-    keys.truncate(page);
-    if more && params.limit.is_none() {
-        let mut response = stream_list(
+    let revision = first.revision;
+    let mut response = match (&first.more_after, params.limit) {
+        (Some(_), None) => stream_list(
             state,
             workspace,
             shown_workspace,
             namespace,
             params.prefix,
-            keys,
+            first,
             head,
-        );
-        response.headers_mut().insert(REVISION, revision.into());
-        return Ok(response);
-    }
-    let cursor = match (more, keys.last()) {
-        (true, Some(last)) => Some(wire::encode_cursor(last)),
-        _ => None,
+        ),
+        _ => page_response(shown_workspace.as_deref(), &namespace, &first, head)?,
     };
-    let body = KeyList {
-        workspace: shown_workspace,
-        namespace,
-        count: keys.len(),
-        keys,
-        cursor,
-    };
-    let mut response = json_response(StatusCode::OK, &body, head)?;
     response.headers_mut().insert(REVISION, revision.into());
     Ok(response)
+}
+
+/// One page as [`wire::KeyList`] writes it, the keys' JSON spliced in as the
+/// store wrote it.
+fn page_response(
+    shown_workspace: Option<&str>,
+    namespace: &str,
+    page: &KeyPage,
+    head: bool,
+) -> Result<Response<ResBody>, ApiError> {
+    let mut out = Vec::with_capacity(page.json.len() + namespace.len() + 128);
+    open_object(&mut out, shown_workspace, namespace);
+    out.extend_from_slice(format!(",\"count\":{},\"keys\":[", page.count).as_bytes());
+    out.extend_from_slice(page.json.as_bytes());
+    out.push(b']');
+    if let Some(last) = &page.more_after {
+        out.extend_from_slice(b",\"cursor\":");
+        push_json(&mut out, &wire::encode_cursor(last));
+    }
+    out.push(b'}');
+    json_bytes(StatusCode::OK, out, head)
+}
+
+/// `{"workspace":…,"namespace":…` of a listing (no workspace in the legacy API).
+fn open_object(out: &mut Vec<u8>, shown_workspace: Option<&str>, namespace: &str) {
+    out.push(b'{');
+    if let Some(ws) = shown_workspace {
+        out.extend_from_slice(b"\"workspace\":");
+        push_json(out, ws);
+        out.push(b',');
+    }
+    out.extend_from_slice(b"\"namespace\":");
+    push_json(out, namespace);
 }
 
 /// Streams an unbounded listing chunk by chunk, so the namespace is never held
@@ -85,7 +103,7 @@ fn stream_list<S: Store>(
     shown_workspace: Option<String>,
     namespace: String,
     prefix: String,
-    first: Vec<String>,
+    first: KeyPage,
     head: bool,
 ) -> Response<ResBody> {
     let builder = Response::builder()
@@ -98,26 +116,17 @@ fn stream_list<S: Store>(
     let state = Arc::clone(state);
     tokio::spawn(async move {
         let mut out = Vec::with_capacity(64 * 1024);
-        out.push(b'{');
-        if let Some(ws) = &shown_workspace {
-            out.extend_from_slice(b"\"workspace\":");
-            push_json(&mut out, ws);
-            out.push(b',');
-        }
-        out.extend_from_slice(b"\"namespace\":");
-        push_json(&mut out, &namespace);
+        open_object(&mut out, shown_workspace.as_deref(), &namespace);
         out.extend_from_slice(b",\"keys\":[");
         let mut count = 0usize;
         let mut chunk = first;
         loop {
-            for key in &chunk {
-                if count > 0 {
-                    out.push(b',');
-                }
-                push_json(&mut out, key);
-                count += 1;
+            if count > 0 && chunk.count > 0 {
+                out.push(b',');
             }
-            let Some(last) = chunk.last().cloned() else {
+            out.extend_from_slice(chunk.json.as_bytes());
+            count += chunk.count;
+            let Some(last) = chunk.more_after else {
                 break;
             };
             if tx
@@ -129,7 +138,7 @@ fn stream_list<S: Store>(
             }
             let next = state
                 .store
-                .list(ListQuery {
+                .list_page(ListQuery {
                     workspace,
                     namespace: &namespace,
                     prefix: &prefix,
@@ -138,7 +147,7 @@ fn stream_list<S: Store>(
                 })
                 .await;
             match next {
-                Ok(keys) => chunk = keys,
+                Ok(page) => chunk = page,
                 Err(e) => {
                     tracing::error!(namespace = %namespace, error = %e, "listing failed mid-stream; response aborted");
                     let _ = tx.send(Err(Box::new(e))).await;

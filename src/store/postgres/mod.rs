@@ -49,8 +49,8 @@ use super::reseal::{Reseal, StoredRow};
 use super::snapshot::{PageSink, Restored, SnapshotFilter};
 use super::txn::{Replace, Replaced, Txn, TxnOutcome};
 use super::{
-    prefix_upper_bound, DeleteCondition, DeleteOutcome, Entry, Item, ItemRef, ListQuery, Listed,
-    NewValue, PrefixDeleted, PutCondition, PutOutcome, Store, StoreError, Wake,
+    prefix_upper_bound, DeleteCondition, DeleteOutcome, Entry, Item, ItemRef, KeyPage, ListQuery,
+    Listed, NewValue, PrefixDeleted, PutCondition, PutOutcome, Store, StoreError, Wake,
 };
 use crate::config::DbOptions;
 use crate::telemetry::registry::PoolState;
@@ -154,12 +154,12 @@ impl PgStore {
         }
     }
 
-    /// Runs the listing statement of `query` (with the revision first when
-    /// `revision`).
+    /// Runs the listing statement of `query` (a listing's page, see
+    /// `sql::page`, when `page`).
     async fn query_list(
         &self,
         query: &ListQuery<'_>,
-        revision: bool,
+        page: bool,
     ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
         let sql = self.statements.get()?;
         let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
@@ -173,7 +173,7 @@ impl PgStore {
             params.push(after);
         }
         params.push(&limit);
-        let statement = sql.list(upper.is_some(), query.after.is_some(), revision);
+        let statement = sql.list(upper.is_some(), query.after.is_some(), page);
         self.pooled.query(statement, &params, None).await
     }
 
@@ -347,18 +347,28 @@ impl Store for PgStore {
             .collect()
     }
 
-    /// One statement: the revision and the keys in one snapshot.
-    async fn list_with_revision(
-        &self,
-        query: ListQuery<'_>,
-    ) -> Result<(Revision, Vec<String>), StoreError> {
+    /// One statement: the revision and the page's JSON in one snapshot.
+    async fn list_page(&self, query: ListQuery<'_>) -> Result<KeyPage, StoreError> {
         let rows = self.query_list(&query, true).await?;
         let row = rows
             .first()
             .ok_or_else(|| StoreError::Internal("a listing answered no row".into()))?;
+        let read = |e: tokio_postgres::Error| db_error(&e);
         let revision = revision_at(row, 0)?;
-        let keys: Vec<String> = row.try_get(1).map_err(|e| db_error(&e))?;
-        Ok((revision, keys))
+        let count: i64 = row.try_get(1).map_err(read)?;
+        let array: &str = row.try_get(2).map_err(read)?;
+        let last: Option<String> = row.try_get(3).map_err(read)?;
+        let more: bool = row.try_get(4).map_err(read)?;
+        let json = array
+            .strip_prefix('[')
+            .and_then(|a| a.strip_suffix(']'))
+            .ok_or_else(|| StoreError::Internal("a listing's keys are not a JSON array".into()))?;
+        Ok(KeyPage {
+            revision,
+            count: usize::try_from(count).unwrap_or(0),
+            json: json.to_owned(),
+            more_after: last.filter(|_| more),
+        })
     }
 
     async fn list_values(

@@ -36,6 +36,7 @@ pub static POSTGRES_MIGRATIONS: &[Migration] = &[
     migration!("postgres", 5, "0005_expire_at"),
     migration!("postgres", 6, "0006_changes"),
     migration!("postgres", 7, "0007_key_id"),
+    migration!("postgres", 8, "0008_kvs_key_live"),
 ];
 
 /// The migrations of `sql/cockroach/`, in order; same versions and names as
@@ -48,6 +49,7 @@ pub static COCKROACH_MIGRATIONS: &[Migration] = &[
     migration!("cockroach", 5, "0005_expire_at"),
     migration!("cockroach", 6, "0006_changes"),
     migration!("cockroach", 7, "0007_key_id"),
+    migration!("cockroach", 8, "0008_kvs_key_live"),
 ];
 
 /// Which engine answers.
@@ -125,9 +127,8 @@ pub(super) struct Statements {
     pub(super) prune: String,
     /// Indexed by [`Statements::list`]: with or without an upper bound and `after`.
     pub(super) list: [String; 4],
-    /// As `list`, one row: the namespace's revision, then the page's keys
-    /// as an array, in one statement (one snapshot, one round trip).
-    pub(super) list_with_revision: [String; 4],
+    /// As `list`, one row: a listing's page with its JSON (see [`page`]).
+    pub(super) list_page: [String; 4],
     /// A page of values from `$3`, below `$4` when there is an upper bound
     /// (index 1): see [`values`].
     pub(super) values: [String; 2],
@@ -229,8 +230,8 @@ impl Statements {
                 list(&kvs, key, false, true),
                 list(&kvs, key, true, true),
             ],
-            list_with_revision: [(false, false), (true, false), (false, true), (true, true)]
-                .map(|(upper, after)| with_revision(schema, &list(&kvs, key, upper, after))),
+            list_page: [(false, false), (true, false), (false, true), (true, true)]
+                .map(|(upper, after)| page(schema, &kvs, key, upper, after)),
             values: [values(&kvs, key, false), values(&kvs, key, true)],
             txn: TxnStatements::new(flavor, schema),
             replace: ReplaceStatements::new(flavor, schema),
@@ -240,12 +241,12 @@ impl Statements {
     }
 
     /// The statement of a page: `upper` when the prefix has an upper
-    /// bound, `after` when the page follows a cursor; with the namespace's
-    /// revision when `revision`.
-    pub(super) fn list(&self, upper: bool, after: bool, revision: bool) -> &str {
+    /// bound, `after` when the page follows a cursor; as a listing's page
+    /// (see [`page`]) when `page`.
+    pub(super) fn list(&self, upper: bool, after: bool, page: bool) -> &str {
         let i = usize::from(upper) | usize::from(after) << 1;
-        match revision {
-            true => &self.list_with_revision[i],
+        match page {
+            true => &self.list_page[i],
             false => &self.list[i],
         }
     }
@@ -287,11 +288,30 @@ fn delete_prefix(flavor: Flavor, kvs: &str, key: &str) -> String {
     }
 }
 
-/// `list` with the revision of namespace `$1`/`$2` before it, in one row.
-fn with_revision(schema: &str, list: &str) -> String {
+/// A listing's page in one row, read in one snapshot: the revision of
+/// namespace `$1`/`$2`, how many keys `list` found, those keys as a JSON
+/// array, the last of them, and whether a live key of the listing follows it
+/// (one index probe: ordered with `LIMIT 1` in a scalar subquery, because
+/// an `EXISTS` drops the order and a generic plan then scans the table). The
+/// database writes the JSON (`array_to_json` escapes
+/// strings as serde_json does), so the server copies one string instead of
+/// decoding a row and a `String` per key. `OFFSET 0` keeps the page one
+/// subquery, run once, however often the outer query names it. Both engines
+/// run it: arrays with subscripts, no slices (CockroachDB has none).
+fn page(schema: &str, kvs: &str, key: &str, upper: bool, after: bool) -> String {
+    let list = list(kvs, key, upper, after);
+    let below = if upper {
+        format!(" AND {key} < $4")
+    } else {
+        String::new()
+    };
     format!(
         "SELECT coalesce((SELECT revision FROM {schema}.kvs_revision WHERE workspace = $1 \
-         AND namespace = $2), 0)::INT8, ARRAY({list})"
+         AND namespace = $2), 0)::INT8, coalesce(array_length(k, 1), 0)::INT8, \
+         array_to_json(k)::TEXT, k[array_length(k, 1)], (SELECT key FROM {kvs} \
+         WHERE workspace = $1 AND namespace = $2 AND {key} > k[array_length(k, 1)]{below} \
+         AND {LIVE} ORDER BY {key} LIMIT 1) IS NOT NULL \
+         FROM (SELECT ARRAY({list}) AS k OFFSET 0) AS page"
     )
 }
 
