@@ -59,7 +59,11 @@ impl Batcher {
             pooled,
             read_many,
             upsert_many,
-            reads: Lane::new(pool_size / 4),
+            // One read slot per 8 connections (one for the default pool):
+            // on two cores shared with PostgreSQL, 1 slot against 2 served
+            // 9-34% more GETs at 16 and 64 clients in each of 8 interleaved
+            // runs, its larger batches costing the database less per key.
+            reads: Lane::new(pool_size / 8),
             // As many lanes as connections: namespaces spread over them, and
             // a write waiting on a row lock holds back only its lane.
             writes: (0..pool_size.max(1)).map(|_| Lane::new(1)).collect(),
