@@ -38,6 +38,7 @@ suite!(
     payload_limit_while_streaming,
     short_body_is_never_stored,
     listing_is_byte_ordered_with_literal_prefixes,
+    listing_json_is_byte_for_byte_the_services_own,
     listing_pages_with_limit_and_cursor,
     unbounded_listing_streams_every_key,
     listing_parameters_are_validated,
@@ -993,6 +994,65 @@ async fn listing_is_byte_ordered_with_literal_prefixes(kind: Kind) {
     .await;
     assert_eq!(list["count"], 0);
     assert_eq!(list["keys"], serde_json::json!([]));
+}
+
+/// PostgreSQL writes a listing's keys as JSON itself; the body is byte for
+/// byte what serde_json writes on SQLite, with escapes, control characters
+/// and non-ASCII keys, on a page with a cursor and on the last page.
+async fn listing_json_is_byte_for_byte_the_services_own(kind: Kind) {
+    let s = start(kind).await;
+    let mut keys = vec![
+        "quote\"d",
+        "back\\slash",
+        "tab\tx",
+        "line\nx",
+        "ctl\u{1}x",
+        "us\u{1f}x",
+        "del\u{7f}x",
+        "é✓🦀",
+        "</script>",
+        "slash/es",
+        "\u{2028}sep",
+    ];
+    for key in &keys {
+        let resp = s
+            .req(Method::PUT, &k("esc", &hulykvs::wire::percent_encode(key)))
+            .body("v")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 204, "{key:?}");
+    }
+    keys.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+    let expect = |page: &[String], cursor: Option<String>| {
+        serde_json::to_vec(&hulykvs::wire::KeyList {
+            workspace: Some(WS.to_owned()),
+            namespace: "esc".to_owned(),
+            count: page.len(),
+            keys: page.to_vec(),
+            cursor,
+        })
+        .unwrap()
+    };
+    let body = |path: String| {
+        let s = &s;
+        async move {
+            let resp = s.req(Method::GET, &path).send().await.unwrap();
+            assert_eq!(resp.status(), 200);
+            resp.bytes().await.unwrap().to_vec()
+        }
+    };
+    let whole = body(format!("/api2/{WS}/esc")).await;
+    assert_eq!(
+        String::from_utf8_lossy(&whole),
+        String::from_utf8_lossy(&expect(&keys, None))
+    );
+    let cursor = hulykvs::wire::encode_cursor(&keys[3]);
+    let first = body(format!("/api2/{WS}/esc?limit=4")).await;
+    assert_eq!(first, expect(&keys[..4], Some(cursor.clone())));
+    let rest = body(format!("/api2/{WS}/esc?limit=100&cursor={cursor}")).await;
+    assert_eq!(rest, expect(&keys[4..], None));
 }
 
 async fn listing_pages_with_limit_and_cursor(kind: Kind) {

@@ -632,12 +632,23 @@ mod tests {
         assert!(
             paged.starts_with(
                 "SELECT coalesce((SELECT revision FROM \"hulykvs\".kvs_revision WHERE \
-                 workspace = $1 AND namespace = $2), 0)::INT8, ARRAY(SELECT key FROM"
+                 workspace = $1 AND namespace = $2), 0)::INT8, coalesce(array_length(k, 1), 0)"
+            ),
+            "{paged}"
+        );
+        // The next key's probe has the page's bounds, and the page is its list.
+        assert!(
+            paged.contains(
+                "key COLLATE \"C\" > k[array_length(k, 1)] AND key COLLATE \"C\" < $4 AND \
+                 (expire_at IS NULL OR expire_at > now()) ORDER BY key COLLATE \"C\" LIMIT 1)"
             ),
             "{paged}"
         );
         assert!(
-            paged.ends_with(&format!("ARRAY({})", pg.list(true, true, false))),
+            paged.ends_with(&format!(
+                "FROM (SELECT ARRAY({}) AS k OFFSET 0) AS page",
+                pg.list(true, true, false)
+            )),
             "{paged}"
         );
         let crdb = Statements::new(Flavor::Cockroach, "\"s\"");
