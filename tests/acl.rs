@@ -111,8 +111,10 @@ async fn every_route_and_method_follows_the_policy() {
             (Method::GET, v2(ns, "/k"), true),
             (Method::HEAD, v2(ns, "/k"), true),
             (Method::GET, v2(ns, ""), true),
+            (Method::HEAD, v2(ns, ""), true),
             (Method::GET, v2(ns, "/"), true),
             (Method::GET, v2(ns, "?values"), true),
+            (Method::HEAD, v2(ns, "?values"), true),
             (Method::GET, v2(ns, "?changes&since=0&wait=0s"), true),
             (Method::DELETE, v2(ns, "?prefix=zzz"), false),
             (Method::DELETE, v2(ns, "/k"), false),
@@ -120,6 +122,9 @@ async fn every_route_and_method_follows_the_policy() {
             (Method::GET, format!("/api/{ns}/k"), true),
             (Method::HEAD, format!("/api/{ns}/k"), true),
             (Method::GET, format!("/api/{ns}"), true),
+            (Method::HEAD, format!("/api/{ns}"), true),
+            (Method::GET, format!("/api/{ns}?values"), true),
+            (Method::GET, format!("/api/{ns}?changes&since=0&wait=0s"), true),
             (Method::DELETE, format!("/api/{ns}/k"), false),
         ]
     };
@@ -294,6 +299,7 @@ async fn a_denied_put_is_answered_before_its_body() {
     let (_dir, s) = with_policy(POLICY).await;
     let calendar = service_token("calendar");
     refused_before_body(&s, &format!("PUT /api2/{WS}/gmail/k"), &calendar).await;
+    refused_before_body(&s, "POST /api/gmail/k", &calendar).await;
     // A transaction names its namespaces in its body; a token that no rule
     // is for is refused before that body is read.
     let stranger = service_token("telegram");
