@@ -124,7 +124,11 @@ async fn every_route_and_method_follows_the_policy() {
             (Method::GET, format!("/api/{ns}"), true),
             (Method::HEAD, format!("/api/{ns}"), true),
             (Method::GET, format!("/api/{ns}?values"), true),
-            (Method::GET, format!("/api/{ns}?changes&since=0&wait=0s"), true),
+            (
+                Method::GET,
+                format!("/api/{ns}?changes&since=0&wait=0s"),
+                true,
+            ),
             (Method::DELETE, format!("/api/{ns}/k"), false),
         ]
     };

@@ -728,28 +728,23 @@ async fn the_gets_of_a_transaction_read_at_most_16_mib(kind: Kind) {
 async fn a_previous_value_over_16_mib_is_returned(kind: Kind) {
     let s = start_with(kind, &["--payload-size-limit", "20mib"]).await;
     let big = vec![b'b'; (16 << 20) + 10];
-    let resp = s
-        .req(Method::PUT, &format!("/api2/{WS}/ns/big"))
-        .body(big.clone())
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success());
-    let resp = replace(&s, Method::PUT, "big", &[]).await;
-    assert_eq!(resp.status(), 200, "the replaced value comes back");
-    assert_eq!(resp.bytes().await.unwrap().len(), big.len());
-    assert_eq!(get(&s, "ns", "big").await.as_deref(), Some("next"));
-    let resp = s
-        .req(Method::PUT, &format!("/api2/{WS}/ns/big"))
-        .body(big.clone())
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success());
-    let resp = replace(&s, Method::DELETE, "big", &[]).await;
-    assert_eq!(resp.status(), 200, "the deleted value comes back");
-    assert_eq!(resp.bytes().await.unwrap().len(), big.len());
-    assert_eq!(get(&s, "ns", "big").await, None);
+    for (method, after) in [(Method::PUT, Some("next")), (Method::DELETE, None)] {
+        let resp = s
+            .req(Method::PUT, &format!("/api2/{WS}/ns/big"))
+            .body(big.clone())
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success());
+        let resp = replace(&s, method.clone(), "big", &[]).await;
+        assert_eq!(
+            resp.status(),
+            200,
+            "{method}: the replaced value comes back"
+        );
+        assert_eq!(resp.bytes().await.unwrap().len(), big.len());
+        assert_eq!(get(&s, "ns", "big").await.as_deref(), after);
+    }
 }
 
 /// 128 ops is the most a transaction takes, and it takes that many.
