@@ -112,6 +112,25 @@ pub(super) fn json_bytes(
     response.map_err(|e| ApiError::Internal(e.to_string()))
 }
 
+/// `text` as a JSON string, appended to `out`.
+pub(super) fn push_json(out: &mut Vec<u8>, text: &str) {
+    // Serializing a &str into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, text);
+}
+
+/// `{"workspace":…,"namespace":…` of a listing, with or without values (no
+/// workspace in the legacy API); the caller writes the rest of the object.
+pub(super) fn open_listing(out: &mut Vec<u8>, shown_workspace: Option<&str>, namespace: &str) {
+    out.push(b'{');
+    if let Some(ws) = shown_workspace {
+        out.extend_from_slice(b"\"workspace\":");
+        push_json(out, ws);
+        out.push(b',');
+    }
+    out.extend_from_slice(b"\"namespace\":");
+    push_json(out, namespace);
+}
+
 /// A short plain-text response.
 pub(super) fn text(status: StatusCode, body: &'static str) -> Response<ResBody> {
     Response::builder()

@@ -14,7 +14,9 @@ use uuid::Uuid;
 use super::item::REVISION;
 use crate::error::ApiError;
 use crate::http::request::ListParams;
-use crate::http::response::{empty, json_bytes, plain_500, BodyError, ChannelBody, ResBody};
+use crate::http::response::{
+    empty, json_bytes, open_listing, plain_500, push_json, BodyError, ChannelBody, ResBody,
+};
 use crate::http::state::AppState;
 use crate::store::{KeyPage, ListQuery, Store};
 use crate::wire;
@@ -71,7 +73,7 @@ fn page_response(
     head: bool,
 ) -> Result<Response<ResBody>, ApiError> {
     let mut out = Vec::with_capacity(page.json.len() + namespace.len() + 128);
-    open_object(&mut out, shown_workspace, namespace);
+    open_listing(&mut out, shown_workspace, namespace);
     out.extend_from_slice(format!(",\"count\":{},\"keys\":[", page.count).as_bytes());
     out.extend_from_slice(page.json.as_bytes());
     out.push(b']');
@@ -81,18 +83,6 @@ fn page_response(
     }
     out.push(b'}');
     json_bytes(StatusCode::OK, out, head)
-}
-
-/// `{"workspace":…,"namespace":…` of a listing (no workspace in the legacy API).
-fn open_object(out: &mut Vec<u8>, shown_workspace: Option<&str>, namespace: &str) {
-    out.push(b'{');
-    if let Some(ws) = shown_workspace {
-        out.extend_from_slice(b"\"workspace\":");
-        push_json(out, ws);
-        out.push(b',');
-    }
-    out.extend_from_slice(b"\"namespace\":");
-    push_json(out, namespace);
 }
 
 /// Streams an unbounded listing chunk by chunk, so the namespace is never held
@@ -116,7 +106,7 @@ fn stream_list<S: Store>(
     let state = Arc::clone(state);
     tokio::spawn(async move {
         let mut out = Vec::with_capacity(64 * 1024);
-        open_object(&mut out, shown_workspace.as_deref(), &namespace);
+        open_listing(&mut out, shown_workspace.as_deref(), &namespace);
         out.extend_from_slice(b",\"keys\":[");
         let mut count = 0usize;
         let mut chunk = first;
@@ -161,9 +151,4 @@ fn stream_list<S: Store>(
     builder
         .body(ChannelBody { rx }.boxed_unsync())
         .unwrap_or_else(|_| plain_500())
-}
-
-fn push_json(out: &mut Vec<u8>, text: &str) {
-    // Serializing a &str into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, text);
 }

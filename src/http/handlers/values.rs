@@ -21,7 +21,9 @@ use uuid::Uuid;
 use super::item::REVISION;
 use crate::error::ApiError;
 use crate::http::request::ListParams;
-use crate::http::response::{empty, plain_500, BodyError, ChannelBody, ResBody};
+use crate::http::response::{
+    empty, open_listing, plain_500, push_json, BodyError, ChannelBody, ResBody,
+};
 use crate::http::state::AppState;
 use crate::store::{ListQuery, Listed, Store, StoreError, DEFAULT_CONTENT_TYPE};
 use crate::wire::{self, ETag};
@@ -130,14 +132,11 @@ async fn send_page<S: Store>(
     tx: &mpsc::Sender<Result<Bytes, BodyError>>,
 ) -> Result<(), Gone> {
     let mut out = Vec::with_capacity(FRAME_BYTES);
-    out.push(b'{');
-    if let Some(ws) = &request.shown_workspace {
-        out.extend_from_slice(b"\"workspace\":");
-        push_json(&mut out, ws);
-        out.push(b',');
-    }
-    out.extend_from_slice(b"\"namespace\":");
-    push_json(&mut out, &request.namespace);
+    open_listing(
+        &mut out,
+        request.shown_workspace.as_deref(),
+        &request.namespace,
+    );
     out.extend_from_slice(b",\"items\":[");
     let (mut chunk, (mut asked, mut budget)) = first;
     let mut count = 0usize;
@@ -258,9 +257,4 @@ async fn abort(
     tracing::error!(namespace, error = %e, "listing of values failed mid-stream; response aborted");
     let _ = tx.send(Err(Box::new(e))).await;
     Err(Gone)
-}
-
-fn push_json(out: &mut Vec<u8>, text: &str) {
-    // Serializing a &str into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, text);
 }
