@@ -67,6 +67,9 @@ async fn an_expired_value_is_gone_for_every_reader_and_condition(kind: Kind) {
     let head = s.req(Method::HEAD, &k("short")).send().await.unwrap();
     assert_eq!(header(&head, "huly-expire-at"), Some(at));
     assert_eq!(keys(&s, "").await, ["short", "stays"]);
+    // A key after "stays" that expires with "short": a full page then ends
+    // the listing, with no cursor to a key nobody can read.
+    assert_eq!(put(&s, "tail", &[("Huly-TTL", "1")]).await.status(), 204);
 
     tokio::time::sleep(Duration::from_millis(1300)).await;
     assert_eq!(
@@ -87,6 +90,15 @@ async fn an_expired_value_is_gone_for_every_reader_and_condition(kind: Kind) {
     );
     assert_eq!(keys(&s, "").await, ["stays"]);
     assert_eq!(keys(&s, "?limit=1").await, ["stays"]);
+    let page: serde_json::Value = s
+        .req(Method::GET, &format!("/api2/{WS}/ns?limit=1"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(page.get("cursor").is_none(), "{page}");
     let cursor = hulykvs::wire::encode_cursor("a");
     assert_eq!(
         keys(&s, &format!("?limit=1&cursor={cursor}")).await,
