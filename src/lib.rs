@@ -100,6 +100,7 @@
 //!     - `cli::client::watch`: `watch`, the change feed a line per change, reconnecting.
 //!     - `cli::client::values`: `list --values`, a JSON line per value.
 //!     - `cli::client::txn`: `txn`, a transaction from a file or stdin.
+//!     - `cli::client::probe`: `probe`, the container's health check of `/readyz`.
 //!     - `cli::client::args`: their flags.
 //!     - `cli::client::service`: URLs, requests, and the line a failure prints.
 //!     - `cli::client::tls`: CA and client certificates; TLS failures in words.

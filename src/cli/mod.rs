@@ -16,7 +16,7 @@ pub mod transfer;
 
 use self::acl::AclArgs;
 use self::bench::BenchArgs;
-use self::client::{DeleteArgs, GetArgs, ListArgs, PutArgs, TxnArgs, WatchArgs};
+use self::client::{DeleteArgs, GetArgs, ListArgs, ProbeArgs, PutArgs, TxnArgs, WatchArgs};
 use self::reencrypt::ReencryptArgs;
 use self::serve::{MigrateArgs, ServeArgs};
 use self::token::TokenArgs;
@@ -65,6 +65,9 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Load-test a running service: throughput, latency percentiles, answers by status.
     Bench(BenchArgs),
+    /// Health check: exit 0 when the service's /readyz answers 200, 1 otherwise (the image's
+    /// HEALTHCHECK).
+    Probe(ProbeArgs),
 }
 
 /// `completions`: print a completion script.

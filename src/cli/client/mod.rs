@@ -1,4 +1,4 @@
-//! The client subcommands `put`, `get`, `delete`, `list` and `watch`: one reqwest
+//! The client subcommands `put`, `get`, `delete`, `list`, `watch` and `probe`: one reqwest
 //! client per run, API v2 with `-w WORKSPACE`, the legacy API without it.
 //! Every failure becomes a [`Failure`] whose exit code follows SPEC §9.
 
@@ -10,6 +10,7 @@ use reqwest::{Method, Response, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 mod args;
+mod probe;
 mod service;
 mod tls;
 mod txn;
@@ -17,6 +18,7 @@ mod values;
 mod watch;
 
 pub use args::{ClientArgs, DeleteArgs, GetArgs, ListArgs, PutArgs, TxnArgs, WatchArgs};
+pub use probe::{probe, ProbeArgs};
 pub use txn::txn;
 pub use watch::watch;
 

@@ -26,16 +26,29 @@ impl ClientTls {
     /// Reads the files named by `--ca-cert`, `--client-cert` and `--client-key`;
     /// a file that is missing or holds no usable PEM is a usage error naming it.
     pub(super) fn load(args: &ClientArgs) -> Result<Self, Failure> {
+        ClientTls::from_files(
+            args.ca_cert.as_deref(),
+            args.client_cert.as_deref(),
+            args.client_key.as_deref(),
+        )
+    }
+
+    /// Reads a CA file and a client certificate and key, each optional.
+    pub(super) fn from_files(
+        ca_cert: Option<&Path>,
+        client_cert: Option<&Path>,
+        client_key: Option<&Path>,
+    ) -> Result<Self, Failure> {
         let mut tls = ClientTls::default();
-        if let Some(path) = &args.ca_cert {
+        if let Some(path) = ca_cert {
             let certs = pem_certificates("--ca-cert", path)?
                 .iter()
                 .map(|der| Certificate::from_der(der))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| file_failure("--ca-cert", path, cause(&e)))?;
-            tls.roots = Some((path.clone(), certs));
+            tls.roots = Some((path.to_owned(), certs));
         }
-        match (&args.client_cert, &args.client_key) {
+        match (client_cert, client_key) {
             (Some(cert_path), Some(key_path)) => {
                 let chain = pem_certificates("--client-cert", cert_path)?;
                 let key_pem = read_file("--client-key", key_path)?;
@@ -63,7 +76,7 @@ impl ClientTls {
                 identity.push_str(&pem_section(label, key.secret_der()));
                 let identity = Identity::from_pem(identity.as_bytes())
                     .map_err(|e| file_failure("--client-key", key_path, cause(&e)))?;
-                tls.identity = Some((cert_path.clone(), key_path.clone(), identity));
+                tls.identity = Some((cert_path.to_owned(), key_path.to_owned(), identity));
             }
             // clap already makes each of the two require the other.
             (Some(_), None) => return Err(Failure::usage("--client-cert needs --client-key")),
@@ -120,7 +133,7 @@ pub(super) fn streaming_client(
 /// keep-alives and some.
 const STREAM_SILENCE: Duration = Duration::from_secs(45);
 
-fn client_builder(
+pub(super) fn client_builder(
     timeout: Duration,
     tls: &ClientTls,
     with_identity: bool,
