@@ -41,6 +41,7 @@ Register-ArgumentCompleter -Native -CommandName 'hulykvs' -ScriptBlock {
             [CompletionResult]::new('acl', 'acl', [CompletionResultType]::ParameterValue, 'Test a namespace ACL policy: what it allows a token, and by which rule')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('bench', 'bench', [CompletionResultType]::ParameterValue, 'Load-test a running service: throughput, latency percentiles, answers by status')
+            [CompletionResult]::new('probe', 'probe', [CompletionResultType]::ParameterValue, 'Health check: exit 0 when the service''s /readyz answers 200, 1 otherwise (the image''s HEALTHCHECK)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -52,6 +53,7 @@ Register-ArgumentCompleter -Native -CommandName 'hulykvs' -ScriptBlock {
             [CompletionResult]::new('--db-pool-timeout', '--db-pool-timeout', [CompletionResultType]::ParameterName, 'Longest wait for a free pooled connection before answering 503')
             [CompletionResult]::new('--db-statement-timeout', '--db-statement-timeout', [CompletionResultType]::ParameterName, 'Longest wait for one database statement before answering 503')
             [CompletionResult]::new('--token-secret', '--token-secret', [CompletionResultType]::ParameterName, 'HS256 secret that tokens are signed with')
+            [CompletionResult]::new('--token-secret-previous', '--token-secret-previous', [CompletionResultType]::ParameterName, 'A second HS256 secret whose tokens are still accepted during a rotation; nothing is signed with it. Drop it once the old tokens have expired')
             [CompletionResult]::new('--require-secret', '--require-secret', [CompletionResultType]::ParameterName, 'Refuse to start with the default secret "secret" (true or false; the flag alone is true)')
             [CompletionResult]::new('--bind-host', '--bind-host', [CompletionResultType]::ParameterName, 'Address to listen on')
             [CompletionResult]::new('--bind-port', '--bind-port', [CompletionResultType]::ParameterName, 'Port to listen on (0 picks a free one)')
@@ -363,6 +365,21 @@ Register-ArgumentCompleter -Native -CommandName 'hulykvs' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'hulykvs;probe' {
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Base URL of the service [default: the local server, http or https as HULY_TLS_CERT says, on HULY_BIND_HOST and HULY_BIND_PORT]')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long to wait for the answer, such as 5s or 500ms')
+            [CompletionResult]::new('--bind-host', '--bind-host', [CompletionResultType]::ParameterName, 'The address the local server listens on (0.0.0.0 and :: are probed on loopback)')
+            [CompletionResult]::new('--bind-port', '--bind-port', [CompletionResultType]::ParameterName, 'The port the local server listens on')
+            [CompletionResult]::new('--tls-cert', '--tls-cert', [CompletionResultType]::ParameterName, 'Set when the local server serves HTTPS: the default URL is then https. Its certificate is not checked against a name on that loopback URL (the probe sends no token)')
+            [CompletionResult]::new('--ca-cert', '--ca-cert', [CompletionResultType]::ParameterName, 'PEM file of the CA certificate(s) to trust for an https --url')
+            [CompletionResult]::new('--client-cert', '--client-cert', [CompletionResultType]::ParameterName, 'PEM client certificate for a server that asks for one (HULY_TLS_CLIENT_CA); needs --client-key')
+            [CompletionResult]::new('--client-key', '--client-key', [CompletionResultType]::ParameterName, 'PEM private key of --client-cert')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'hulykvs;help' {
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run the HTTP service (it answers probes at once and applies pending migrations beside)')
             [CompletionResult]::new('migrate', 'migrate', [CompletionResultType]::ParameterValue, 'Apply pending database migrations and exit')
@@ -380,6 +397,7 @@ Register-ArgumentCompleter -Native -CommandName 'hulykvs' -ScriptBlock {
             [CompletionResult]::new('acl', 'acl', [CompletionResultType]::ParameterValue, 'Test a namespace ACL policy: what it allows a token, and by which rule')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('bench', 'bench', [CompletionResultType]::ParameterValue, 'Load-test a running service: throughput, latency percentiles, answers by status')
+            [CompletionResult]::new('probe', 'probe', [CompletionResultType]::ParameterValue, 'Health check: exit 0 when the service''s /readyz answers 200, 1 otherwise (the image''s HEALTHCHECK)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -433,6 +451,9 @@ Register-ArgumentCompleter -Native -CommandName 'hulykvs' -ScriptBlock {
             break
         }
         'hulykvs;help;bench' {
+            break
+        }
+        'hulykvs;help;probe' {
             break
         }
         'hulykvs;help;help' {

@@ -46,6 +46,9 @@ _hulykvs() {
             hulykvs,migrate)
                 cmd="hulykvs__subcmd__migrate"
                 ;;
+            hulykvs,probe)
+                cmd="hulykvs__subcmd__probe"
+                ;;
             hulykvs,put)
                 cmd="hulykvs__subcmd__put"
                 ;;
@@ -109,6 +112,9 @@ _hulykvs() {
             hulykvs__subcmd__help,migrate)
                 cmd="hulykvs__subcmd__help__subcmd__migrate"
                 ;;
+            hulykvs__subcmd__help,probe)
+                cmd="hulykvs__subcmd__help__subcmd__probe"
+                ;;
             hulykvs__subcmd__help,put)
                 cmd="hulykvs__subcmd__help__subcmd__put"
                 ;;
@@ -140,7 +146,7 @@ _hulykvs() {
 
     case "${cmd}" in
         hulykvs)
-            opts="-h -V --help --version serve migrate reencrypt dump restore copy put get delete list txn watch token acl completions bench help"
+            opts="-h -V --help --version serve migrate reencrypt dump restore copy put get delete list txn watch token acl completions bench probe help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -659,7 +665,7 @@ _hulykvs() {
             return 0
             ;;
         hulykvs__subcmd__help)
-            opts="serve migrate reencrypt dump restore copy put get delete list txn watch token acl completions bench help"
+            opts="serve migrate reencrypt dump restore copy put get delete list txn watch token acl completions bench probe help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -813,6 +819,20 @@ _hulykvs() {
             return 0
             ;;
         hulykvs__subcmd__help__subcmd__migrate)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hulykvs__subcmd__help__subcmd__probe)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1053,6 +1073,63 @@ _hulykvs() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        hulykvs__subcmd__probe)
+            opts="-h -V --url --timeout --bind-host --bind-port --tls-cert --ca-cert --client-cert --client-key --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --bind-host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --bind-port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-cert)
+                    local oldifs
+                    if [ -n "${IFS+x}" ]; then
+                        oldifs="$IFS"
+                    fi
+                    IFS=$'\n'
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    if [ -n "${oldifs+x}" ]; then
+                        IFS="$oldifs"
+                    fi
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o filenames
+                    fi
+                    return 0
+                    ;;
+                --client-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --client-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         hulykvs__subcmd__put)
             opts="-w -h -V --url --token --token-secret --workspace --timeout --ca-cert --client-cert --client-key --file --content-type --if-match --if-exists --if-absent --ttl --expire-at --etag --previous --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -1275,7 +1352,7 @@ _hulykvs() {
             return 0
             ;;
         hulykvs__subcmd__serve)
-            opts="-h -V --db-connection --db-scheme --db-connect-timeout --db-pool-size --db-pool-timeout --db-statement-timeout --token-secret --require-secret --bind-host --bind-port --payload-size-limit --default-workspace --header-timeout --body-timeout --idle-timeout --max-connections --tls-cert --tls-key --tls-client-ca --encryption-keys --acl-file --cors-origins --max-ttl --expiry-sweep --changes-retention --watch-poll --watch-buffer --metrics --log-format --shutdown-timeout --help --version"
+            opts="-h -V --db-connection --db-scheme --db-connect-timeout --db-pool-size --db-pool-timeout --db-statement-timeout --token-secret --token-secret-previous --require-secret --bind-host --bind-port --payload-size-limit --default-workspace --header-timeout --body-timeout --idle-timeout --max-connections --tls-cert --tls-key --tls-client-ca --encryption-keys --acl-file --cors-origins --max-ttl --expiry-sweep --changes-retention --watch-poll --watch-buffer --metrics --log-format --shutdown-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1306,6 +1383,10 @@ _hulykvs() {
                     return 0
                     ;;
                 --token-secret)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-secret-previous)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -38,6 +38,7 @@ set edit:completion:arg-completer[hulykvs] = {|@words|
             cand acl 'Test a namespace ACL policy: what it allows a token, and by which rule'
             cand completions 'Print a shell completion script'
             cand bench 'Load-test a running service: throughput, latency percentiles, answers by status'
+            cand probe 'Health check: exit 0 when the service''s /readyz answers 200, 1 otherwise (the image''s HEALTHCHECK)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'hulykvs;serve'= {
@@ -48,6 +49,7 @@ set edit:completion:arg-completer[hulykvs] = {|@words|
             cand --db-pool-timeout 'Longest wait for a free pooled connection before answering 503'
             cand --db-statement-timeout 'Longest wait for one database statement before answering 503'
             cand --token-secret 'HS256 secret that tokens are signed with'
+            cand --token-secret-previous 'A second HS256 secret whose tokens are still accepted during a rotation; nothing is signed with it. Drop it once the old tokens have expired'
             cand --require-secret 'Refuse to start with the default secret "secret" (true or false; the flag alone is true)'
             cand --bind-host 'Address to listen on'
             cand --bind-port 'Port to listen on (0 picks a free one)'
@@ -339,6 +341,20 @@ set edit:completion:arg-completer[hulykvs] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'hulykvs;probe'= {
+            cand --url 'Base URL of the service [default: the local server, http or https as HULY_TLS_CERT says, on HULY_BIND_HOST and HULY_BIND_PORT]'
+            cand --timeout 'How long to wait for the answer, such as 5s or 500ms'
+            cand --bind-host 'The address the local server listens on (0.0.0.0 and :: are probed on loopback)'
+            cand --bind-port 'The port the local server listens on'
+            cand --tls-cert 'Set when the local server serves HTTPS: the default URL is then https. Its certificate is not checked against a name on that loopback URL (the probe sends no token)'
+            cand --ca-cert 'PEM file of the CA certificate(s) to trust for an https --url'
+            cand --client-cert 'PEM client certificate for a server that asks for one (HULY_TLS_CLIENT_CA); needs --client-key'
+            cand --client-key 'PEM private key of --client-cert'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'hulykvs;help'= {
             cand serve 'Run the HTTP service (it answers probes at once and applies pending migrations beside)'
             cand migrate 'Apply pending database migrations and exit'
@@ -356,6 +372,7 @@ set edit:completion:arg-completer[hulykvs] = {|@words|
             cand acl 'Test a namespace ACL policy: what it allows a token, and by which rule'
             cand completions 'Print a shell completion script'
             cand bench 'Load-test a running service: throughput, latency percentiles, answers by status'
+            cand probe 'Health check: exit 0 when the service''s /readyz answers 200, 1 otherwise (the image''s HEALTHCHECK)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'hulykvs;help;serve'= {
@@ -392,6 +409,8 @@ set edit:completion:arg-completer[hulykvs] = {|@words|
         &'hulykvs;help;completions'= {
         }
         &'hulykvs;help;bench'= {
+        }
+        &'hulykvs;help;probe'= {
         }
         &'hulykvs;help;help'= {
         }

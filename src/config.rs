@@ -317,6 +317,8 @@ impl EncryptionKeys {
 pub struct ServeConfig {
     pub db: DbOptions,
     pub token_secret: String,
+    /// `HULY_TOKEN_SECRET_PREVIOUS`: also accepted, never signed with (SPEC §22).
+    pub token_secret_previous: Option<String>,
     pub bind: SocketAddr,
     pub payload_limit: u64,
     pub default_workspace: Uuid,
@@ -354,6 +356,10 @@ impl std::fmt::Debug for ServeConfig {
         f.debug_struct("ServeConfig")
             .field("db", &self.db)
             .field("token_secret", &"***")
+            .field(
+                "token_secret_previous",
+                &self.token_secret_previous.as_ref().map(|_| "***"),
+            )
             .field("bind", &self.bind)
             .field("payload_limit", &self.payload_limit)
             .field("default_workspace", &self.default_workspace)

@@ -8,9 +8,9 @@
 //! (empty), which bounds memory without bookkeeping on the hot path.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::RwLock;
 
-use super::{AuthError, Claims};
+use super::{Accepted, AuthError, Claims};
 
 /// Most tokens kept.
 pub const CAPACITY: usize = 4096;
@@ -21,21 +21,21 @@ const LONGEST: usize = 2048;
 /// Verified tokens and their claims.
 #[derive(Debug, Default)]
 pub struct Verified {
-    tokens: RwLock<HashMap<Box<str>, Arc<Claims>>>,
+    tokens: RwLock<HashMap<Box<str>, Accepted>>,
 }
 
 impl Verified {
     /// The claims of `token` if it verified before and `now` (unix
     /// seconds) is within its `nbf`/`exp`; `Some(Err)` when it has expired
     /// or is not valid yet; `None` when it is not known.
-    pub fn get(&self, token: &str, now: u64) -> Option<Result<Arc<Claims>, AuthError>> {
+    pub fn get(&self, token: &str, now: u64) -> Option<Result<Accepted, AuthError>> {
         let tokens = self.tokens.read().unwrap_or_else(|e| e.into_inner());
-        let claims = tokens.get(token)?;
-        Some(in_time(claims, now).map(|()| Arc::clone(claims)))
+        let accepted = tokens.get(token)?;
+        Some(in_time(&accepted.claims, now).map(|()| accepted.clone()))
     }
 
-    /// Keeps `token`'s verified `claims`.
-    pub fn insert(&self, token: &str, claims: Arc<Claims>) {
+    /// Keeps `token`'s verified claims and the secret that verified them.
+    pub fn insert(&self, token: &str, accepted: Accepted) {
         if token.len() > LONGEST {
             return;
         }
@@ -43,7 +43,7 @@ impl Verified {
         if tokens.len() >= CAPACITY {
             tokens.clear();
         }
-        tokens.insert(token.into(), claims);
+        tokens.insert(token.into(), accepted);
     }
 }
 
@@ -60,16 +60,21 @@ fn in_time(claims: &Claims, now: u64) -> Result<(), AuthError> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
-    fn claims(exp: Option<u64>, nbf: Option<u64>) -> Arc<Claims> {
-        Arc::new(Claims {
-            account: uuid::Uuid::nil(),
-            workspace: None,
-            extra: Default::default(),
-            exp,
-            nbf,
-        })
+    fn claims(exp: Option<u64>, nbf: Option<u64>) -> Accepted {
+        Accepted {
+            claims: Arc::new(Claims {
+                account: uuid::Uuid::nil(),
+                workspace: None,
+                extra: Default::default(),
+                exp,
+                nbf,
+            }),
+            secret: super::super::SecretUsed::Current,
+        }
     }
 
     #[test]

@@ -66,17 +66,43 @@ pub enum AuthError {
     Invalid(String),
 }
 
-/// Checks HS256 tokens against one secret.
+/// Which configured secret verified a token (SPEC §22).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretUsed {
+    /// `HULY_TOKEN_SECRET`.
+    Current,
+    /// `HULY_TOKEN_SECRET_PREVIOUS`, still accepted during a rotation.
+    Previous,
+}
+
+/// A token that was accepted: its claims and the secret that verified it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Accepted {
+    pub claims: Arc<Claims>,
+    pub secret: SecretUsed,
+}
+
+/// Checks HS256 tokens against the current secret and, during a rotation,
+/// the previous one. The cache of verified tokens belongs to one verifier,
+/// built from the secrets configured, so it never answers for a secret that
+/// is no longer configured.
 pub struct Verifier {
-    key: DecodingKey,
+    current: DecodingKey,
+    previous: Option<DecodingKey>,
     validation: Validation,
-    /// Tokens verified before, with their claims.
+    /// Tokens verified before, with their claims and the secret that verified them.
     verified: cache::Verified,
 }
 
 impl Verifier {
     /// A verifier for tokens signed with `secret`.
     pub fn new(secret: &str) -> Self {
+        Verifier::rotating(secret, None)
+    }
+
+    /// A verifier for tokens signed with `secret` or, when given, `previous`;
+    /// nothing is signed with `previous`.
+    pub fn rotating(secret: &str, previous: Option<&str>) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         // Service tokens carry no `exp`; `exp` and `nbf` are enforced when present.
         validation.required_spec_claims.clear();
@@ -85,7 +111,8 @@ impl Verifier {
         validation.leeway = 0;
         validation.validate_aud = false;
         Verifier {
-            key: DecodingKey::from_secret(secret.as_bytes()),
+            current: DecodingKey::from_secret(secret.as_bytes()),
+            previous: previous.map(|p| DecodingKey::from_secret(p.as_bytes())),
             validation,
             verified: cache::Verified::default(),
         }
@@ -93,7 +120,7 @@ impl Verifier {
 
     /// Verifies an `Authorization` header value; a token verified before
     /// is not verified again, only its `exp` and `nbf` (see [`cache`]).
-    pub fn verify_header(&self, header: Option<&[u8]>) -> Result<Arc<Claims>, AuthError> {
+    pub fn verify_header(&self, header: Option<&[u8]>) -> Result<Accepted, AuthError> {
         let header = header.ok_or(AuthError::Missing)?;
         let header = std::str::from_utf8(header).map_err(|_| AuthError::Malformed)?;
         let (scheme, token) = header.trim().split_once(' ').ok_or(AuthError::Malformed)?;
@@ -104,20 +131,39 @@ impl Verifier {
         if let Some(known) = self.verified.get(token, now_secs()) {
             return known;
         }
-        let claims = Arc::new(self.verify(token)?);
-        self.verified.insert(token, Arc::clone(&claims));
-        Ok(claims)
+        let (claims, secret) = self.verify_with(token)?;
+        let accepted = Accepted {
+            claims: Arc::new(claims),
+            secret,
+        };
+        self.verified.insert(token, accepted.clone());
+        Ok(accepted)
+    }
+
+    /// Verifies a bare token against the current secret, then the previous.
+    pub fn verify_with(&self, token: &str) -> Result<(Claims, SecretUsed), AuthError> {
+        match self.decode(token, &self.current) {
+            Err(AuthError::Invalid(why)) if why == BAD_SIGNATURE => match &self.previous {
+                Some(previous) => Ok((self.decode(token, previous)?, SecretUsed::Previous)),
+                None => Err(AuthError::Invalid(why)),
+            },
+            other => other.map(|claims| (claims, SecretUsed::Current)),
+        }
     }
 
     /// Verifies a bare token.
     pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        self.verify_with(token).map(|(claims, _)| claims)
+    }
+
+    fn decode(&self, token: &str, key: &DecodingKey) -> Result<Claims, AuthError> {
         use jsonwebtoken::errors::ErrorKind;
-        jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
+        jsonwebtoken::decode::<Claims>(token, key, &self.validation)
             .map(|data| data.claims)
             .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => AuthError::Expired,
                 ErrorKind::ImmatureSignature => AuthError::NotYetValid,
-                ErrorKind::InvalidSignature => AuthError::Invalid("bad signature".into()),
+                ErrorKind::InvalidSignature => AuthError::Invalid(BAD_SIGNATURE.into()),
                 ErrorKind::InvalidAlgorithm => {
                     AuthError::Invalid("only HS256 tokens are accepted".into())
                 }
@@ -128,6 +174,9 @@ impl Verifier {
             })
     }
 }
+
+/// What a token signed with no configured secret is refused with.
+const BAD_SIGNATURE: &str = "bad signature";
 
 /// Signs `claims` with HS256.
 pub fn mint(claims: &Claims, secret: &str) -> Result<String, jsonwebtoken::errors::Error> {
@@ -174,6 +223,43 @@ mod tests {
         assert!(Verifier::new("s3")
             .verify_header(Some(header.as_bytes()))
             .is_ok());
+    }
+
+    #[test]
+    fn during_a_rotation_both_secrets_verify_and_say_which() {
+        let c = claims();
+        let new = mint(&c, "new").unwrap();
+        let old = mint(&c, "old").unwrap();
+        let other = mint(&c, "other").unwrap();
+        let rotating = Verifier::rotating("new", Some("old"));
+        let bearer = |t: &str| format!("Bearer {t}");
+        for _ in 0..2 {
+            // The second round answers from the cache: the same secret is named.
+            let a = rotating
+                .verify_header(Some(bearer(&new).as_bytes()))
+                .unwrap();
+            assert_eq!((a.claims.as_ref(), a.secret), (&c, SecretUsed::Current));
+            let a = rotating
+                .verify_header(Some(bearer(&old).as_bytes()))
+                .unwrap();
+            assert_eq!((a.claims.as_ref(), a.secret), (&c, SecretUsed::Previous));
+        }
+        assert!(matches!(
+            rotating.verify_header(Some(bearer(&other).as_bytes())),
+            Err(AuthError::Invalid(_))
+        ));
+        // PREVIOUS dropped: a verifier of the new secret alone refuses the old token.
+        let after = Verifier::new("new");
+        assert!(after.verify_header(Some(bearer(&new).as_bytes())).is_ok());
+        assert!(matches!(
+            after.verify_header(Some(bearer(&old).as_bytes())),
+            Err(AuthError::Invalid(_))
+        ));
+        // An expired token of the previous secret is expired, not badly signed.
+        let mut expired = claims();
+        expired.exp = Some(now_secs() - 10);
+        let token = mint(&expired, "old").unwrap();
+        assert_eq!(rotating.verify(&token), Err(AuthError::Expired));
     }
 
     #[test]

@@ -93,6 +93,11 @@ pub struct ServeArgs {
     )]
     pub token_secret: String,
 
+    /// A second HS256 secret whose tokens are still accepted during a rotation; nothing is
+    /// signed with it. Drop it once the old tokens have expired.
+    #[arg(long, env = "HULY_TOKEN_SECRET_PREVIOUS", hide_env_values = true)]
+    pub token_secret_previous: Option<String>,
+
     /// Refuse to start with the default secret "secret" (true or false; the flag alone is true).
     #[arg(
         long,
@@ -425,7 +430,21 @@ fn check_secret(args: &ServeArgs) -> Result<(), BadSetting> {
             "is the default \"secret\" and HULY_REQUIRE_SECRET is set; set a real secret",
         ));
     }
-    Ok(())
+    match args.token_secret_previous.as_deref() {
+        Some("") => Err(BadSetting::new(
+            "HULY_TOKEN_SECRET_PREVIOUS",
+            "must not be empty (unset it to accept the current secret only)",
+        )),
+        Some(DEFAULT_SECRET) if require_secret => Err(BadSetting::new(
+            "HULY_TOKEN_SECRET_PREVIOUS",
+            "is the default \"secret\" and HULY_REQUIRE_SECRET is set",
+        )),
+        Some(previous) if previous == args.token_secret => Err(BadSetting::new(
+            "HULY_TOKEN_SECRET_PREVIOUS",
+            "is the same as HULY_TOKEN_SECRET",
+        )),
+        _ => Ok(()),
+    }
 }
 
 impl ServeConfig {
@@ -472,6 +491,7 @@ impl ServeConfig {
         Ok(ServeConfig {
             db,
             token_secret: args.token_secret.clone(),
+            token_secret_previous: args.token_secret_previous.clone(),
             bind: SocketAddr::new(host, port as u16),
             payload_limit,
             default_workspace,

@@ -20,10 +20,11 @@ use super::request::{
 };
 use super::response::{error_response, ResBody};
 use super::state::AppState;
-use crate::auth::{now_secs, Claims};
+use crate::auth::{now_secs, Claims, SecretUsed};
 use crate::error::ApiError;
 use crate::store::txn::Replace;
 use crate::store::{DeleteCondition, ItemRef, PutCondition, Store, DEFAULT_CONTENT_TYPE};
+use crate::telemetry::registry;
 use crate::wire;
 
 /// Which API a data route belongs to.
@@ -173,11 +174,7 @@ async fn route<S: Store>(
     }
 
     // Authentication and authorization come before anything is read or parsed further.
-    let claims = state.verifier.verify_header(
-        req.headers()
-            .get(header::AUTHORIZATION)
-            .map(|v| v.as_bytes()),
-    )?;
+    let claims = authenticate(state, &req)?;
     let workspace = match target.workspace_raw {
         None => state.default_workspace,
         Some(raw) => authorize(&claims, raw)?,
@@ -213,6 +210,17 @@ async fn route<S: Store>(
     }
 }
 
+/// The claims of the request's token, counted by the secret that verified it (SPEC §22).
+fn authenticate<S: Store>(
+    state: &AppState<S>,
+    req: &Request<Incoming>,
+) -> Result<Arc<Claims>, ApiError> {
+    let header = req.headers().get(header::AUTHORIZATION);
+    let accepted = state.verifier.verify_header(header.map(|v| v.as_bytes()))?;
+    registry::count_token(accepted.secret == SecretUsed::Previous);
+    Ok(accepted.claims)
+}
+
 /// `POST /api2/{workspace}?txn`: a transaction (SPEC §13).
 async fn workspace_route<S: Store>(
     state: &Arc<AppState<S>>,
@@ -220,11 +228,7 @@ async fn workspace_route<S: Store>(
     req: Request<Incoming>,
 ) -> Result<Response<ResBody>, ApiError> {
     only(req.method(), &[Method::POST], "POST")?;
-    let claims = state.verifier.verify_header(
-        req.headers()
-            .get(header::AUTHORIZATION)
-            .map(|v| v.as_bytes()),
-    )?;
+    let claims = authenticate(state, &req)?;
     let workspace = authorize(&claims, workspace_raw)?;
     let asks_txn = req
         .uri()

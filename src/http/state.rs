@@ -49,7 +49,10 @@ impl<S: Store> AppState<S> {
         AppState {
             feed: Feed::new(Arc::clone(&store), settings),
             store,
-            verifier: Verifier::new(&config.token_secret),
+            verifier: Verifier::rotating(
+                &config.token_secret,
+                config.token_secret_previous.as_deref(),
+            ),
             payload_limit: config.payload_limit,
             max_ttl: config.max_ttl,
             default_workspace: config.default_workspace,

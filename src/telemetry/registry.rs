@@ -10,7 +10,9 @@
 
 use std::sync::OnceLock;
 
-use metrics::{describe_counter, describe_gauge, describe_histogram, gauge, Unit};
+use metrics::{
+    counter, describe_counter, describe_gauge, describe_histogram, gauge, Counter, Unit,
+};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Request duration in seconds, by method, route template and status.
@@ -41,6 +43,8 @@ pub const WATCH_STREAMS: &str = "hulykvs_watch_streams";
 pub const WATCH_EVENTS: &str = "hulykvs_watch_events_total";
 /// Watch streams ended, by reason.
 pub const WATCH_ENDS: &str = "hulykvs_watch_stream_ends_total";
+/// Tokens accepted, by which configured secret verified them (`current`, `previous`).
+pub const TOKENS_ACCEPTED: &str = "hulykvs_tokens_accepted_total";
 /// 1, labelled with the running version.
 pub const BUILD_INFO: &str = "hulykvs_build_info";
 
@@ -143,6 +147,20 @@ impl<T, const N: usize> Default for Handles<T, N> {
     }
 }
 
+/// Counts one accepted token: verified by `HULY_TOKEN_SECRET_PREVIOUS` when
+/// `previous`, else by `HULY_TOKEN_SECRET` (SPEC §22), so an operator sees
+/// when the old secret is no longer used.
+pub fn count_token(previous: bool) {
+    static ACCEPTED: Handles<Counter, 2> = Handles::new();
+    let (index, secret) = match previous {
+        false => (0, "current"),
+        true => (1, "previous"),
+    };
+    ACCEPTED
+        .get(index, || counter!(TOKENS_ACCEPTED, "secret" => secret))
+        .increment(1);
+}
+
 fn describe() {
     describe_histogram!(
         REQUEST_DURATION,
@@ -184,6 +202,10 @@ fn describe() {
     describe_counter!(
         TRACE_SPANS_FAILED,
         "Spans the trace collector did not take."
+    );
+    describe_counter!(
+        TOKENS_ACCEPTED,
+        "Tokens accepted, by which configured secret verified them (current, previous)."
     );
     describe_gauge!(
         BUILD_INFO,
