@@ -66,7 +66,8 @@ fn serve(args: &cli::serve::ServeArgs) -> Result<(), Failure> {
         true => Some(Tracing::from_env().map_err(Failure::usage)?),
         false => None,
     };
-    telemetry::logs::init(config.log_format, tracing.as_ref());
+    let format = config.log_format;
+    telemetry::logs::init(format, tracing.as_ref());
     let served = on_runtime(async move {
         hulykvs::app::serve(config)
             .await
@@ -75,7 +76,15 @@ fn serve(args: &cli::serve::ServeArgs) -> Result<(), Failure> {
     if let Some(tracing) = tracing {
         tracing.shutdown();
     }
-    served
+    // Once logging is set up, the last word is a log line too: with JSON logs
+    // a plain line would break the pipeline that parses them.
+    served.map_err(|failure| match format {
+        LogFormat::Text => failure,
+        LogFormat::Json => {
+            tracing::error!(error = %failure.message, "stopped");
+            Failure::new(failure.exit, "")
+        }
+    })
 }
 
 fn migrate(args: &cli::serve::DbArgs, status: bool) -> Result<(), Failure> {

@@ -208,3 +208,50 @@ async fn a_collector_that_never_answers_slows_no_request_and_drops_are_counted()
         .and_then(|v| v.trim().parse::<f64>().ok());
     assert!(dropped.is_some_and(|n| n >= 300.0), "dropped: {dropped:?}");
 }
+
+#[tokio::test]
+async fn with_json_logs_even_the_exit_behind_a_hung_collector_is_json() {
+    let (collector, _spans) = receiver(false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let endpoint = format!("http://{collector}");
+    let mut server = spawn_sqlite_server(
+        dir.path(),
+        SECRET,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "1000"),
+            ("HULY_LOG_FORMAT", "json"),
+        ],
+    );
+    server.wait_for_migrations();
+    let client = reqwest::Client::new();
+    for i in 0..5 {
+        let resp = client
+            .put(server.url(&format!("/api2/{WS}/ns/k{i}")))
+            .bearer_auth(token())
+            .body("v")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 204);
+    }
+    server.terminate();
+    let status = server.wait_for_exit(Duration::from_secs(60));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    // The reader of stderr may still hold the last lines.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut text = server.stderr_text();
+    while !text.contains("traces not all sent") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        text = server.stderr_text();
+    }
+    assert!(text.contains("traces not all sent at exit"), "{text}");
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let parsed: Result<serde_json::Value, _> = serde_json::from_str(line);
+        assert!(
+            parsed.is_ok_and(|v| v.is_object()),
+            "not a JSON object: {line}"
+        );
+    }
+}

@@ -105,8 +105,9 @@ impl Tracing {
 
     /// Sends what is queued, waiting at most the exporter's timeout.
     pub fn shutdown(self) {
+        // Logged, not printed: with HULY_LOG_FORMAT=json every line is JSON, this one too.
         if let Err(e) = self.provider.shutdown() {
-            eprintln!("hulykvs: traces not all sent at exit: {e}");
+            tracing::warn!(error = %e, "traces not all sent at exit");
         }
     }
 }

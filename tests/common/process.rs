@@ -183,8 +183,13 @@ pub fn spawn_sqlite_server(dir: &Path, secret: &str, envs: &[(&str, &str)]) -> S
     spawn_server(&all)
 }
 
-/// The value of `name=value` in a log line (quotes removed).
+/// The value of `name=value` in a log line (quotes removed), or of
+/// `"name":"value"` in a JSON one.
 pub fn field(line: &str, name: &str) -> Option<String> {
+    if line.starts_with('{') {
+        let json: serde_json::Value = serde_json::from_str(line).ok()?;
+        return json.get(name)?.as_str().map(str::to_owned);
+    }
     let start = line.find(&format!(" {name}="))? + name.len() + 2;
     let rest = &line[start..];
     let value = rest.split(' ').next()?;
