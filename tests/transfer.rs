@@ -220,7 +220,7 @@ async fn an_interrupted_restore_runs_again_and_bad_lines_stop_it_by_number() {
     std::fs::write(&partial, &text[..cut]).unwrap();
     let (target, _t) = fresh_db(Kind::Postgres).await;
     let (code, _, err) = restore_from(&target, &partial, &[]);
-    assert_eq!(code, Some(2), "{err}");
+    assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("line 1800"), "{err}");
     let check = dir.path().join("check.jsonl");
     dump_to(&target, &check, &[]);
@@ -249,7 +249,7 @@ async fn an_interrupted_restore_runs_again_and_bad_lines_stop_it_by_number() {
     std::fs::write(&wrong, lines[..10].join("\n")).unwrap();
     let (fresh, _f) = fresh_db(Kind::Sqlite).await;
     let (code, _, err) = restore_from(&fresh, &wrong, &[]);
-    assert_eq!(code, Some(2), "{err}");
+    assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("line 4") && err.contains("md5"), "{err}");
     dump_to(&fresh, &check, &[]);
     assert_eq!(
@@ -261,7 +261,7 @@ async fn an_interrupted_restore_runs_again_and_bad_lines_stop_it_by_number() {
     std::fs::write(&wrong, lines[..10].join("\n")).unwrap();
     let (fresh, _f) = fresh_db(Kind::Postgres).await;
     let (code, _, err) = restore_from(&fresh, &wrong, &[]);
-    assert_eq!(code, Some(2), "{err}");
+    assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("line 3"), "{err}");
     dump_to(&fresh, &check, &[]);
     assert_eq!(
@@ -273,12 +273,12 @@ async fn an_interrupted_restore_runs_again_and_bad_lines_stop_it_by_number() {
     std::fs::write(&wrong, format!("{}\n{long_key}\n", lines[0])).unwrap();
     let (code, _, err) = restore_from(&fresh, &wrong, &[]);
     assert!(
-        code == Some(2) && err.contains("line 2") && err.contains("1024"),
+        code == Some(1) && err.contains("line 2") && err.contains("1024"),
         "{err}"
     );
     std::fs::write(&wrong, "not a dump\n").unwrap();
     let (code, _, err) = restore_from(&fresh, &wrong, &[]);
-    assert!(code == Some(2) && err.contains("line 1"), "{err}");
+    assert!(code == Some(1) && err.contains("line 1"), "{err}");
 }
 
 /// Writers update pairs of keys (`a/i`, `b/i`) together in transactions

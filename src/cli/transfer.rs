@@ -118,11 +118,10 @@ fn keyring(args: &EncryptionArgs) -> Result<Option<Arc<Keyring>>, Failure> {
     Ok(Keyring::new(&keys).map(Arc::new))
 }
 
+/// A transfer that failed: exit 1, a bad line of the input file too (it is
+/// bad input, not a wrong command line, which exit 2 is kept for).
 fn failure(what: &str, e: TransferError) -> Failure {
-    match e {
-        TransferError::BadLine { .. } => Failure::usage(format!("{what}: {e}")),
-        other => Failure::error(format!("{what}: {other}")),
-    }
+    Failure::error(format!("{what}: {e}"))
 }
 
 fn store_failure(what: &'static str) -> impl Fn(StoreError) -> Failure {
