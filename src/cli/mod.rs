@@ -9,6 +9,7 @@ pub mod acl;
 pub mod bench;
 pub mod client;
 pub mod flags;
+pub mod progress;
 pub mod reencrypt;
 pub mod serve;
 pub mod token;

@@ -1,13 +1,15 @@
 //! `hulykvs reencrypt`: rewrites, online, every row not sealed by the first
 //! key of `HULY_ENCRYPTION_KEYS` (or with `--decrypt` every sealed row back
 //! to plaintext), opening the store directly. Progress goes to stderr at a
-//! terminal; the counts are printed at the end.
+//! terminal (indicatif, as the other long subcommands); the counts are printed
+//! at the end.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::sync::Arc;
 
 use clap::Args;
 
+use super::progress::progress;
 use super::serve::{DbArgs, EncryptionArgs};
 use crate::config::{DbOptions, DbTarget};
 use crate::crypto::Keyring;
@@ -95,19 +97,16 @@ async fn pass<S: Store>(
     batch: usize,
 ) -> Result<Progress, Failure> {
     store.migrate().await.map_err(store_failure)?;
-    let terminal = std::io::stderr().is_terminal();
+    let bar = progress(None, "{spinner} reencrypt: {msg}");
     let report = |p: &Progress| {
-        if terminal {
-            eprint!(
-                "\rreencrypt: {} rows read, {} rewritten, {} written meanwhile, {} undecryptable",
-                p.seen, p.rewritten, p.changed, p.undecryptable
-            );
-        }
+        bar.set_message(format!(
+            "{} rows read, {} rewritten, {} written meanwhile, {} undecryptable",
+            p.seen, p.rewritten, p.changed, p.undecryptable
+        ));
+        bar.tick();
     };
     let done = reseal::run(&store, Some(keys), target, batch, report).await;
-    if terminal {
-        eprintln!();
-    }
+    bar.finish_and_clear();
     done.map_err(store_failure)
 }
 

@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use uuid::Uuid;
 
+use super::progress::progress;
 use super::serve::{DbArgs, EncryptionArgs};
 use crate::config::{DbOptions, DbTarget};
 use crate::crypto::Keyring;
@@ -126,21 +127,6 @@ fn failure(what: &str, e: TransferError) -> Failure {
 
 fn store_failure(what: &'static str) -> impl Fn(StoreError) -> Failure {
     move |e| Failure::error(format!("{what}: {e}"))
-}
-
-/// A bar (known total) or a spinner on stderr, drawn only at a terminal.
-fn progress(total: Option<u64>, template: &str) -> ProgressBar {
-    let bar = match total {
-        Some(total) => ProgressBar::new(total),
-        None => ProgressBar::new_spinner(),
-    };
-    if !std::io::stderr().is_terminal() {
-        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
-    if let Ok(style) = ProgressStyle::with_template(template) {
-        bar.set_style(style);
-    }
-    bar
 }
 
 /// `dump`: opens the store, writes the dump, prints what it wrote.
