@@ -11,6 +11,7 @@
 //! - `auth`: token claims, HS256 verification and minting.
 //!   - `auth::cache`: tokens verified before, by their text, checked again only for `exp` and `nbf`.
 //! - `crypto`: encryption at rest: the keyring, values sealed and opened, keyed digests.
+//! - `pem`: certificates, keys and CA files read from PEM, for every TLS setting.
 //! - `wire`: what crosses HTTP for server and client alike: entity tags, percent-encoding, cursors, JSON bodies.
 //! - `error`: the API's one error type and its status and code.
 //! - `reload`: files a running `serve` reloads when they change or on SIGHUP.
@@ -91,6 +92,7 @@
 //!   - `telemetry::traces`: spans over OTLP/HTTP from the `OTEL_*` variables, drops counted.
 //! - `cli`: the command line (only `main` uses it): the clap root and completions.
 //!   - `cli::flags`: secrets, UUID and duration flags, the token a client run sends.
+//!   - `cli::progress`: progress on stderr at a terminal, one way for dump, restore, copy and reencrypt.
 //!   - `cli::serve`: flags of `serve` and `migrate`, validated into `config`.
 //!   - `cli::token`: the `token` subcommand.
 //!   - `cli::reencrypt`: `reencrypt`, the pass over stored rows with progress and counts.
@@ -121,6 +123,7 @@ pub mod error;
 pub mod exit;
 pub mod feed;
 pub mod http;
+pub mod pem;
 pub mod reload;
 pub mod store;
 pub mod telemetry;

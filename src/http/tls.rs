@@ -6,12 +6,11 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::ServerConfig;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::TlsFiles;
+use crate::pem;
 
 /// Why the TLS files could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -34,16 +33,8 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 
 /// Builds a server configuration from the files (ALPN: `h2`, then `http/1.1`).
 pub fn load(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
-    let cert_pem = std::fs::read(&files.cert).map_err(|e| tls_error(&files.cert, e))?;
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
-        .collect::<Result<_, _>>()
-        .map_err(|e| tls_error(&files.cert, format!("not a PEM certificate chain: {e}")))?;
-    if certs.is_empty() {
-        return Err(tls_error(&files.cert, "holds no certificate"));
-    }
-    let key_pem = std::fs::read(&files.key).map_err(|e| tls_error(&files.key, e))?;
-    let key = PrivateKeyDer::from_pem_slice(&key_pem)
-        .map_err(|e| tls_error(&files.key, format!("not a PEM private key: {e}")))?;
+    let certs = pem::certificates(&files.cert).map_err(|e| tls_error(&files.cert, e))?;
+    let key = pem::private_key(&files.key).map_err(|e| tls_error(&files.key, e))?;
 
     let builder = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
@@ -51,16 +42,7 @@ pub fn load(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
     let builder = match &files.client_ca {
         None => builder.with_no_client_auth(),
         Some(ca) => {
-            let ca_pem = std::fs::read(ca).map_err(|e| tls_error(ca, e))?;
-            let mut roots = RootCertStore::empty();
-            for cert in CertificateDer::pem_slice_iter(&ca_pem) {
-                let cert =
-                    cert.map_err(|e| tls_error(ca, format!("not a PEM certificate: {e}")))?;
-                roots.add(cert).map_err(|e| tls_error(ca, e))?;
-            }
-            if roots.is_empty() {
-                return Err(tls_error(ca, "holds no certificate"));
-            }
+            let roots = pem::roots(ca).map_err(|e| tls_error(ca, e))?;
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
                 .build()
                 .map_err(|e| tls_error(ca, e))?;

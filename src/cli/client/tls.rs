@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use base64::Engine;
 use reqwest::{Certificate, Identity};
-use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::args::ClientArgs;
 use crate::exit::Failure;
+use crate::pem;
 
 /// The TLS settings of a client run, read and checked from their PEM files.
 #[derive(Default)]
@@ -51,17 +51,8 @@ impl ClientTls {
         match (client_cert, client_key) {
             (Some(cert_path), Some(key_path)) => {
                 let chain = pem_certificates("--client-cert", cert_path)?;
-                let key_pem = read_file("--client-key", key_path)?;
-                let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
-                    let why = match e {
-                        pem::Error::NoItemsFound => {
-                            "holds no PEM private key (unencrypted PKCS#8, PKCS#1 or SEC1)"
-                                .to_owned()
-                        }
-                        e => pem_problem(e),
-                    };
-                    file_failure("--client-key", key_path, why)
-                })?;
+                let key = pem::private_key(key_path)
+                    .map_err(|e| file_failure("--client-key", key_path, e))?;
                 // reqwest takes the identity as one PEM: rebuilt from what was
                 // parsed, so other sections in the files cannot confuse it.
                 let mut identity = String::new();
@@ -157,36 +148,14 @@ pub(super) fn client_builder(
     builder
 }
 
-/// The contents of a file named by `flag`.
-fn read_file(flag: &str, path: &Path) -> Result<Vec<u8>, Failure> {
-    std::fs::read(path).map_err(|e| file_failure(flag, path, format!("cannot read: {e}")))
-}
-
 /// The certificates of a PEM file named by `flag`; none is an error.
 fn pem_certificates(flag: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, Failure> {
-    let pem = read_file(flag, path)?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| file_failure(flag, path, pem_problem(e)))?;
-    if certs.is_empty() {
-        return Err(file_failure(flag, path, "holds no PEM certificate"));
-    }
-    Ok(certs)
+    pem::certificates(path).map_err(|e| file_failure(flag, path, e))
 }
 
 /// A usage failure about the file `path` given to `flag`.
 fn file_failure(flag: &str, path: &Path, why: impl std::fmt::Display) -> Failure {
     Failure::usage(format!("{flag} {path:?}: {why}"))
-}
-
-/// A PEM parse error in words (the library's own show raw bytes).
-fn pem_problem(e: pem::Error) -> String {
-    match e {
-        pem::Error::MissingSectionEnd { .. } => "not valid PEM: a section has no END line".into(),
-        pem::Error::IllegalSectionStart { .. } => "not valid PEM: a malformed BEGIN line".into(),
-        pem::Error::Base64Decode(_) => "not valid PEM: bad base64".into(),
-        e => format!("not valid PEM: {e}"),
-    }
 }
 
 /// One PEM section of `der` under `label`.
@@ -282,7 +251,9 @@ mod tests {
         let der: Vec<u8> = (0..=255).cycle().take(700).collect();
         let pem = pem_section("CERTIFICATE", &der);
         assert!(pem.lines().all(|l| l.len() <= 64), "{pem}");
-        let parsed = CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
+        let parsed =
+            <CertificateDer as rustls_pki_types::pem::PemObject>::from_pem_slice(pem.as_bytes())
+                .unwrap();
         assert_eq!(parsed.as_ref(), der.as_slice());
     }
 

@@ -14,8 +14,7 @@ use std::sync::Arc;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore};
 use rustls::{Error as TlsError, SignatureScheme};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -24,6 +23,7 @@ use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::url::{PgTls, RootCerts, Verify};
+use crate::pem;
 
 /// The one place the TLS connector is chosen, for the pool, the dedicated
 /// migration connections and cancel requests alike: rustls, checking the
@@ -52,21 +52,8 @@ pub(super) fn connector(settings: &PgTls, negotiation: SslNegotiation) -> Result
     let mut config = match &settings.client_cert {
         None => builder.with_no_client_auth(),
         Some((cert, key)) => {
-            let chain = read_pem_file("sslcert", cert)?;
-            let certs = CertificateDer::pem_slice_iter(&chain)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| file_error("sslcert", cert, format!("not a PEM certificate: {e}")))?;
-            if certs.is_empty() {
-                return Err(file_error("sslcert", cert, "holds no certificate"));
-            }
-            let key_pem = read_pem_file("sslkey", key)?;
-            let private = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
-                file_error(
-                    "sslkey",
-                    key,
-                    format!("not an unencrypted PEM private key: {e}"),
-                )
-            })?;
+            let certs = pem::certificates(cert).map_err(|e| file_error("sslcert", cert, e))?;
+            let private = pem::private_key(key).map_err(|e| file_error("sslkey", key, e))?;
             builder
                 .with_client_auth_cert(certs, private)
                 .map_err(|e| file_error("sslkey", key, e))?
@@ -83,33 +70,14 @@ fn file_error(param: &str, path: &Path, why: impl std::fmt::Display) -> String {
     format!("{param} {}: {why}", path.display())
 }
 
-fn read_pem_file(param: &str, path: &Path) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| file_error(param, path, format!("cannot read: {e}")))
-}
-
 /// The roots of `sslrootcert`, or the built-in Mozilla roots.
 fn root_store(roots: &RootCerts) -> Result<RootCertStore, String> {
-    let path = match roots {
-        RootCerts::Builtin => {
-            return Ok(RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-            })
-        }
-        RootCerts::File(path) => path,
-    };
-    let pem = read_pem_file("sslrootcert", path)?;
-    let mut store = RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(&pem) {
-        let cert = cert
-            .map_err(|e| file_error("sslrootcert", path, format!("not a PEM certificate: {e}")))?;
-        store
-            .add(cert)
-            .map_err(|e| file_error("sslrootcert", path, e))?;
+    match roots {
+        RootCerts::Builtin => Ok(RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        }),
+        RootCerts::File(path) => pem::roots(path).map_err(|e| file_error("sslrootcert", path, e)),
     }
-    if store.is_empty() {
-        return Err(file_error("sslrootcert", path, "holds no certificate"));
-    }
-    Ok(store)
 }
 
 /// `sslmode=require` (or `prefer`) without `sslrootcert`: encrypted, but any
