@@ -4,8 +4,9 @@
 //! `auth` and `exit` import nothing of the crate (`crypto` only `config`); `store` reads `config` and
 //! records into `telemetry`; `feed` reads `store` (and `wire`), and `http` reads `feed`;
 //! `wire` and `error` know the store's types (`error` also `auth`'s); no room
-//! of the library imports `cli`, which `main` runs. No top-level module
-//! imports one that imports it back (`tests/layout.rs` checks).
+//! of the library imports `cli`, which `main` runs. No module imports one
+//! that imports it back, at the top level or between siblings at any depth
+//! (`tests/layout.rs` checks).
 //!
 //! - `config`: validated settings of `serve` and `migrate`; sizes, durations, the database target.
 //! - `auth`: token claims, HS256 verification and minting.
@@ -50,6 +51,7 @@
 //!   - `store::expiry`: expiry instants written and read, and the sweeper of expired rows.
 //!   - `store::changes`: revisions, changes and pages of the change log, and when a revision is readable.
 //!   - `store::txn`: transactions across keys: ops, conditions, the plan every engine follows.
+//!   - `store::stored`: a row as stored (bytes, digest, sealing key), its rewrite, and how it is opened.
 //!   - `store::sealed`: any store with its values sealed and opened (encryption at rest).
 //!   - `store::reseal`: the `reencrypt` pass: rows rewritten under the first key, or to plaintext.
 //!   - `store::snapshot`: a whole store read in one snapshot, page by page; rows written back in batches.

@@ -1,6 +1,7 @@
 //! The shape of `src/` that issue #9 set: every source file under about 800
 //! lines and every function under about 80, no cycle between the top-level
-//! modules, `config` importing nothing of the crate, and a layout map in
+//! modules nor between sibling modules at any depth (each room only looks
+//! down), `config` importing nothing of the crate, and a layout map in
 //! `src/lib.rs` with one line for every module and none for a module that is
 //! gone. Reads the source text; builds nothing.
 
@@ -211,6 +212,172 @@ fn top_level_modules_form_no_cycle() {
     // The scan must see what is known to be there, or it proves nothing.
     assert!(graph["http"].contains("store"), "{graph:#?}");
     assert!(graph["cli"].contains("config"), "{graph:#?}");
+    if let Some(cycle) = find_cycle(&graph) {
+        panic!(
+            "modules import each other in a circle: {}",
+            cycle.join(" → ")
+        );
+    }
+}
+
+/// The module paths a file of module `module` names (`crate::a::b`,
+/// `super::b`, `self::b`, one level of `{…}` groups), each as far as its
+/// lower-case segments go: a path may run on into an item's name, which is
+/// harmless where the graph is built (the first segment that differs counts).
+/// Comment lines (doc links name modules without importing them) are left out.
+fn module_references(module: &[String], text: &str) -> BTreeSet<Vec<String>> {
+    let code: String = text
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let text = code.as_str();
+    // `super` of a file `a/b.rs` (module a::b) and of `a/b/mod.rs` alike is `a`.
+    let parent = &module[..module.len().saturating_sub(1)];
+    let mut found = BTreeSet::new();
+    for (prefix, base) in [
+        ("crate::", &[][..]),
+        ("super::", parent),
+        ("self::", module),
+    ] {
+        for (at, _) in text.match_indices(prefix) {
+            // `crate::` inside `super::crate::`, or a longer word ending in one, is not a path start.
+            let before = text[..at].chars().next_back();
+            if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':') {
+                continue;
+            }
+            let rest = &text[at + prefix.len()..];
+            let mut path: Vec<String> = base.to_vec();
+            let mut rest = rest;
+            loop {
+                if let Some(group) = rest.strip_prefix('{') {
+                    let inner = &group[..group.find('}').unwrap_or(group.len())];
+                    for item in inner.split(',') {
+                        let mut one = path.clone();
+                        one.extend(lower_segments(item));
+                        found.insert(one);
+                    }
+                    break;
+                }
+                let name = first_segment(rest);
+                match name {
+                    Some(name) if name.chars().all(|c| !c.is_ascii_uppercase()) => {
+                        rest = &rest.trim_start()[name.len()..];
+                        path.push(name);
+                        match rest.strip_prefix("::") {
+                            Some(next) => rest = next,
+                            None => break,
+                        }
+                    }
+                    _ => break,
+                }
+            }
+            found.insert(path);
+        }
+    }
+    found
+}
+
+/// The leading lower-case segments of `a::b::C`.
+fn lower_segments(path: &str) -> Vec<String> {
+    path.trim()
+        .split("::")
+        .map(str::trim)
+        .take_while(|s| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        })
+        .filter(|s| *s != "self")
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Sibling modules at every depth → the siblings their code (tests aside)
+/// uses: a file in `store::sealed` naming `store::stored` is an edge
+/// `store::sealed → store::stored`; one in `store::postgres::txn` naming
+/// `store::txn` is `store::postgres → store::txn`.
+fn sibling_graph(sources: &[Source]) -> BTreeMap<String, BTreeSet<String>> {
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for source in sources {
+        for target in module_references(&source.module, without_tests(&source.text)) {
+            let m = &source.module;
+            let common = m.iter().zip(&target).take_while(|(a, b)| a == b).count();
+            if m.len() > common && target.len() > common {
+                let from = m[..=common].join("::");
+                let to = target[..=common].join("::");
+                graph.entry(from).or_default().insert(to);
+            }
+        }
+    }
+    graph
+}
+
+#[test]
+fn the_sibling_graph_sees_imports_at_every_depth() {
+    let source = |path: &str, module: &[&str], text: &str| Source {
+        path: PathBuf::from(path),
+        module: module.iter().map(|m| m.to_string()).collect(),
+        text: text.to_owned(),
+    };
+    // The circle this check was written after: sealed ↔ reseal.
+    let sources = [
+        source(
+            "src/store/sealed.rs",
+            &["store", "sealed"],
+            "//! Uses [`super::snapshot`] in a doc link only.\nuse super::reseal::{Reseal, StoredRow};\n",
+        ),
+        source(
+            "src/store/reseal.rs",
+            &["store", "reseal"],
+            "use super::{sealed::open_stored, Store};\n",
+        ),
+        source(
+            "src/store/postgres/txn.rs",
+            &["store", "postgres", "txn"],
+            "use crate::store::txn::{Plan, Txn};\nuse super::sql::logged;\n",
+        ),
+    ];
+    let graph = sibling_graph(&sources);
+    assert!(
+        graph["store::sealed"].contains("store::reseal"),
+        "{graph:#?}"
+    );
+    assert!(
+        !graph["store::sealed"].contains("store::snapshot"),
+        "{graph:#?}"
+    );
+    assert!(
+        graph["store::postgres"].contains("store::txn"),
+        "{graph:#?}"
+    );
+    assert!(
+        graph["store::postgres::txn"].contains("store::postgres::sql"),
+        "{graph:#?}"
+    );
+    assert_eq!(
+        find_cycle(&graph),
+        Some(vec![
+            "store::reseal".into(),
+            "store::sealed".into(),
+            "store::reseal".into()
+        ])
+    );
+}
+
+#[test]
+fn sibling_modules_form_no_cycle_at_any_depth() {
+    let graph = sibling_graph(&sources());
+    // The scan must see what is known to be there, or it proves nothing.
+    assert!(
+        graph["store::sealed"].contains("store::stored"),
+        "{graph:#?}"
+    );
+    assert!(
+        graph["store::postgres"].contains("store::txn"),
+        "{graph:#?}"
+    );
+    assert!(graph["http::router"].contains("http::state"), "{graph:#?}");
     if let Some(cycle) = find_cycle(&graph) {
         panic!(
             "modules import each other in a circle: {}",

@@ -13,8 +13,8 @@ use uuid::Uuid;
 
 use super::changes::{ChangePage, ChangeQuery};
 use super::migrations::MigrationState;
-use super::reseal::{Reseal, StoredRow};
 use super::snapshot::{PageSink, Restored, SnapshotFilter};
+use super::stored::{Reseal, StoredRow};
 use super::txn::{Replace, Replaced, Txn, TxnOutcome};
 use super::{
     DeleteCondition, DeleteOutcome, Entry, Item, ItemRef, KeyPage, ListQuery, Listed, NewValue,

@@ -20,6 +20,7 @@ pub mod reseal;
 pub mod sealed;
 pub mod snapshot;
 pub mod sqlite;
+pub mod stored;
 pub mod txn;
 
 use crate::telemetry::registry::PoolState;
@@ -27,9 +28,9 @@ use changes::{ChangePage, ChangeQuery, Revision};
 use expiry::{Expires, Expiry};
 use migrations::MigrationState;
 pub use postgres::PgStore;
-use reseal::{Reseal, StoredRow};
 use snapshot::{PageSink, Restored, SnapshotFilter};
 pub use sqlite::SqliteStore;
+use stored::{Reseal, StoredRow};
 use txn::{Replace, Replaced, Txn, TxnOutcome};
 
 /// The digest of a value, what an entity tag names: its MD5, or for a

@@ -8,37 +8,9 @@
 //! selects only rows still to do, so a pass cut short and run again goes on
 //! where it stopped.
 
-use std::time::SystemTime;
-
-use bytes::Bytes;
-
-use super::sealed::open_stored;
-use super::{Digest, Item, KeyId, Store, StoreError};
+use super::stored::{open_stored, Reseal, StoredRow};
+use super::{Item, Store, StoreError};
 use crate::crypto::{Keyring, Row};
-
-/// A row as stored: what a rewrite reads, and the version it must still hold.
-#[derive(Debug, Clone)]
-pub struct StoredRow {
-    pub item: Item,
-    /// The stored bytes: the plaintext, or sealed by `sealed_by`.
-    pub value: Bytes,
-    /// The stored digest, as stored (16 bytes unless the row is damaged).
-    pub md5: Vec<u8>,
-    pub sealed_by: Option<KeyId>,
-    /// The stored content type column, as stored.
-    pub content_type: Option<String>,
-    /// The stored expiry instant, as stored.
-    pub expire_at: Option<SystemTime>,
-}
-
-/// A row to rewrite, and what it becomes.
-#[derive(Debug, Clone)]
-pub struct Reseal {
-    pub row: StoredRow,
-    pub value: Bytes,
-    pub md5: Digest,
-    pub sealed_by: Option<KeyId>,
-}
 
 /// What a pass has done so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

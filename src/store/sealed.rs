@@ -15,8 +15,8 @@ use uuid::Uuid;
 use super::changes::{ChangePage, ChangeQuery};
 use super::expiry::Expiry;
 use super::migrations::MigrationState;
-use super::reseal::{Reseal, StoredRow};
 use super::snapshot::{PageSink, Restored, SnapshotFilter};
+use super::stored::{open_stored, Reseal, StoredRow};
 use super::txn::{OpKind, OpResult, Replace, Replaced, Txn, TxnOutcome};
 use super::{
     DeleteCondition, DeleteOutcome, Entry, Item, ItemRef, KeyPage, ListQuery, Listed, NewValue,
@@ -103,34 +103,6 @@ impl<S: Store> Sealed<S> {
 
     fn open_at(&self, item: ItemRef<'_>, entry: Entry) -> Result<Entry, StoreError> {
         self.open(item.workspace, item.namespace, item.key, entry)
-    }
-}
-
-/// The plaintext of a stored value whose row names `key_id` as its sealer,
-/// opened with `keys`. A value that does not open, but whose MD5 is the
-/// stored digest, was written over by a writer that knows nothing of
-/// encryption (the previous release during a rolling upgrade writes only
-/// `md5` and `value`, leaving `key_id`): it is the plaintext. A sealed
-/// value's digest is keyed, never the MD5 of its ciphertext, so a
-/// ciphertext moved from another row does not pass for plaintext.
-pub fn open_stored(
-    keys: Option<&Keyring>,
-    row: Row<'_>,
-    key_id: &str,
-    value: Bytes,
-    md5: &[u8],
-) -> Result<Bytes, String> {
-    let opened = match keys {
-        Some(keys) => keys
-            .open(row, key_id, value.clone())
-            .map_err(|e| e.to_string()),
-        None => Err(format!(
-            "it was sealed by key {key_id:?}, and HULY_ENCRYPTION_KEYS is not set"
-        )),
-    };
-    match opened {
-        Err(_) if md5::compute(&value).0[..] == *md5 => Ok(value),
-        other => other,
     }
 }
 

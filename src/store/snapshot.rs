@@ -7,7 +7,7 @@
 
 use uuid::Uuid;
 
-use super::reseal::StoredRow;
+use super::stored::StoredRow;
 use super::{Item, NewValue};
 
 /// Most rows of one page of a snapshot.

@@ -12,8 +12,8 @@ use super::{
     expiry_second, now_secs, plaintext, Header, Line, Summary, TransferError, FORMAT, VERSION,
 };
 use crate::crypto::Keyring;
-use crate::store::reseal::StoredRow;
 use crate::store::snapshot::SnapshotFilter;
+use crate::store::stored::StoredRow;
 use crate::store::Store;
 
 /// Pages in flight between the snapshot and its consumer.

@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::crypto::{Keyring, Row};
-use crate::store::reseal::StoredRow;
-use crate::store::sealed::open_stored;
+use crate::store::stored::open_stored;
+use crate::store::stored::StoredRow;
 use crate::store::StoreError;
 
 pub mod copy;

@@ -39,14 +39,18 @@ use self::connect::Hosts;
 use self::errors::db_error;
 use self::notify::Notifier;
 use self::pool::Pooled;
+use self::replace::ReplaceStatements;
+use self::reseal::ResealStatements;
 use self::row::{change_page, entry_from_row, entry_from_row_at, revision_at, revision_written};
+use self::snapshot::SnapshotStatements;
 use self::sql::{Flavor, Statements};
 use self::tls::DbTls;
+use self::txn::TxnStatements;
 use self::url::{check_schema, PgUrl};
 use super::changes::{ChangePage, ChangeQuery, Revision};
 use super::migrations::{require_applied, Migrated, MigrationState};
-use super::reseal::{Reseal, StoredRow};
 use super::snapshot::{PageSink, Restored, SnapshotFilter};
+use super::stored::{Reseal, StoredRow};
 use super::txn::{Replace, Replaced, Txn, TxnOutcome};
 use super::{
     prefix_upper_bound, DeleteCondition, DeleteOutcome, Entry, Item, ItemRef, KeyPage, ListQuery,
@@ -75,11 +79,38 @@ pub struct PgStore {
     pool_size: usize,
     flavor: OnceLock<Flavor>,
     /// The data statements, built once migrations are applied.
-    statements: Migrated<Statements>,
+    statements: Migrated<Prepared>,
     /// GET/PUT coalescing, set up with the statements on PostgreSQL.
     batcher: OnceLock<Arc<Batcher>>,
     /// LISTEN/NOTIFY between instances (PostgreSQL only), once watched.
     notifier: OnceLock<Notifier>,
+}
+
+/// Every statement of the store, built once the flavor is known: the
+/// single-key ones of [`sql`], and each feature's from its own room (which
+/// uses `sql`'s helpers, so `sql` cannot hold them).
+struct Prepared {
+    core: Statements,
+    /// The statements of a transaction.
+    txn: TxnStatements,
+    /// Writes that answer the value they replace.
+    replace: ReplaceStatements,
+    /// Encryption at rest: key ids in use, rows to rewrite, the rewrite.
+    reseal: ResealStatements,
+    /// Dump and restore: snapshot pages, batched writes.
+    snapshot: SnapshotStatements,
+}
+
+impl Prepared {
+    fn new(flavor: Flavor, schema: &str) -> Prepared {
+        Prepared {
+            core: Statements::new(flavor, schema),
+            txn: TxnStatements::new(flavor, schema),
+            replace: ReplaceStatements::new(flavor, schema),
+            reseal: ResealStatements::new(flavor, schema),
+            snapshot: SnapshotStatements::new(flavor, schema),
+        }
+    }
 }
 
 impl std::fmt::Debug for PgStore {
@@ -137,11 +168,9 @@ impl PgStore {
     /// Opens the data operations once migrations are applied on `flavor`.
     fn mark_migrated(&self, flavor: Flavor) {
         let _ = self.flavor.set(flavor);
-        let statements = self
-            .statements
-            .open(|| Statements::new(flavor, &self.schema));
+        let statements = self.statements.open(|| Prepared::new(flavor, &self.schema));
         if let (Some(read_many), Some(upsert_many)) =
-            (&statements.read_many, &statements.upsert_many)
+            (&statements.core.read_many, &statements.core.upsert_many)
         {
             self.batcher.get_or_init(|| {
                 Arc::new(Batcher::new(
@@ -161,7 +190,7 @@ impl PgStore {
         query: &ListQuery<'_>,
         page: bool,
     ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
-        let sql = self.statements.get()?;
+        let sql = &self.statements.get()?.core;
         let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
         let upper = prefix_upper_bound(query.prefix);
         let mut params: Vec<&(dyn ToSql + Sync)> =
@@ -242,7 +271,7 @@ impl Store for PgStore {
     /// A GET that finds a read slot free queries alone; while every slot is
     /// busy, GETs queue and are read together, one query per batch.
     async fn get(&self, item: ItemRef<'_>) -> Result<Option<Entry>, StoreError> {
-        let sql = self.statements.get()?;
+        let sql = &self.statements.get()?.core;
         let pk: [&(dyn ToSql + Sync); 3] = [&item.workspace, &item.namespace, &item.key];
         let alone = async {
             let rows = self.pooled.query(&sql.get, &pk, None).await?;
@@ -262,7 +291,7 @@ impl Store for PgStore {
         value: NewValue,
         cond: PutCondition,
     ) -> Result<PutOutcome, StoreError> {
-        let sql = self.statements.get()?;
+        let sql = &self.statements.get()?.core;
         if cond.never_holds() {
             return Ok(PutOutcome::PreconditionFailed);
         }
@@ -293,7 +322,7 @@ impl Store for PgStore {
         item: ItemRef<'_>,
         cond: DeleteCondition,
     ) -> Result<DeleteOutcome, StoreError> {
-        let sql = self.statements.get()?;
+        let sql = &self.statements.get()?.core;
         if cond.never_holds() {
             return Ok(DeleteOutcome::PreconditionFailed);
         }
@@ -317,7 +346,7 @@ impl Store for PgStore {
         query: ListQuery<'_>,
         limit: usize,
     ) -> Result<PrefixDeleted, StoreError> {
-        let sql = self.statements.get()?;
+        let sql = &self.statements.get()?.core;
         let upper = prefix_upper_bound(query.prefix);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let params: [&(dyn ToSql + Sync); 5] = [
@@ -376,7 +405,7 @@ impl Store for PgStore {
         query: ListQuery<'_>,
         budget: usize,
     ) -> Result<Vec<Listed>, StoreError> {
-        let sql = self.statements.get()?;
+        let sql = &self.statements.get()?.core;
         if query.limit == 0 {
             return Ok(Vec::new());
         }
@@ -456,7 +485,7 @@ impl Store for PgStore {
     /// Rows another instance is sweeping are skipped (`SKIP LOCKED`), so
     /// instances sweeping together never remove a row twice.
     async fn sweep_expired(&self, limit: usize) -> Result<Vec<Item>, StoreError> {
-        let sql = self.statements.get()?;
+        let sql = &self.statements.get()?.core;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = self.pooled.query(&sql.sweep, &[&limit], None).await?;
         rows.iter()
@@ -472,7 +501,7 @@ impl Store for PgStore {
     }
 
     async fn changes(&self, query: ChangeQuery<'_>) -> Result<ChangePage, StoreError> {
-        let sql = self.statements.get()?;
+        let sql = &self.statements.get()?.core;
         let after = i64::try_from(query.after).unwrap_or(i64::MAX);
         let upper = prefix_upper_bound(query.prefix);
         let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
@@ -489,7 +518,7 @@ impl Store for PgStore {
     }
 
     async fn prune_changes(&self, retention: Duration, limit: usize) -> Result<u64, StoreError> {
-        let sql = self.statements.get()?;
+        let sql = &self.statements.get()?.core;
         let millis = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.pooled.execute(&sql.prune, &[&millis, &limit]).await

@@ -20,7 +20,7 @@ use tokio_postgres::Row;
 use super::errors::db_error;
 use super::sql::{logged, Flavor};
 use super::PgStore;
-use crate::store::reseal::{Reseal, StoredRow};
+use crate::store::stored::{Reseal, StoredRow};
 use crate::store::{Item, KeyId, StoreError};
 
 /// The statements of encryption at rest.

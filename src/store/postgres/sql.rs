@@ -9,10 +9,6 @@
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
-use super::replace::ReplaceStatements;
-use super::reseal::ResealStatements;
-use super::snapshot::SnapshotStatements;
-use super::txn::TxnStatements;
 use crate::store::migrations::Migration;
 use crate::store::NewValue;
 
@@ -132,14 +128,6 @@ pub(super) struct Statements {
     /// A page of values from `$3`, below `$4` when there is an upper bound
     /// (index 1): see [`values`].
     pub(super) values: [String; 2],
-    /// The statements of a transaction.
-    pub(super) txn: TxnStatements,
-    /// Writes that answer the value they replace.
-    pub(super) replace: ReplaceStatements,
-    /// Encryption at rest: key ids in use, rows to rewrite, the rewrite.
-    pub(super) reseal: ResealStatements,
-    /// Dump and restore: snapshot pages, batched writes.
-    pub(super) snapshot: SnapshotStatements,
 }
 
 /// What an upsert's conflict sets: every column of the value from `excluded`.
@@ -233,10 +221,6 @@ impl Statements {
             list_page: [(false, false), (true, false), (false, true), (true, true)]
                 .map(|(upper, after)| page(schema, &kvs, key, upper, after)),
             values: [values(&kvs, key, false), values(&kvs, key, true)],
-            txn: TxnStatements::new(flavor, schema),
-            replace: ReplaceStatements::new(flavor, schema),
-            reseal: ResealStatements::new(flavor, schema),
-            snapshot: SnapshotStatements::new(flavor, schema),
         }
     }
 

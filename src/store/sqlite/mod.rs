@@ -32,8 +32,8 @@ use self::sql::{select_entry, select_keys, select_values, KeyRange};
 use self::writer::{writer_gone, Write, Writer};
 use super::changes::{ChangePage, ChangeQuery};
 use super::migrations::{require_applied, Migrated, MigrationState};
-use super::reseal::{Reseal, StoredRow};
 use super::snapshot::{PageSink, Restored, SnapshotFilter};
+use super::stored::{Reseal, StoredRow};
 use super::txn::{Txn, TxnOutcome};
 use super::{
     DeleteCondition, DeleteOutcome, Entry, Item, ItemRef, ListQuery, Listed, NewValue,

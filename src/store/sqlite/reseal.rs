@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::changes::{log_change, Logged};
 use super::connection::db_error;
 use crate::store::changes::ChangeOp;
-use crate::store::reseal::{Reseal, StoredRow};
+use crate::store::stored::{Reseal, StoredRow};
 use crate::store::{Item, KeyId, StoreError};
 
 /// A table scan: the column has no index (see migration 0004).
