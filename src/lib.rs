@@ -20,6 +20,8 @@
 //!   - `acl::policy`: `[[allow]]` rules from TOML, indexed by service and account, and the decision.
 //!   - `acl::glob`: namespace globs, compiled to their fastest shape.
 //!   - `acl::index`: one identity's rules by glob shape: lookups by the namespace, not a scan.
+//! - `check`: a drill's history judged against the consistency model (SPEC §19).
+//!   - `check::history`: operations with their calls, instants and outcomes; entity tags.
 //! - `exit`: the exit codes of the command line and the failure a subcommand returns.
 //! - `app`: `serve` and `migrate` end to end: open the store, listen, migrate beside, run until a signal.
 //! - `http`: the HTTP side of `serve`; nothing in it knows SQL.
@@ -118,6 +120,7 @@
 pub mod acl;
 pub mod app;
 pub mod auth;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod crypto;
