@@ -22,6 +22,7 @@
 //!   - `acl::index`: one identity's rules by glob shape: lookups by the namespace, not a scan.
 //! - `check`: a drill's history judged against the consistency model (SPEC §19).
 //!   - `check::history`: operations with their calls, instants and outcomes; entity tags.
+//!   - `check::watch`: the watch guarantees against the change log and the writes of a history.
 //! - `exit`: the exit codes of the command line and the failure a subcommand returns.
 //! - `app`: `serve` and `migrate` end to end: open the store, listen, migrate beside, run until a signal.
 //! - `http`: the HTTP side of `serve`; nothing in it knows SQL.

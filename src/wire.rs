@@ -245,6 +245,34 @@ pub struct ErrorBody {
     pub failed: Option<Vec<usize>>,
 }
 
+/// The `data` of a change-feed event (SPEC §12) as a client reads it:
+/// `put`, `delete`, `expire`, and the `sync` and `error` markers.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct FeedData {
+    pub revision: u64,
+    pub key: Option<String>,
+    pub etag: Option<String>,
+    pub expire_at: Option<i64>,
+    /// Why the server ended the stream (`error` events).
+    pub code: Option<String>,
+}
+
+/// The event name and data of one Server-Sent Events frame of the change
+/// feed; `None` for comments and frames without JSON data.
+pub fn parse_feed_frame(frame: &[u8]) -> Option<(String, FeedData)> {
+    let text = std::str::from_utf8(frame).ok()?;
+    let mut event = "message";
+    let mut data = None;
+    for line in text.lines() {
+        if let Some(name) = line.strip_prefix("event: ") {
+            event = name;
+        } else if let Some(json) = line.strip_prefix("data: ") {
+            data = serde_json::from_str(json).ok();
+        }
+    }
+    Some((event.to_owned(), data?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

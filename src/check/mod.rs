@@ -5,3 +5,4 @@
 //! checkers here judge them, knowing nothing of HTTP.
 
 pub mod history;
+pub mod watch;

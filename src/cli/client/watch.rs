@@ -6,12 +6,12 @@
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
-use serde::Deserialize;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::args::WatchArgs;
 use super::service::{refused, shown, Service};
 use crate::exit::Failure;
+use crate::wire::{parse_feed_frame as parse_frame, FeedData as Data};
 
 /// Longest pause between reconnection attempts.
 const MOST_DELAY: Duration = Duration::from_secs(10);
@@ -22,16 +22,6 @@ enum Ended {
     Resume,
     /// Reconnect after a pause: the connection or the service went away.
     Retry(String),
-}
-
-/// The `data` of an event.
-#[derive(Deserialize)]
-struct Data {
-    revision: u64,
-    key: Option<String>,
-    etag: Option<String>,
-    expire_at: Option<i64>,
-    code: Option<String>,
 }
 
 pub async fn watch(args: &WatchArgs) -> Result<(), Failure> {
@@ -148,22 +138,6 @@ fn ended_by(
         Some(other) => Ok(Ended::Retry(format!("the service ended the stream ({other})"))),
         None => Ok(Ended::Retry("the service ended the stream".to_owned())),
     }
-}
-
-/// The event name and data of one frame; `None` for comments and frames
-/// without JSON data.
-fn parse_frame(frame: &[u8]) -> Option<(String, Data)> {
-    let text = std::str::from_utf8(frame).ok()?;
-    let mut event = "message";
-    let mut data = None;
-    for line in text.lines() {
-        if let Some(name) = line.strip_prefix("event: ") {
-            event = name;
-        } else if let Some(json) = line.strip_prefix("data: ") {
-            data = serde_json::from_str(json).ok();
-        }
-    }
-    Some((event.to_owned(), data?))
 }
 
 /// `revision<TAB>op<TAB>key`, or the change as JSON.
