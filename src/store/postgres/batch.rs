@@ -422,14 +422,15 @@ impl Job for QueuedWrite {
         let _ = self.reply.send(answer);
     }
 
-    /// One upsert for the batch. Writes of one key in one batch were
-    /// concurrent, so the last queued wins and the others are acknowledged as
-    /// overwritten at once, with its revision (one statement may not update
-    /// a row twice). Rows go in key order, so two batches lock shared rows in
-    /// the same order and cannot deadlock.
+    /// The batch's upserts. Writes of one key in one batch were concurrent,
+    /// yet each gets a change and a revision of its own (the feed carries
+    /// every acknowledged write, SPEC §19), and one statement may not update a
+    /// row twice: the k-th write of each key, in queue order, goes in the
+    /// k-th statement. Rows go in key order, so two batches lock shared rows
+    /// in the same order and cannot deadlock.
     async fn run(batcher: &Batcher, mut live: Vec<Self>) {
         histogram!(DB_BATCH_SIZE, "db_operation_name" => "put").record(live.len() as f64);
-        // Stable: among writes of one key, the last queued stays last.
+        // Stable: among writes of one key, queue order is kept.
         live.sort_by(|a, b| {
             let (a, b) = (&a.item, &b.item);
             (a.workspace, a.namespace.as_bytes(), a.key.as_bytes()).cmp(&(
@@ -438,49 +439,58 @@ impl Job for QueuedWrite {
                 b.key.as_bytes(),
             ))
         });
-        let mut rows: Vec<&QueuedWrite> = Vec::with_capacity(live.len());
-        for (i, write) in live.iter().enumerate() {
-            let same_next = live.get(i + 1).is_some_and(|next| next.item == write.item);
-            if !same_next {
-                rows.push(write);
+        let mut rounds: Vec<Vec<Self>> = Vec::new();
+        let mut round = 0;
+        let mut previous: Option<Item> = None;
+        for write in live {
+            round = match previous.as_ref() == Some(&write.item) {
+                true => round + 1,
+                false => 0,
+            };
+            previous = Some(write.item.clone());
+            if rounds.len() <= round {
+                rounds.push(Vec::new());
+            }
+            rounds[round].push(write);
+        }
+        let mut failed: Option<StoreError> = None;
+        for writes in rounds {
+            match &failed {
+                // Not sent: the error of the statement before stands for them.
+                Some(e) => writes.into_iter().for_each(|w| w.answer(Err(e.clone()))),
+                None => failed = upsert(batcher, writes).await.err(),
             }
         }
-        let mut arrays = UpsertRows::default();
-        for w in &rows {
-            arrays.push(w.item.workspace, &w.item.namespace, &w.item.key, &w.value);
+    }
+}
+
+/// One statement upserting `writes` (one per key), each answered with its revision.
+async fn upsert(batcher: &Batcher, writes: Vec<QueuedWrite>) -> Result<(), StoreError> {
+    let rows: Vec<&QueuedWrite> = writes.iter().collect();
+    let mut arrays = UpsertRows::default();
+    for w in &rows {
+        arrays.push(w.item.workspace, &w.item.namespace, &w.item.key, &w.value);
+    }
+    let params = arrays.params();
+    let pooled = &batcher.pooled;
+    let wait = batch_wait(pooled, &writes);
+    let outcome = pooled
+        .query(&batcher.upsert_many, &params, Some(wait))
+        .await
+        .and_then(|written| revisions_by_row(&rows, &written));
+    drop(rows);
+    match outcome {
+        Ok(revisions) => {
+            for (write, (_, revision)) in writes.into_iter().zip(revisions) {
+                write.answer(Ok(revision));
+            }
+            Ok(())
         }
-        let params = arrays.params();
-        let pooled = &batcher.pooled;
-        let wait = batch_wait(pooled, &live);
-        let outcome = pooled
-            .query(&batcher.upsert_many, &params, Some(wait))
-            .await
-            .and_then(|written| revisions_by_row(&rows, &written));
-        drop(rows);
-        match outcome {
-            Ok(revisions) => {
-                // `live` is in row order: each write takes the revision of
-                // the row that stored its key (the last write of that key).
-                let mut at = 0;
-                for write in live {
-                    while rows_key(&revisions, at).is_some_and(|item| item != &write.item) {
-                        at += 1;
-                    }
-                    let answer =
-                        revisions
-                            .get(at)
-                            .map(|(_, revision)| *revision)
-                            .ok_or_else(|| {
-                                StoreError::Internal("a batched upsert lost a row".to_owned())
-                            });
-                    write.answer(answer);
-                }
+        Err(e) => {
+            for write in writes {
+                write.answer(Err(e.clone()));
             }
-            Err(e) => {
-                for write in live {
-                    write.answer(Err(e.clone()));
-                }
-            }
+            Err(e)
         }
     }
 }
@@ -508,10 +518,6 @@ fn revisions_by_row(
             Ok((write.item.clone(), revision))
         })
         .collect()
-}
-
-fn rows_key(revisions: &[(Item, Revision)], at: usize) -> Option<&Item> {
-    revisions.get(at).map(|(item, _)| item)
 }
 
 #[cfg(test)]
