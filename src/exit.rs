@@ -20,6 +20,10 @@ pub enum Exit {
 }
 
 impl Exit {
+    /// `check` (SPEC §21): the checker ran out of time, nothing was found but
+    /// not everything was decided. The same number as [`Exit::NotFound`].
+    pub const UNDECIDED: Exit = Exit::NotFound;
+
     /// The number the process exits with.
     pub fn code(self) -> u8 {
         self as u8

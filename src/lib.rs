@@ -22,6 +22,8 @@
 //!   - `acl::index`: one identity's rules by glob shape: lookups by the namespace, not a scan.
 //! - `check`: a drill's history judged against the consistency model (SPEC §19).
 //!   - `check::history`: operations with their calls, instants and outcomes; entity tags.
+//!   - `check::model`: the register a history is replayed against, per key the tag stored.
+//!   - `check::linearizability`: the Wing–Gong–Lowe search per partition, memoized, within a budget.
 //!   - `check::watch`: the watch guarantees against the change log and the writes of a history.
 //! - `exit`: the exit codes of the command line and the failure a subcommand returns.
 //! - `app`: `serve` and `migrate` end to end: open the store, listen, migrate beside, run until a signal.
@@ -111,6 +113,11 @@
 //!     - `cli::client::args`: their flags.
 //!     - `cli::client::service`: URLs, requests, and the line a failure prints.
 //!     - `cli::client::tls`: CA and client certificates; TLS failures in words.
+//!   - `cli::check`: `check`, the drill: traffic and watchers against a deployment, then the verdicts.
+//!     - `cli::check::drill`: the clients, each operation recorded with its instants and outcome.
+//!     - `cli::check::watchers`: the watchers, cutting and resuming their streams across instances.
+//!     - `cli::check::report`: the checkers run, the summary table, the report files.
+//!     - `cli::check::page`: `report.html`, each key's operations on a timeline.
 //!   - `cli::bench`: the `bench` load generator.
 //!     - `cli::bench::args`: its flags.
 //!     - `cli::bench::plan`: what a run does, validated before any I/O.

@@ -38,6 +38,7 @@ fn main() -> ExitCode {
         Command::List(args) => on_runtime(cli::client::list(&args)),
         Command::Watch(args) => on_runtime(cli::client::watch(&args)),
         Command::Txn(args) => on_runtime(cli::client::txn(&args)),
+        Command::Check(args) => on_runtime(cli::check::run(&args)),
         Command::Probe(args) => on_runtime(cli::client::probe(&args)),
         Command::Token(args) => cli::token::run(&args).and_then(|token| print_line(&token)),
         Command::Bench(args) => cli::bench::run(&args),

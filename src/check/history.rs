@@ -198,7 +198,10 @@ mod tests {
     fn tags_read_back_and_conditions_hold() {
         let tag = Tag::of(b"hello");
         assert_eq!(tag.hex(), "5d41402abc4b2a76b9719d911017c592");
-        assert_eq!(Tag::parse("\"5d41402abc4b2a76b9719d911017c592\""), Some(tag));
+        assert_eq!(
+            Tag::parse("\"5d41402abc4b2a76b9719d911017c592\""),
+            Some(tag)
+        );
         assert_eq!(Tag::parse("5d41"), None);
         assert!(Cond::Matches(tag).holds(Some(tag)));
         assert!(!Cond::Matches(tag).holds(None));

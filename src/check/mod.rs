@@ -5,4 +5,6 @@
 //! checkers here judge them, knowing nothing of HTTP.
 
 pub mod history;
+pub mod linearizability;
+pub mod model;
 pub mod watch;

@@ -130,7 +130,7 @@ fn log_revisions<'a>(watch: &'a WatchLog, found: &mut Found) -> HashMap<u64, &'a
 }
 
 fn matches(prefix: &Option<String>, key: &str) -> bool {
-    prefix.as_deref().is_none_or(|p| key.starts_with(p))
+    prefix.as_deref().map_or(true, |p| key.starts_with(p))
 }
 
 /// Ordered, Unique, Filtered, Accurate, Reliable and Resumable for one watcher.
@@ -212,7 +212,7 @@ fn check_no_gap(
         .filter(|r| !got.contains(r))
         .collect();
     if let Some(first) = missing.first() {
-        let before_any = session.events.first().is_none_or(|e| e.revision > *first);
+        let before_any = session.events.first().map_or(true, |e| e.revision > *first);
         let guarantee = if session.resumed && before_any {
             "resumable"
         } else {

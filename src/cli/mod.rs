@@ -7,6 +7,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 
 pub mod acl;
 pub mod bench;
+pub mod check;
 pub mod client;
 pub mod flags;
 pub mod progress;
@@ -17,6 +18,7 @@ pub mod transfer;
 
 use self::acl::AclArgs;
 use self::bench::BenchArgs;
+use self::check::CheckArgs;
 use self::client::{DeleteArgs, GetArgs, ListArgs, ProbeArgs, PutArgs, TxnArgs, WatchArgs};
 use self::reencrypt::ReencryptArgs;
 use self::serve::{MigrateArgs, ServeArgs};
@@ -66,6 +68,9 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Load-test a running service: throughput, latency percentiles, answers by status.
     Bench(BenchArgs),
+    /// Drill a running deployment: concurrent clients and watchers, then the history checked
+    /// against the consistency model (exit 0 held, 1 violated, 3 undecided).
+    Check(CheckArgs),
     /// Health check: exit 0 when the service's /readyz answers 200, 1 otherwise (the image's
     /// HEALTHCHECK).
     Probe(ProbeArgs),
