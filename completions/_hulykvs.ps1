@@ -41,6 +41,7 @@ Register-ArgumentCompleter -Native -CommandName 'hulykvs' -ScriptBlock {
             [CompletionResult]::new('acl', 'acl', [CompletionResultType]::ParameterValue, 'Test a namespace ACL policy: what it allows a token, and by which rule')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('bench', 'bench', [CompletionResultType]::ParameterValue, 'Load-test a running service: throughput, latency percentiles, answers by status')
+            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Drill a running deployment: concurrent clients and watchers, then the history checked against the consistency model (exit 0 held, 1 violated, 3 undecided)')
             [CompletionResult]::new('probe', 'probe', [CompletionResultType]::ParameterValue, 'Health check: exit 0 when the service''s /readyz answers 200, 1 otherwise (the image''s HEALTHCHECK)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -365,6 +366,28 @@ Register-ArgumentCompleter -Native -CommandName 'hulykvs' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'hulykvs;check' {
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Base URL of an instance; repeat it (or separate with commas) to spread the clients and watchers across instances that share one database')
+            [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Bearer token; without one, a system token is minted from HULY_TOKEN_SECRET')
+            [CompletionResult]::new('--token-secret', '--token-secret', [CompletionResultType]::ParameterName, 'HS256 secret to mint a system token with when no --token is given')
+            [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'Workspace to drill in [default: a new random one]; the drill writes only a namespace of its own (`check-…`), deleted at the end unless --keep')
+            [CompletionResult]::new('--workspace', '--workspace', [CompletionResultType]::ParameterName, 'Workspace to drill in [default: a new random one]; the drill writes only a namespace of its own (`check-…`), deleted at the end unless --keep')
+            [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'How long the traffic runs')
+            [CompletionResult]::new('--clients', '--clients', [CompletionResultType]::ParameterName, 'Concurrent clients')
+            [CompletionResult]::new('--keys', '--keys', [CompletionResultType]::ParameterName, 'Keys they share (collisions are the point)')
+            [CompletionResult]::new('--watchers', '--watchers', [CompletionResultType]::ParameterName, 'Watchers of the change feed (every second one through a prefix)')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Longest wait for one answer; past it the operation''s outcome is unknown')
+            [CompletionResult]::new('--budget', '--budget', [CompletionResultType]::ParameterName, 'Longest the linearizability checker may search; past it the answer is "undecided" (exit 3)')
+            [CompletionResult]::new('--seed', '--seed', [CompletionResultType]::ParameterName, 'Seed of the random choices, to replay a drill''s shape')
+            [CompletionResult]::new('--report', '--report', [CompletionResultType]::ParameterName, 'Write the history (history.json) and a page with each key''s operations on a timeline (report.html) to this directory')
+            [CompletionResult]::new('--judge', '--judge', [CompletionResultType]::ParameterName, 'Judge the history an earlier drill wrote (its --report''s history.json) instead of running one')
+            [CompletionResult]::new('--keep', '--keep', [CompletionResultType]::ParameterName, 'Leave the drill''s namespace in place')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'hulykvs;probe' {
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Base URL of the service [default: the local server, http or https as HULY_TLS_CERT says, on HULY_BIND_HOST and HULY_BIND_PORT]')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long to wait for the answer, such as 5s or 500ms')
@@ -397,6 +420,7 @@ Register-ArgumentCompleter -Native -CommandName 'hulykvs' -ScriptBlock {
             [CompletionResult]::new('acl', 'acl', [CompletionResultType]::ParameterValue, 'Test a namespace ACL policy: what it allows a token, and by which rule')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('bench', 'bench', [CompletionResultType]::ParameterValue, 'Load-test a running service: throughput, latency percentiles, answers by status')
+            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Drill a running deployment: concurrent clients and watchers, then the history checked against the consistency model (exit 0 held, 1 violated, 3 undecided)')
             [CompletionResult]::new('probe', 'probe', [CompletionResultType]::ParameterValue, 'Health check: exit 0 when the service''s /readyz answers 200, 1 otherwise (the image''s HEALTHCHECK)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -451,6 +475,9 @@ Register-ArgumentCompleter -Native -CommandName 'hulykvs' -ScriptBlock {
             break
         }
         'hulykvs;help;bench' {
+            break
+        }
+        'hulykvs;help;check' {
             break
         }
         'hulykvs;help;probe' {

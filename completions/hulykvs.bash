@@ -22,6 +22,9 @@ _hulykvs() {
             hulykvs,bench)
                 cmd="hulykvs__subcmd__bench"
                 ;;
+            hulykvs,check)
+                cmd="hulykvs__subcmd__check"
+                ;;
             hulykvs,completions)
                 cmd="hulykvs__subcmd__completions"
                 ;;
@@ -88,6 +91,9 @@ _hulykvs() {
             hulykvs__subcmd__help,bench)
                 cmd="hulykvs__subcmd__help__subcmd__bench"
                 ;;
+            hulykvs__subcmd__help,check)
+                cmd="hulykvs__subcmd__help__subcmd__check"
+                ;;
             hulykvs__subcmd__help,completions)
                 cmd="hulykvs__subcmd__help__subcmd__completions"
                 ;;
@@ -146,7 +152,7 @@ _hulykvs() {
 
     case "${cmd}" in
         hulykvs)
-            opts="-h -V --help --version serve migrate reencrypt dump restore copy put get delete list txn watch token acl completions bench probe help"
+            opts="-h -V --help --version serve migrate reencrypt dump restore copy put get delete list txn watch token acl completions bench check probe help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -333,6 +339,87 @@ _hulykvs() {
                     ;;
                 --watch-url)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hulykvs__subcmd__check)
+            opts="-w -h -V --url --token --token-secret --workspace --duration --clients --keys --watchers --timeout --budget --seed --report --keep --judge --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-secret)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --workspace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -w)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --duration)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --clients)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --keys)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --watchers)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --budget)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --seed)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --report)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --judge)
+                    local oldifs
+                    if [ -n "${IFS+x}" ]; then
+                        oldifs="$IFS"
+                    fi
+                    IFS=$'\n'
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    if [ -n "${oldifs+x}" ]; then
+                        IFS="$oldifs"
+                    fi
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o filenames
+                    fi
                     return 0
                     ;;
                 *)
@@ -665,7 +752,7 @@ _hulykvs() {
             return 0
             ;;
         hulykvs__subcmd__help)
-            opts="serve migrate reencrypt dump restore copy put get delete list txn watch token acl completions bench probe help"
+            opts="serve migrate reencrypt dump restore copy put get delete list txn watch token acl completions bench check probe help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -707,6 +794,20 @@ _hulykvs() {
             return 0
             ;;
         hulykvs__subcmd__help__subcmd__bench)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hulykvs__subcmd__help__subcmd__check)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -38,6 +38,7 @@ set edit:completion:arg-completer[hulykvs] = {|@words|
             cand acl 'Test a namespace ACL policy: what it allows a token, and by which rule'
             cand completions 'Print a shell completion script'
             cand bench 'Load-test a running service: throughput, latency percentiles, answers by status'
+            cand check 'Drill a running deployment: concurrent clients and watchers, then the history checked against the consistency model (exit 0 held, 1 violated, 3 undecided)'
             cand probe 'Health check: exit 0 when the service''s /readyz answers 200, 1 otherwise (the image''s HEALTHCHECK)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -341,6 +342,27 @@ set edit:completion:arg-completer[hulykvs] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'hulykvs;check'= {
+            cand --url 'Base URL of an instance; repeat it (or separate with commas) to spread the clients and watchers across instances that share one database'
+            cand --token 'Bearer token; without one, a system token is minted from HULY_TOKEN_SECRET'
+            cand --token-secret 'HS256 secret to mint a system token with when no --token is given'
+            cand -w 'Workspace to drill in [default: a new random one]; the drill writes only a namespace of its own (`check-…`), deleted at the end unless --keep'
+            cand --workspace 'Workspace to drill in [default: a new random one]; the drill writes only a namespace of its own (`check-…`), deleted at the end unless --keep'
+            cand --duration 'How long the traffic runs'
+            cand --clients 'Concurrent clients'
+            cand --keys 'Keys they share (collisions are the point)'
+            cand --watchers 'Watchers of the change feed (every second one through a prefix)'
+            cand --timeout 'Longest wait for one answer; past it the operation''s outcome is unknown'
+            cand --budget 'Longest the linearizability checker may search; past it the answer is "undecided" (exit 3)'
+            cand --seed 'Seed of the random choices, to replay a drill''s shape'
+            cand --report 'Write the history (history.json) and a page with each key''s operations on a timeline (report.html) to this directory'
+            cand --judge 'Judge the history an earlier drill wrote (its --report''s history.json) instead of running one'
+            cand --keep 'Leave the drill''s namespace in place'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'hulykvs;probe'= {
             cand --url 'Base URL of the service [default: the local server, http or https as HULY_TLS_CERT says, on HULY_BIND_HOST and HULY_BIND_PORT]'
             cand --timeout 'How long to wait for the answer, such as 5s or 500ms'
@@ -372,6 +394,7 @@ set edit:completion:arg-completer[hulykvs] = {|@words|
             cand acl 'Test a namespace ACL policy: what it allows a token, and by which rule'
             cand completions 'Print a shell completion script'
             cand bench 'Load-test a running service: throughput, latency percentiles, answers by status'
+            cand check 'Drill a running deployment: concurrent clients and watchers, then the history checked against the consistency model (exit 0 held, 1 violated, 3 undecided)'
             cand probe 'Health check: exit 0 when the service''s /readyz answers 200, 1 otherwise (the image''s HEALTHCHECK)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -409,6 +432,8 @@ set edit:completion:arg-completer[hulykvs] = {|@words|
         &'hulykvs;help;completions'= {
         }
         &'hulykvs;help;bench'= {
+        }
+        &'hulykvs;help;check'= {
         }
         &'hulykvs;help;probe'= {
         }
