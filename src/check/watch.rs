@@ -290,6 +290,16 @@ fn check_writes(
             );
         }
     }
+    check_transactions(watch, by_revision, &mut acknowledged_at, found);
+}
+
+/// Atomic: a transaction's changes are consecutive; and each is in the log.
+fn check_transactions(
+    watch: &WatchLog,
+    by_revision: &HashMap<u64, &Change>,
+    acknowledged_at: &mut HashMap<u64, usize>,
+    found: &mut Found,
+) {
     for (id, revisions) in &watch.txn_revisions {
         let mut sorted = revisions.clone();
         sorted.sort_unstable();
@@ -302,14 +312,14 @@ fn check_writes(
                 );
             }
         }
-        for r in sorted.iter().filter(|r| in_window(**r)) {
+        for r in sorted.iter().filter(|r| **r > watch.start) {
             if !by_revision.contains_key(r) {
                 found.add(
                     "durable",
                     format!("transaction {id}: its change at revision {r} is not in the log"),
                 );
             }
-            reused(found, &mut acknowledged_at, *id, *r);
+            reused(found, acknowledged_at, *id, *r);
         }
     }
 }

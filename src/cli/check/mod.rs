@@ -11,7 +11,7 @@ mod page;
 mod report;
 mod watchers;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -126,12 +126,37 @@ pub async fn run(args: &CheckArgs) -> Result<(), Failure> {
     let verdict = report::judge(&recording, budget);
     report::print_summary(args, &recording, &verdict)?;
     if let Some(dir) = &args.report {
-        report::write(dir, &recording, &verdict)?;
+        write_report(dir, &recording, &verdict)?;
     }
     match verdict.exit() {
         Exit::Ok => Ok(()),
         exit => Err(Failure::new(exit, "")),
     }
+}
+
+/// `history.json` and `report.html` in `dir`.
+fn write_report(
+    dir: &Path,
+    recording: &Recording,
+    judgement: &report::Judgement,
+) -> Result<(), Failure> {
+    let fail = |what: &str, e: &dyn std::fmt::Display| {
+        Failure::error(format!(
+            "--report {}: cannot write {what}: {e}",
+            dir.display()
+        ))
+    };
+    std::fs::create_dir_all(dir).map_err(|e| fail("the directory", &e))?;
+    let json = serde_json::json!({
+        "history": recording.history,
+        "watch": recording.watch,
+        "verdict": judgement,
+    });
+    let text = serde_json::to_vec(&json).map_err(|e| fail("history.json", &e))?;
+    std::fs::write(dir.join("history.json"), text).map_err(|e| fail("history.json", &e))?;
+    let page = page::page(recording, judgement);
+    std::fs::write(dir.join("report.html"), page).map_err(|e| fail("report.html", &e))?;
+    Ok(())
 }
 
 /// What `--report` wrote of an earlier drill.
@@ -266,22 +291,7 @@ async fn drill(target: Arc<Target>, settings: &Settings) -> Result<Recording, Fa
         () = ticking => {}
     }
     bar.finish_and_clear();
-    let mut history = History {
-        keys: target.keys.clone(),
-        operations: Vec::new(),
-    };
-    let mut txn_revisions = std::collections::BTreeMap::new();
-    for joined in recorded {
-        let done = joined.map_err(|e| Failure::error(format!("a drill client failed: {e}")))?;
-        let base = history.operations.len();
-        for (id, revisions) in done.txn_revisions {
-            txn_revisions.insert(base + id, revisions);
-        }
-        for mut op in done.operations {
-            op.id += base;
-            history.operations.push(op);
-        }
-    }
+    let (mut history, mut txn_revisions) = merged(&target, recorded)?;
     final_reads(&target, settings.clients, &mut history).await;
     history.operations.sort_by_key(|op| op.called);
     renumber(&mut history, &mut txn_revisions);
@@ -305,6 +315,30 @@ async fn drill(target: Arc<Target>, settings: &Settings) -> Result<Recording, Fa
         },
         elapsed: target.started.elapsed(),
     })
+}
+
+/// The clients' operations in one history, ids made unique.
+fn merged(
+    target: &Target,
+    recorded: Vec<Result<drill::Recorded, tokio::task::JoinError>>,
+) -> Result<(History, std::collections::BTreeMap<usize, Vec<u64>>), Failure> {
+    let mut history = History {
+        keys: target.keys.clone(),
+        operations: Vec::new(),
+    };
+    let mut txn_revisions = std::collections::BTreeMap::new();
+    for joined in recorded {
+        let done = joined.map_err(|e| Failure::error(format!("a drill client failed: {e}")))?;
+        let base = history.operations.len();
+        for (id, revisions) in done.txn_revisions {
+            txn_revisions.insert(base + id, revisions);
+        }
+        for mut op in done.operations {
+            op.id += base;
+            history.operations.push(op);
+        }
+    }
+    Ok((history, txn_revisions))
 }
 
 /// Every key read once more after the traffic, from each instance in turn:

@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -222,29 +221,4 @@ pub(super) fn describe(op: &Operation, keys: &[String]) -> String {
         Outcome::Unknown { why } => format!("unknown: {why}"),
     };
     format!("client {}: {call} → {outcome}", op.client)
-}
-
-/// `history.json` and `report.html` in `dir`.
-pub(super) fn write(
-    dir: &Path,
-    recording: &Recording,
-    judgement: &Judgement,
-) -> Result<(), Failure> {
-    let fail = |what: &str, e: &dyn std::fmt::Display| {
-        Failure::error(format!(
-            "--report {}: cannot write {what}: {e}",
-            dir.display()
-        ))
-    };
-    std::fs::create_dir_all(dir).map_err(|e| fail("the directory", &e))?;
-    let json = serde_json::json!({
-        "history": recording.history,
-        "watch": recording.watch,
-        "verdict": judgement,
-    });
-    let text = serde_json::to_vec(&json).map_err(|e| fail("history.json", &e))?;
-    std::fs::write(dir.join("history.json"), text).map_err(|e| fail("history.json", &e))?;
-    let page = super::page::page(recording, judgement);
-    std::fs::write(dir.join("report.html"), page).map_err(|e| fail("report.html", &e))?;
-    Ok(())
 }

@@ -60,12 +60,33 @@ pub async fn put<S: Store>(
     cond: PutCondition,
 ) -> Result<Response<ResBody>, ApiError> {
     let etag = ETag(value.md5);
+    #[cfg(feature = "seeded-bugs")]
+    let cond = match crate::seeded::active() {
+        Some(crate::seeded::Bug::IfMatchIgnored) if matches!(cond, PutCondition::IfMatch(_)) => {
+            PutCondition::Always
+        }
+        _ => cond,
+    };
+    #[cfg(feature = "seeded-bugs")]
+    if cond == PutCondition::Always && crate::seeded::strikes(crate::seeded::Bug::PutNotWritten, 10)
+    {
+        return Ok(Response::builder()
+            .status(StatusCode::NO_CONTENT)
+            .header(header::ETAG, header_value(&etag.header_value()))
+            .body(empty())
+            .unwrap_or_else(|_| plain_500()));
+    }
     let (status, revision) = match feed.store().put(item, value, cond).await? {
         PutOutcome::Created(revision) => (StatusCode::CREATED, revision),
         PutOutcome::Stored(revision) => (StatusCode::NO_CONTENT, revision),
         PutOutcome::PreconditionFailed => return Err(ApiError::PreconditionFailed),
     };
     feed.written(item.workspace, item.namespace);
+    #[cfg(feature = "seeded-bugs")]
+    let revision = match crate::seeded::strikes(crate::seeded::Bug::RevisionReused, 7) {
+        true => revision.saturating_sub(1),
+        false => revision,
+    };
     Ok(Response::builder()
         .status(status)
         .header(header::ETAG, header_value(&etag.header_value()))

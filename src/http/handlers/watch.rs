@@ -267,6 +267,11 @@ impl<S: Store> Stream<S> {
         let mut out = Vec::new();
         let mut sent = 0u64;
         for event in &events {
+            #[cfg(feature = "seeded-bugs")]
+            if crate::seeded::strikes(crate::seeded::Bug::WatchEventDropped, 20) {
+                self.pos = event.change.revision;
+                continue;
+            }
             if event.change.key.starts_with(&self.request.prefix) {
                 out.extend_from_slice(&event.frame);
                 sent += 1;
