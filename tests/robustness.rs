@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use common::pg::{ClusterSetup, OwnCluster};
 use common::process::{hulykvs, signal, spawn_server, ServerProcess};
+use common::proxy::{Mode, Proxy};
 
 const SECRET: &str = "robustness-secret";
 /// How long the drill's traffic runs around the fault.
@@ -149,6 +150,53 @@ fn an_instance_paused_for_two_seconds() {
         std::thread::sleep(Duration::from_secs(2));
         signal(pid, "CONT");
     });
+}
+
+/// Between the instances and PostgreSQL, a proxy of the test's own: the
+/// link blackholed (no FIN, no RST), slowed (75 ± 50 ms a chunk) or lossy
+/// (every second connection silenced), each for a moment.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_database_link_blackholed_slowed_and_lossy() {
+    for (name, mode, hold) in [
+        (
+            "the database link blackholed for 1.5 s",
+            Mode::Partition,
+            1500,
+        ),
+        ("the database link slowed for 2 s", Mode::Delay, 2000),
+        (
+            "half the database connections silenced for 1.5 s",
+            Mode::Lossy,
+            1500,
+        ),
+    ] {
+        for run in 0..runs() {
+            let cluster = OwnCluster::start(ClusterSetup::default());
+            let upstream = format!("127.0.0.1:{}", cluster.port)
+                .parse()
+                .expect("address");
+            let proxy = Proxy::start(upstream).await;
+            let db = format!("postgres://postgres@{}/postgres", proxy.addr);
+            let servers = tokio::task::spawn_blocking(move || {
+                [serve(&db, free_port()), serve(&db, free_port())]
+            })
+            .await
+            .expect("start the instances");
+            let urls: Vec<String> = servers.iter().map(|s| s.url("")).collect();
+            let report = tempfile::tempdir().expect("tempdir");
+            let drill = start_drill(&urls, report.path(), 4000 + run as u64);
+            tokio::time::sleep(FAULT_AT).await;
+            proxy.set(mode);
+            tokio::time::sleep(Duration::from_millis(hold)).await;
+            proxy.set(Mode::Up);
+            let name = format!("{name} (run {run})");
+            tokio::task::spawn_blocking(move || judged(&name, drill))
+                .await
+                .expect("judge the drill");
+            drop(servers);
+            drop(cluster);
+        }
+    }
 }
 
 #[test]

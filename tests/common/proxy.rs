@@ -20,11 +20,25 @@ pub enum Mode {
     /// crosses them (no FIN, no RST), and new ones are accepted and never
     /// answered. Unlike the other modes, switching to it cuts nothing.
     Partition,
+    /// A slow link: every chunk each way waits 75 ± 50 ms. Cuts nothing.
+    Delay,
+    /// A lossy link: every second connection (open or new) is partitioned,
+    /// the others forward. Cuts nothing.
+    Lossy,
+}
+
+impl Mode {
+    /// Whether switching to the mode leaves open connections open.
+    fn keeps_connections(self) -> bool {
+        matches!(self, Mode::Partition | Mode::Delay | Mode::Lossy)
+    }
 }
 
 struct Shared {
     mode: Mode,
     live: Vec<JoinHandle<()>>,
+    /// Connections accepted so far: [`Mode::Lossy`] silences the odd ones.
+    accepted: u64,
 }
 
 /// A running proxy; stops when dropped.
@@ -42,11 +56,16 @@ impl Proxy {
         let shared = Arc::new(Mutex::new(Shared {
             mode: Mode::Up,
             live: Vec::new(),
+            accepted: 0,
         }));
         let state = Arc::clone(&shared);
         let accept = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let mode = state.lock().unwrap().mode;
+                let (mode, id) = {
+                    let mut shared = state.lock().unwrap();
+                    shared.accepted += 1;
+                    (shared.mode, shared.accepted)
+                };
                 let link = Arc::clone(&state);
                 let task = tokio::spawn(async move {
                     match mode {
@@ -55,9 +74,9 @@ impl Proxy {
                             let _hold = client;
                             std::future::pending::<()>().await;
                         }
-                        Mode::Up => {
+                        Mode::Up | Mode::Delay | Mode::Lossy => {
                             if let Ok(server) = TcpStream::connect(upstream).await {
-                                forward(client, server, link).await;
+                                forward(client, server, link, id).await;
                             }
                         }
                     }
@@ -73,11 +92,12 @@ impl Proxy {
     }
 
     /// Switches mode; every open connection is cut, but by
-    /// [`Mode::Partition`], which leaves them open and silent.
+    /// [`Mode::Partition`], [`Mode::Delay`] and [`Mode::Lossy`], which act
+    /// on them as they are.
     pub fn set(&self, mode: Mode) {
         let mut shared = self.shared.lock().unwrap();
         shared.mode = mode;
-        if mode != Mode::Partition {
+        if !mode.keeps_connections() {
             for task in shared.live.drain(..) {
                 task.abort();
             }
@@ -97,48 +117,45 @@ impl Proxy {
     }
 }
 
-/// Copies both ways until either side closes; once the proxy is
-/// partitioned, bytes read are dropped and both sockets are held open.
-async fn forward(client: TcpStream, server: TcpStream, state: Arc<Mutex<Shared>>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let (mut client_read, mut client_write) = client.into_split();
-    let (mut server_read, mut server_write) = server.into_split();
-    let partitioned = move || state.lock().unwrap().mode == Mode::Partition;
-    let up = {
-        let partitioned = partitioned.clone();
-        async move {
-            let mut buf = vec![0u8; 16 * 1024];
-            loop {
-                match client_read.read(&mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) if partitioned() => std::future::pending::<()>().await,
-                    Ok(n) => {
-                        if server_write.write_all(&buf[..n]).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-            }
-        }
-    };
-    let down = async move {
-        let mut buf = vec![0u8; 16 * 1024];
-        loop {
-            match server_read.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) if partitioned() => std::future::pending::<()>().await,
-                Ok(n) => {
-                    if client_write.write_all(&buf[..n]).await.is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-    };
+/// Copies both ways until either side closes, as the mode says at each
+/// chunk: partitioned (or, lossy, an odd connection), bytes read are
+/// dropped and both sockets are held open; delayed, each chunk waits.
+async fn forward(client: TcpStream, server: TcpStream, state: Arc<Mutex<Shared>>, id: u64) {
+    let (client_read, client_write) = client.into_split();
+    let (server_read, server_write) = server.into_split();
+    let mode = move || state.lock().unwrap().mode;
     // Either direction ending ends both, as a closed connection would.
     tokio::select! {
-        () = up => {}
-        () = down => {}
+        () = copy(client_read, server_write, mode.clone(), id) => {}
+        () = copy(server_read, client_write, mode, id) => {}
+    }
+}
+
+async fn copy(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mode: impl Fn() -> Mode,
+    id: u64,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        match mode() {
+            Mode::Partition => std::future::pending::<()>().await,
+            Mode::Lossy if id % 2 == 1 => std::future::pending::<()>().await,
+            Mode::Delay => {
+                let jitter = rand::random::<u64>() % 101;
+                tokio::time::sleep(std::time::Duration::from_millis(25 + jitter)).await;
+            }
+            _ => {}
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
     }
 }
 
