@@ -53,6 +53,15 @@ fn serve(db: &str, port: u16) -> ServerProcess {
 
 /// Starts the drill against `urls`; it runs `TRAFFIC`, then judges.
 fn start_drill(urls: &[String], report: &Path, seed: u64) -> std::process::Child {
+    start_drill_for(urls, report, seed, TRAFFIC)
+}
+
+fn start_drill_for(
+    urls: &[String],
+    report: &Path,
+    seed: u64,
+    traffic: &str,
+) -> std::process::Child {
     let mut cmd = hulykvs();
     cmd.arg("check");
     for url in urls {
@@ -60,7 +69,7 @@ fn start_drill(urls: &[String], report: &Path, seed: u64) -> std::process::Child
     }
     cmd.args([
         "--duration",
-        TRAFFIC,
+        traffic,
         "--clients",
         "8",
         "--keys",
@@ -196,6 +205,36 @@ async fn the_database_link_blackholed_slowed_and_lossy() {
             drop(servers);
             drop(cluster);
         }
+    }
+}
+
+/// A primary with a synchronous standby; the primary stopped (as a crash)
+/// and the standby promoted a second later. The instances know both hosts
+/// and follow the promotion by themselves.
+#[test]
+fn the_primary_stopped_and_its_synchronous_standby_promoted() {
+    for run in 0..runs() {
+        let primary = OwnCluster::start(ClusterSetup {
+            conf: vec!["synchronous_standby_names = '*'".to_owned()],
+            ..ClusterSetup::default()
+        });
+        let standby = OwnCluster::standby_of(&primary, primary.port);
+        let db = format!(
+            "postgresql://postgres@127.0.0.1:{},127.0.0.1:{}/postgres?target_session_attrs=read-write",
+            primary.port, standby.port
+        );
+        let servers = [serve(&db, free_port()), serve(&db, free_port())];
+        let urls: Vec<String> = servers.iter().map(|s| s.url("")).collect();
+        let report = tempfile::tempdir().expect("tempdir");
+        let drill = start_drill_for(&urls, report.path(), 5000 + run as u64, "8s");
+        std::thread::sleep(FAULT_AT);
+        primary.stop_immediate();
+        std::thread::sleep(Duration::from_secs(1));
+        standby.promote();
+        judged(
+            &format!("failover to a synchronous standby (run {run})"),
+            drill,
+        );
     }
 }
 
