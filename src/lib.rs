@@ -85,7 +85,7 @@
 //!     - `store::sqlite::txn`: transactions on the writer connection.
 //!     - `store::sqlite::reseal`: key ids in use, rows to reencrypt, rewrites in one transaction.
 //!     - `store::sqlite::snapshot`: dump as one statement stepped on a reader; restore batches.
-//! - `seeded`: bugs put in on purpose for the robustness suite (feature `seeded-bugs` only).
+//! - `seeded`: test builds only (feature `test-hooks`): bugs put in on purpose, the CockroachDB path forced.
 //! - `transfer`: moving data between stores: the dump format, dump, restore, copy and its verification.
 //!   - `transfer::dump`: a snapshot to JSON Lines, page by page; rows with their plaintext's MD5.
 //!   - `transfer::restore`: a dump back into a store: lines parsed on a thread, batches written.
@@ -139,7 +139,7 @@ pub mod feed;
 pub mod http;
 pub mod pem;
 pub mod reload;
-#[cfg(feature = "seeded-bugs")]
+#[cfg(feature = "test-hooks")]
 pub mod seeded;
 pub mod store;
 pub mod telemetry;

@@ -1,7 +1,12 @@
-//! Bugs put in on purpose, to show the robustness suite's checkers catch
-//! each kind (issue #27). Compiled only with the `seeded-bugs` feature,
-//! which only `tests/seeded_bugs.rs` builds with: a release has none of it.
-//! `HULYKVS_SEEDED_BUG` names the one bug a server process runs with.
+//! What only test builds have (the `test-hooks` feature, which only
+//! `tests/seeded_bugs.rs` builds with: a release has none of it). Bugs put
+//! in on purpose, to show the robustness suite's checkers catch each kind
+//! (issue #27): `HULYKVS_SEEDED_BUG` names the one bug a server process runs
+//! with. And `HULYKVS_FORCE_COCKROACH_PATH`: on PostgreSQL, the data
+//! statements and behaviour of the CockroachDB path (no batching, no
+//! LISTEN, polling; with `default_transaction_isolation=serializable` in the
+//! URL, serialization retries), the closest this machine comes to
+//! CockroachDB, which cannot be had here.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -37,4 +42,9 @@ pub fn active() -> Option<Bug> {
 pub fn strikes(bug: Bug, every: u64) -> bool {
     static COUNT: AtomicU64 = AtomicU64::new(0);
     active() == Some(bug) && COUNT.fetch_add(1, Ordering::Relaxed) % every == every - 1
+}
+
+/// Whether the CockroachDB code path is forced on PostgreSQL.
+pub fn cockroach_path() -> bool {
+    std::env::var_os("HULYKVS_FORCE_COCKROACH_PATH").is_some()
 }

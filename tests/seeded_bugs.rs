@@ -1,11 +1,11 @@
 //! Issue #27: the robustness suite's checkers are shown to catch bugs. A
-//! server built with the `seeded-bugs` feature runs with one bug put in on
+//! server built with the `test-hooks` feature runs with one bug put in on
 //! purpose (`HULYKVS_SEEDED_BUG`, see src/seeded.rs), `hulykvs check`
 //! drives it, and the drill must fail naming that kind of violation.
 //!
-//! `scripts/test` runs this as `cargo test --features seeded-bugs --test
+//! `scripts/test` runs this as `cargo test --features test-hooks --test
 //! seeded_bugs`; without the feature the file holds no test.
-#![cfg(feature = "seeded-bugs")]
+#![cfg(feature = "test-hooks")]
 
 mod common;
 
@@ -72,4 +72,56 @@ fn a_dropped_watch_event_breaks_reliability() {
 fn a_reused_revision_is_named() {
     let summary = drill_against("revision_reused");
     assert!(summary.contains("  revisions:"), "{summary}");
+}
+
+/// The CockroachDB code path on PostgreSQL at SERIALIZABLE isolation (its
+/// data statements, no batching, no LISTEN so watchers poll, serialization
+/// failures retried): two instances under the drill hold every guarantee.
+#[test]
+fn the_cockroach_path_forced_on_postgres_at_serializable_holds() {
+    let db = common::pg::fresh_database_blocking();
+    let serializable = format!(
+        "{}{}options=-c%20default_transaction_isolation%3Dserializable",
+        db.url,
+        if db.url.contains('?') { "&" } else { "?" }
+    );
+    let envs = [
+        ("HULY_DB_CONNECTION", serializable.as_str()),
+        ("HULY_TOKEN_SECRET", SECRET),
+        ("HULYKVS_FORCE_COCKROACH_PATH", "1"),
+        ("HULY_WATCH_POLL", "200ms"),
+    ];
+    let servers = [spawn_server(&envs), spawn_server(&envs)];
+    let out = hulykvs()
+        .args([
+            "check",
+            "--url",
+            &servers[0].url(""),
+            "--url",
+            &servers[1].url(""),
+        ])
+        .args(["--duration", "4s", "--watchers", "8", "--seed", "11"])
+        .env("HULY_TOKEN_SECRET", SECRET)
+        .output()
+        .expect("run hulykvs check");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The path taken: no batched statement ran (PostgreSQL's own path batches under load).
+    let metrics = reqwest::blocking::get(servers[0].url("/metrics"))
+        .and_then(|r| r.text())
+        .expect("/metrics");
+    assert!(
+        metrics.contains("hulykvs_db_operation_duration_seconds_count"),
+        "{metrics:.2000}"
+    );
+    assert!(
+        !metrics.contains("hulykvs_db_batch_size_count"),
+        "batching ran: {metrics:.2000}"
+    );
 }

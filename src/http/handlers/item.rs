@@ -60,14 +60,14 @@ pub async fn put<S: Store>(
     cond: PutCondition,
 ) -> Result<Response<ResBody>, ApiError> {
     let etag = ETag(value.md5);
-    #[cfg(feature = "seeded-bugs")]
+    #[cfg(feature = "test-hooks")]
     let cond = match crate::seeded::active() {
         Some(crate::seeded::Bug::IfMatchIgnored) if matches!(cond, PutCondition::IfMatch(_)) => {
             PutCondition::Always
         }
         _ => cond,
     };
-    #[cfg(feature = "seeded-bugs")]
+    #[cfg(feature = "test-hooks")]
     if cond == PutCondition::Always && crate::seeded::strikes(crate::seeded::Bug::PutNotWritten, 10)
     {
         return Ok(Response::builder()
@@ -82,7 +82,7 @@ pub async fn put<S: Store>(
         PutOutcome::PreconditionFailed => return Err(ApiError::PreconditionFailed),
     };
     feed.written(item.workspace, item.namespace);
-    #[cfg(feature = "seeded-bugs")]
+    #[cfg(feature = "test-hooks")]
     let revision = match crate::seeded::strikes(crate::seeded::Bug::RevisionReused, 7) {
         true => revision.saturating_sub(1),
         false => revision,

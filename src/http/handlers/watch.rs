@@ -267,7 +267,7 @@ impl<S: Store> Stream<S> {
         let mut out = Vec::new();
         let mut sent = 0u64;
         for event in &events {
-            #[cfg(feature = "seeded-bugs")]
+            #[cfg(feature = "test-hooks")]
             if crate::seeded::strikes(crate::seeded::Bug::WatchEventDropped, 20) {
                 self.pos = event.change.revision;
                 continue;

@@ -167,6 +167,12 @@ impl PgStore {
 
     /// Opens the data operations once migrations are applied on `flavor`.
     fn mark_migrated(&self, flavor: Flavor) {
+        // Test builds may run the CockroachDB path on PostgreSQL's tables.
+        #[cfg(feature = "test-hooks")]
+        let flavor = match crate::seeded::cockroach_path() {
+            true => Flavor::Cockroach,
+            false => flavor,
+        };
         let _ = self.flavor.set(flavor);
         let statements = self.statements.open(|| Prepared::new(flavor, &self.schema));
         if let (Some(read_many), Some(upsert_many)) =
@@ -528,6 +534,10 @@ impl Store for PgStore {
     /// instance). CockroachDB has no LISTEN/NOTIFY: watchers poll.
     fn watch_others(&self, wake: Wake) -> bool {
         if self.flavor.get() != Some(&Flavor::Postgres) {
+            return false;
+        }
+        #[cfg(feature = "test-hooks")]
+        if crate::seeded::cockroach_path() {
             return false;
         }
         self.notifier
