@@ -10,29 +10,18 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::pg::fresh_database_blocking;
 use common::process::{hulykvs, spawn_server};
+use common::prometheus::{tool, Prometheus};
 
 const SECRET: &str = "observability-secret";
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A tool of Prometheus', or a failure saying how to get it.
-fn tool(name: &str) -> String {
-    match Command::new(name).arg("--version").output() {
-        Ok(out) if out.status.success() => name.to_owned(),
-        _ => panic!(
-            "{name} is not installed: these tests check deploy/ with Prometheus' own tools \
-             (Debian: apt-get install prometheus; scripts/test does)"
-        ),
-    }
 }
 
 #[test]
@@ -107,31 +96,6 @@ fn as_sent(expr: &str) -> String {
         .replace("$instance", ".+")
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-async fn query(port: u16, expr: &str) -> Vec<serde_json::Value> {
-    let url = format!("http://127.0.0.1:{port}/api/v1/query");
-    let body: serde_json::Value = match reqwest::Client::new()
-        .get(&url)
-        .query(&[("query", expr)])
-        .send()
-        .await
-    {
-        Ok(resp) => resp.json().await.unwrap_or_default(),
-        Err(_) => serde_json::Value::Null,
-    };
-    assert_ne!(body["status"], "error", "{expr}: {body}");
-    body["data"]["result"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn every_dashboard_query_returns_series_from_a_real_prometheus() {
     let panels = panels();
@@ -145,29 +109,7 @@ async fn every_dashboard_query_returns_series_from_a_real_prometheus() {
     })
     .await
     .expect("start hulykvs");
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: hulykvs\n    \
-             static_configs:\n      - targets: ['{}']\n",
-            server.addr
-        ),
-    )
-    .unwrap();
-    let port = free_port();
-    let mut prometheus = Command::new(tool("prometheus"))
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("tsdb").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start prometheus");
+    let prometheus = Prometheus::scraping(server.addr);
     // Known traffic: a drill of every kind of operation, with watchers.
     let base = server.url("");
     let drill = tokio::task::spawn_blocking(move || {
@@ -198,7 +140,7 @@ async fn every_dashboard_query_returns_series_from_a_real_prometheus() {
         empty = Vec::new();
         for (title, exprs) in &panels {
             for expr in exprs {
-                if query(port, &as_sent(expr)).await.is_empty() {
+                if prometheus.query(&as_sent(expr)).await.is_empty() {
                     empty.push(format!("{title}: {expr}"));
                 }
             }
@@ -208,8 +150,7 @@ async fn every_dashboard_query_returns_series_from_a_real_prometheus() {
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    let _ = prometheus.kill();
-    let _ = prometheus.wait();
+    drop(prometheus);
     assert!(
         empty.is_empty(),
         "panels whose query returned nothing: {empty:#?}"

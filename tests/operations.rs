@@ -6,11 +6,11 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::process::{hulykvs, spawn_sqlite_server, ServerProcess};
+use common::prometheus::{tool, Prometheus};
 use hulykvs::auth::{mint, Claims};
 
 const SECRET: &str = "operations-secret";
@@ -29,20 +29,6 @@ fn token() -> String {
 /// `hulykvs serve` on a new SQLite file, with `envs` on top.
 fn sqlite_server(dir: &tempfile::TempDir, envs: &[(&str, &str)]) -> ServerProcess {
     spawn_sqlite_server(dir.path(), SECRET, envs)
-}
-
-/// A tool the tests need, or a failure that says how to get it.
-fn tool(name: &str) -> String {
-    for dir in ["/usr/bin", "/usr/local/bin", "/bin"] {
-        let path = format!("{dir}/{name}");
-        if std::path::Path::new(&path).exists() {
-            return path;
-        }
-    }
-    panic!(
-        "{name} is not installed: the metrics tests check the exposition with Prometheus' own \
-         tools; install them with `apt-get install prometheus` (.ci/run does)"
-    );
 }
 
 /// One series of the exposition: its name and labels.
@@ -211,63 +197,24 @@ async fn metrics_off_removes_the_route() {
     assert_eq!(resp.status(), 404);
 }
 
-/// A free port on 127.0.0.1.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test]
 async fn a_real_prometheus_scrapes_the_service() {
     let dir = tempfile::tempdir().unwrap();
     let server = sqlite_server(&dir, &[]);
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: hulykvs\n    \
-             static_configs:\n      - targets: ['{}']\n",
-            server.addr
-        ),
-    )
-    .unwrap();
-    let port = free_port();
-    let mut prometheus = Command::new(tool("prometheus"))
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("tsdb").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let query = format!("http://127.0.0.1:{port}/api/v1/query?query=hulykvs_build_info");
+    let prometheus = Prometheus::scraping(server.addr);
     let deadline = Instant::now() + Duration::from_secs(60);
     let found = loop {
-        if let Ok(resp) = reqwest::get(&query).await {
-            if let Ok(body) = resp.json::<serde_json::Value>().await {
-                let result = &body["data"]["result"];
-                if result.as_array().is_some_and(|r| !r.is_empty()) {
-                    break result.clone();
-                }
-            }
+        let result = prometheus.query("hulykvs_build_info").await;
+        if !result.is_empty() {
+            break result;
         }
-        if Instant::now() > deadline {
-            let _ = prometheus.kill();
-            panic!(
-                "Prometheus never scraped hulykvs_build_info from {}",
-                server.addr
-            );
-        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus never scraped hulykvs_build_info from {}",
+            server.addr
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
-    let _ = prometheus.kill();
-    let _ = prometheus.wait();
     assert_eq!(found[0]["metric"]["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(found[0]["metric"]["job"], "hulykvs");
 }

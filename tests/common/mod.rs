@@ -6,6 +6,7 @@ pub mod certs;
 pub mod load;
 pub mod pg;
 pub mod process;
+pub mod prometheus;
 pub mod proxy;
 pub mod raw;
 pub mod server;
