@@ -151,10 +151,10 @@ def readme_variables(readme):
 
 def source_variables(src):
     """The variables the server side reads: each `env = "…"` of a clap
-    argument in src/, less the command-line client's and the bench's."""
+    argument in src/, less the command-line client's, the bench's and the drill's."""
     names = set()
     for path in src.rglob("*.rs"):
-        if {"client", "bench"} & set(path.relative_to(src).parts[:-1]):
+        if {"client", "bench", "check"} & set(path.relative_to(src).parts[:-1]):
             continue
         names.update(re.findall(r'env = "([A-Z][A-Z0-9_]*)"', path.read_text()))
     return names
