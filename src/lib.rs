@@ -23,6 +23,7 @@
 //! - `check`: a drill's history judged against the consistency model (SPEC §19).
 //!   - `check::history`: operations with their calls, instants and outcomes; entity tags.
 //!   - `check::model`: the register a history is replayed against, per key the tag stored.
+//!   - `check::partition`: a history cut by key, keys a transaction touches together in one part.
 //!   - `check::linearizability`: the Wing–Gong–Lowe search per partition, memoized, within a budget.
 //!   - `check::watch`: the watch guarantees against the change log and the writes of a history.
 //! - `exit`: the exit codes of the command line and the failure a subcommand returns.

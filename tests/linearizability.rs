@@ -114,19 +114,23 @@ impl SequentialSpec for Register {
 /// What stateright says of `history`.
 fn oracle(history: &History) -> bool {
     let mut events: Vec<(u64, u8, usize)> = Vec::new();
+    let unknown = |op: &Operation| matches!(op.outcome, Outcome::Unknown { .. });
     for (i, op) in history.operations.iter().enumerate() {
         events.push((op.called, 0, i));
-        if let Some(returned) = op.returned {
-            events.push((returned, 1, i));
+        match op.returned {
+            Some(returned) if !unknown(op) => events.push((returned, 1, i)),
+            _ => {}
         }
     }
     events.sort_unstable();
     let mut tester = LinearizabilityTester::new(Register::default());
     for (_, kind, i) in events {
         let op = &history.operations[i];
-        let thread = match op.outcome {
-            Outcome::Unknown { .. } => 1000 + op.id,
-            _ => op.client,
+        // (a thread of its own, which client or operation)
+        let thread = if unknown(op) {
+            (true, op.id)
+        } else {
+            (false, op.client)
         };
         let fed = if kind == 0 {
             tester.on_invoke(thread, op.call.clone()).map(|_| ())
@@ -265,9 +269,10 @@ fn pick(rng: &mut StdRng, shape: Shape, now: &Register, written: &[Tag], value: 
                     let c = cond(rng, now.stored(key), written, true);
                     match rng.gen_range(0..4) {
                         0 => Step::Get { key },
+                        // A value of its own for each key, as the drill writes.
                         1 => Step::Put {
                             key,
-                            value,
+                            value: Tag::of(&[&value.0[..], &key.to_le_bytes()].concat()),
                             cond: c,
                         },
                         2 => Step::Delete { key, cond: c },
@@ -296,16 +301,13 @@ fn simulate(rng: &mut StdRng, shape: Shape) -> History {
         let value = Tag::of(format!("value {i}").as_bytes());
         let call = pick(rng, shape, &register, &written, value);
         written.push(value);
-        let mut outcome = if p.effect.is_some() {
-            register.invoke(&call)
-        } else {
-            Outcome::Refused
-        };
-        if p.returned.is_none() {
-            outcome = Outcome::Unknown {
+        let answer = p.effect.map(|_| register.invoke(&call));
+        let outcome = match (p.returned, answer) {
+            (Some(_), Some(answer)) => answer,
+            _ => Outcome::Unknown {
                 why: "timed out".into(),
-            };
-        }
+            },
+        };
         done[i] = Some(Operation {
             id: i,
             client: p.client,
@@ -344,7 +346,13 @@ fn mutated(rng: &mut StdRng, call: &Call, outcome: &Outcome, written: &[Tag]) ->
         (_, Outcome::Read { found }) => Outcome::Read {
             found: other_read(rng, *found, written),
         },
-        (Call::Delete { cond, .. }, Outcome::Written) if *cond == Cond::Always => Outcome::NotFound,
+        (Call::Delete { .. }, answered) => {
+            let others: Vec<Outcome> = [Outcome::Written, Outcome::Refused, Outcome::NotFound]
+                .into_iter()
+                .filter(|o| o != answered)
+                .collect();
+            others.choose(rng).cloned().unwrap_or(Outcome::Written)
+        }
         (_, Outcome::Written) => Outcome::Refused,
         (_, Outcome::Refused | Outcome::NotFound) => Outcome::Written,
         (Call::Txn { steps }, Outcome::Committed { reads }) => {
@@ -453,7 +461,7 @@ fn every_verdict_agrees_with_stateright_on_small_histories() {
     eprintln!("{legal} legal, {illegal} illegal; {unknown_outcomes} unknown outcomes, {txns} transactions");
     // Both verdicts are common, so agreeing is not agreeing on one answer.
     assert!(
-        legal > 3000 && illegal > 2000,
+        legal > 3000 && illegal > 3000,
         "{legal} legal, {illegal} illegal"
     );
     assert!(unknown_outcomes > 1000 && txns > 1000);
@@ -550,65 +558,4 @@ fn a_budget_of_a_millisecond_on_a_hard_history_is_undecided() {
     assert_eq!(report.partitions.len(), 1);
     assert_eq!(report.partitions[0].verdict, Verdict::Unknown);
     assert!(report.seconds < 1.0, "stopped after {}s", report.seconds);
-}
-
-#[test]
-#[ignore]
-fn scratch_profiles() {
-    let env = |k: &str, d: u64| {
-        std::env::var(k)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(d)
-    };
-    let rounds = env("ROUNDS", 0);
-    let mut rng = StdRng::seed_from_u64(env("SEED", 1));
-    for round in 0..rounds {
-        let mut shape = small_shape(&mut rng);
-        shape.operations = rng.gen_range(4..=env("MAXOPS", 14) as usize);
-        shape.unknown = env("UNK", 15) as u32;
-        shape.longest = rng.gen_range(1..=8);
-        let simulated = simulate(&mut rng, shape);
-        let mut histories = vec![simulated.clone()];
-        histories.extend((0..3).map(|_| mutate(&mut rng, &simulated)));
-        for history in &histories {
-            let expected = oracle(history);
-            let report = check(history, Duration::from_secs(10));
-            assert_eq!(
-                ours(&report),
-                Some(expected),
-                "round {round}\n{history:#?}\n{report:#?}"
-            );
-        }
-    }
-    for unknown in [2u32, 10, 25] {
-        for longest in [1_000u64, 5_000] {
-            let shape = Shape {
-                clients: 8,
-                keys: 10,
-                operations: 5000,
-                unknown,
-                group: Some(2),
-                longest,
-            };
-            let history = simulate(&mut rng, shape);
-            let report = check(&history, Duration::from_secs(60));
-            let mut broken = history.clone();
-            let reads: Vec<usize> = (0..broken.operations.len())
-                .filter(|&i| matches!(broken.operations[i].outcome, Outcome::Read { .. }))
-                .collect();
-            let middle = reads[reads.len() / 2];
-            broken.operations[middle].outcome = Outcome::Read {
-                found: Some(Tag::of(b"never written")),
-            };
-            let bad = check(&broken, Duration::from_secs(60));
-            eprintln!(
-                "unknown {unknown}% longest {longest}: ok {:?} in {:.3}s; broken {:?} in {:.3}s",
-                ours(&report),
-                report.seconds,
-                ours(&bad),
-                bad.seconds
-            );
-        }
-    }
 }

@@ -7,4 +7,5 @@
 pub mod history;
 pub mod linearizability;
 pub mod model;
+pub mod partition;
 pub mod watch;

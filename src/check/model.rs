@@ -210,4 +210,107 @@ mod tests {
             vec![empty.clone()]
         );
     }
+
+    #[test]
+    fn deletes_transactions_and_unknowns_at_the_edges() {
+        let m = Model { keys: vec![0, 1] };
+        let (a, b) = (Tag::of(b"a"), Tag::of(b"b"));
+        let empty = m.initial();
+        let holding = vec![Some(a), None];
+        let unknown = || Outcome::Unknown { why: "503".into() };
+        let del = |cond, outcome| op(Call::Delete { key: 0, cond }, outcome);
+        // A conditional delete of nothing is refused, never "not found".
+        assert_eq!(
+            m.step(&empty, &del(Cond::Matches(a), Outcome::Refused)),
+            vec![empty.clone()]
+        );
+        assert!(m
+            .step(&empty, &del(Cond::Matches(a), Outcome::NotFound))
+            .is_empty());
+        assert!(m
+            .step(&empty, &del(Cond::Always, Outcome::Written))
+            .is_empty());
+        assert!(m
+            .step(&holding, &del(Cond::Always, Outcome::Refused))
+            .is_empty());
+        assert!(m
+            .step(&holding, &del(Cond::Matches(b), Outcome::Written))
+            .is_empty());
+        // An unknown delete of a value: gone or still there; of nothing: nothing.
+        assert_eq!(
+            m.step(&holding, &del(Cond::Always, unknown())),
+            vec![empty.clone(), holding.clone()]
+        );
+        assert_eq!(
+            m.step(&empty, &del(Cond::Always, unknown())),
+            vec![empty.clone()]
+        );
+        // A read with no answer says nothing; an answer of the wrong kind is impossible.
+        assert_eq!(
+            m.step(&holding, &op(Call::Get { key: 0 }, unknown())).len(),
+            1
+        );
+        let put = Call::Put {
+            key: 1,
+            value: b,
+            cond: Cond::Always,
+        };
+        for wrong in [
+            Outcome::Read { found: None },
+            Outcome::NotFound,
+            Outcome::Committed { reads: vec![] },
+        ] {
+            assert!(m.step(&holding, &op(put.clone(), wrong)).is_empty());
+        }
+        assert!(m
+            .step(&holding, &op(Call::Get { key: 0 }, Outcome::Written))
+            .is_empty());
+    }
+
+    #[test]
+    fn a_transaction_reads_and_checks_the_state_before_it_and_writes_all_or_nothing() {
+        let m = Model { keys: vec![0, 1] };
+        let (a, b) = (Tag::of(b"a"), Tag::of(b"b"));
+        let holding = vec![Some(a), None];
+        let unknown = || Outcome::Unknown { why: "503".into() };
+        let txn = Call::Txn {
+            steps: vec![
+                Step::Delete {
+                    key: 0,
+                    cond: Cond::Always,
+                },
+                Step::Get { key: 0 },
+                Step::Check {
+                    key: 1,
+                    cond: Cond::Absent,
+                },
+                Step::Put {
+                    key: 1,
+                    value: b,
+                    cond: Cond::Always,
+                },
+            ],
+        };
+        let reads = |found| Outcome::Committed {
+            reads: vec![None, found, None, None],
+        };
+        assert_eq!(
+            m.step(&holding, &op(txn.clone(), reads(Some(a)))),
+            vec![vec![None, Some(b)]]
+        );
+        assert!(m.step(&holding, &op(txn.clone(), reads(None))).is_empty());
+        assert!(m
+            .step(&holding, &op(txn.clone(), Outcome::Refused))
+            .is_empty());
+        assert_eq!(
+            m.step(&holding, &op(txn.clone(), unknown())),
+            vec![vec![None, Some(b)], holding.clone()]
+        );
+        let full = vec![Some(a), Some(a)];
+        assert_eq!(
+            m.step(&full, &op(txn.clone(), Outcome::Refused)),
+            vec![full.clone()]
+        );
+        assert_eq!(m.step(&full, &op(txn, unknown())), vec![full]);
+    }
 }
