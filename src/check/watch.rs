@@ -40,6 +40,11 @@ pub struct Watcher {
     pub id: usize,
     pub prefix: Option<String>,
     pub sessions: Vec<Session>,
+    /// Resumes from an earlier retained revision, not the last one it got
+    /// (Resumable from any revision): it sees changes again by design, so
+    /// Unique holds per connection only.
+    #[serde(default)]
+    pub rewinds: bool,
 }
 
 /// Everything the watch checks read.
@@ -143,6 +148,9 @@ fn check_watcher(
     let who = format!("watcher {}", watcher.id);
     let mut seen = HashSet::new();
     for (n, session) in watcher.sessions.iter().enumerate() {
+        if watcher.rewinds {
+            seen.clear();
+        }
         let mut last = session.since;
         for event in &session.events {
             if event.revision <= last {
@@ -435,11 +443,13 @@ mod tests {
                         session(10, false, all[..1].to_vec()),
                         session(11, true, all[1..].to_vec()),
                     ],
+                    rewinds: false,
                 },
                 Watcher {
                     id: 1,
                     prefix: Some("k2".into()),
                     sessions: vec![session(10, false, vec![all[1].clone()])],
+                    rewinds: false,
                 },
             ],
             txn_revisions: BTreeMap::new(),
@@ -478,6 +488,14 @@ mod tests {
         let mut reused = good.clone();
         reused.log[2].revision = 12;
         assert!(kinds(&reused).contains(&"revisions".to_owned()));
+        // A watcher that resumes from an earlier revision sees changes again:
+        // not a violation; a gap in such a connection still is.
+        let mut rewound = good.clone();
+        rewound.watchers[0].rewinds = true;
+        rewound.watchers[0].sessions[1] = session(10, true, all.clone());
+        assert_eq!(kinds(&rewound), Vec::<String>::new());
+        rewound.watchers[0].sessions[1].events.remove(1);
+        assert_eq!(kinds(&rewound), ["reliable"]);
         let mut torn = good.clone();
         torn.log
             .extend([put(14, "k0", "x"), put(15, "k2", "y"), put(16, "k0", "z")]);

@@ -28,10 +28,13 @@ pub(super) async fn watcher(
     mut stop: watch::Receiver<bool>,
 ) -> Watcher {
     let mut rng = StdRng::seed_from_u64(seed);
+    // Every fourth watcher resumes from a random earlier revision (Resumable
+    // from any retained revision), the others from the last one they got.
     let mut me = Watcher {
         id,
         prefix,
         sessions: Vec::new(),
+        rewinds: id % 4 == 3,
     };
     let mut since = start;
     let mut instance = id;
@@ -42,6 +45,9 @@ pub(super) async fn watcher(
             _ = stop.changed() => break,
         };
         since = session.events.last().map_or(since, |e| e.revision);
+        if me.rewinds && since > start {
+            since = rng.gen_range(start..=since);
+        }
         let failed = session.ended.starts_with("failed");
         me.sessions.push(session);
         instance += 1;
