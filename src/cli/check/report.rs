@@ -153,6 +153,14 @@ fn summary(args: &CheckArgs, recording: &Recording, judgement: &Judgement) -> St
         sessions,
         w.changes
     );
+    if !w.violations.is_empty() {
+        let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
+        for v in &w.violations {
+            *kinds.entry(v.guarantee.as_str()).or_default() += 1;
+        }
+        let kinds: Vec<String> = kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        let _ = writeln!(out, "  broken: {}", kinds.join(", "));
+    }
     for v in w.violations.iter().take(10) {
         let _ = writeln!(out, "  {}: {}", v.guarantee, v.detail);
     }
