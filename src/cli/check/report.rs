@@ -96,7 +96,6 @@ fn summary(args: &CheckArgs, recording: &Recording, judgement: &Judgement) -> St
     }
     let answers: Vec<String> = statuses.iter().map(|(s, n)| format!("{s}: {n}")).collect();
     let lin = &judgement.linearizability;
-    let w = &judgement.watch;
     let mut out = String::new();
     let clients = ops.iter().map(|o| o.client).max().map_or(0, |c| c + 1);
     let instances = ops.iter().map(|o| o.instance).max().map_or(0, |i| i + 1);
@@ -135,6 +134,13 @@ fn summary(args: &CheckArgs, recording: &Recording, judgement: &Judgement) -> St
             describe_violation(recording, v)
         );
     }
+    watch_lines(&mut out, recording, &judgement.watch);
+    let _ = writeln!(out, "checked in     {:.2} s", judgement.checked_in);
+    out
+}
+
+/// The watch checks' lines: the verdict, each broken guarantee's count, the first ten.
+fn watch_lines(out: &mut String, recording: &Recording, w: &WatchReport) {
     let sessions: usize = recording
         .watch
         .watchers
@@ -167,8 +173,6 @@ fn summary(args: &CheckArgs, recording: &Recording, judgement: &Judgement) -> St
     if w.violations.len() > 10 {
         let _ = writeln!(out, "  … and {} more", w.violations.len() - 10);
     }
-    let _ = writeln!(out, "checked in     {:.2} s", judgement.checked_in);
-    out
 }
 
 /// One line about a linearizability violation.
