@@ -9,32 +9,27 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::wire::ETag;
+
 /// A value's entity tag: the 16 bytes of its MD5, 32 hex digits in JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Tag(pub [u8; 16]);
 
+/// The wire's own entity tag does the hashing, hex and parsing.
 impl Tag {
     /// The tag of `value`.
     pub fn of(value: &[u8]) -> Tag {
-        Tag(md5::compute(value).0)
+        Tag(ETag::of(value).0)
     }
 
     /// The tag in 32 hex digits, as `ETag` carries it (without quotes).
     pub fn hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        ETag(self.0).hex()
     }
 
     /// Parses 32 hex digits, quoted or not.
     pub fn parse(text: &str) -> Option<Tag> {
-        let text = text.trim().trim_matches('"');
-        if text.len() != 32 || !text.is_ascii() {
-            return None;
-        }
-        let mut out = [0u8; 16];
-        for (i, byte) in out.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
-        }
-        Some(Tag(out))
+        ETag::parse(text).ok().map(|tag| Tag(tag.0))
     }
 }
 

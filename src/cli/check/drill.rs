@@ -12,6 +12,7 @@ use reqwest::{Method, Response, StatusCode};
 use serde::Deserialize;
 
 use crate::check::history::{Call, Cond, Key, Operation, Outcome, Step, Tag};
+use crate::cli::client::cause;
 use crate::wire;
 
 /// What every client and watcher of one drill shares.
@@ -225,7 +226,7 @@ pub(super) async fn perform(
     let judged = match send(target, instance, &call, client, seq).await {
         Ok(response) => judge(&call, response).await,
         Err(e) if e.is_connect() => return None,
-        Err(e) => Judged::unknown(one_line(&e), None),
+        Err(e) => Judged::unknown(cause(&e), None),
     };
     let returned = match judged.outcome {
         Outcome::Unknown { .. } => None,
@@ -388,7 +389,7 @@ async fn judge(call: &Call, response: Response) -> Judged {
                 Some(200),
             ),
             Err(e) => Judged::unknown(
-                format!("a transaction's answer did not read: {}", one_line(&e)),
+                format!("a transaction's answer did not read: {}", cause(&e)),
                 Some(200),
             ),
         },
@@ -418,16 +419,4 @@ fn committed(steps: &[Step], answer: TxnAnswer, status: StatusCode) -> Judged {
     let mut judged = Judged::known(Outcome::Committed { reads }, status, None);
     judged.txn_revisions = revisions;
     judged
-}
-
-/// An error and its causes on one line.
-fn one_line(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text.replace(['\n', '\r'], " ")
 }

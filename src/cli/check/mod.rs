@@ -21,7 +21,7 @@ use serde::Deserialize;
 use tokio::sync::watch;
 
 use self::drill::{client, perform, Target};
-use crate::check::history::{Call, History, Operation};
+use crate::check::history::{Call, History};
 use crate::check::watch::{Change, WatchLog};
 use crate::cli::flags::{bearer_token, duration_flag, uuid_flag, Secret};
 use crate::cli::progress::progress;
@@ -348,7 +348,10 @@ async fn final_reads(target: &Target, client: usize, history: &mut History) {
         // Each instance in turn; one that is away is passed over.
         for attempt in 0..target.urls.len() {
             let instance = usize::from(key) + attempt;
-            if let Some((op, _)) = perform(target, instance, Call::Get { key }, client, 0).await {
+            if let Some((mut op, _)) = perform(target, instance, Call::Get { key }, client, 0).await
+            {
+                // Unique in the merged list, as `renumber` wants.
+                op.id = history.operations.len();
                 history.operations.push(op);
                 break;
             }
@@ -363,18 +366,13 @@ fn renumber(
 ) {
     let mut moved = std::collections::BTreeMap::new();
     for (new, op) in history.operations.iter_mut().enumerate() {
-        if let Some(revisions) = txn_revisions.remove(&unique_id(op)) {
+        // Before this, an id is the operation's place in the merged list.
+        if let Some(revisions) = txn_revisions.remove(&op.id) {
             moved.insert(new, revisions);
         }
         op.id = new;
     }
     *txn_revisions = moved;
-}
-
-/// Before renumbering, an operation's id is its place in the merged list,
-/// which `drill` set as the client's local id plus the client's base.
-fn unique_id(op: &Operation) -> usize {
-    op.id
 }
 
 /// The namespace's revision before the first write (a listing's `Huly-Revision`).

@@ -103,12 +103,14 @@ async fn read_stream(
         query.push_str(&format!("&prefix={}", wire::percent_encode(prefix)));
     }
     // The first connection names `since`; a resume sends Last-Event-ID, as an EventSource would.
-    let mut request = target.http.get(target.namespace_url(instance, &query));
-    request = match me.sessions.is_empty() && !until_sync {
+    let request = match me.sessions.is_empty() && !until_sync {
         true => target
             .http
             .get(target.namespace_url(instance, &format!("{query}&since={since}"))),
-        false => request.header("last-event-id", since.to_string()),
+        false => target
+            .http
+            .get(target.namespace_url(instance, &query))
+            .header("last-event-id", since.to_string()),
     };
     let mut response = match request.bearer_auth(&target.token).send().await {
         Ok(response) if response.status().is_success() => response,

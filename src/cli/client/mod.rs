@@ -19,11 +19,12 @@ mod watch;
 
 pub use args::{ClientArgs, DeleteArgs, GetArgs, ListArgs, PutArgs, TxnArgs, WatchArgs};
 pub use probe::{probe, ProbeArgs};
+/// A failed request's innermost cause in words, for the drill's unknown outcomes too.
+pub(crate) use tls::cause;
 pub use txn::txn;
 pub use watch::watch;
 
 use self::service::{if_match_value, refused, shown, shown_path, Api, Service};
-use self::tls::cause;
 use crate::config::parse_duration;
 use crate::exit::Failure;
 use crate::wire::KeyList;

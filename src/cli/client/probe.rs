@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::Args;
 use reqwest::{StatusCode, Url};
 
+use super::service::shown_duration;
 use super::tls::{cause, client_builder, ClientTls};
 use crate::config::parse_duration;
 use crate::exit::Failure;
@@ -158,16 +159,9 @@ pub async fn probe(args: &ProbeArgs) -> Result<(), Failure> {
 /// Why no answer came, in a few words.
 fn unreachable(e: &reqwest::Error, timeout: Duration) -> String {
     if e.is_timeout() {
-        format!("no answer within {}", shown(timeout))
+        format!("no answer within {}", shown_duration(timeout))
     } else {
         cause(e)
-    }
-}
-
-fn shown(d: Duration) -> String {
-    match d.subsec_millis() {
-        0 => format!("{}s", d.as_secs()),
-        _ => format!("{}ms", d.as_millis()),
     }
 }
 

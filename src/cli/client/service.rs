@@ -357,7 +357,7 @@ pub(super) fn shown(text: &str) -> String {
 }
 
 /// `30s`, `1500ms`: a duration as the user would write it.
-fn shown_duration(d: Duration) -> String {
+pub(super) fn shown_duration(d: Duration) -> String {
     if d.subsec_millis() == 0 {
         format!("{}s", d.as_secs())
     } else {

@@ -220,7 +220,7 @@ pub(super) fn closed_early(e: &reqwest::Error) -> bool {
 
 /// The innermost cause of an error, worded for one line: reqwest's own
 /// messages ("error sending request") say less than the socket's.
-pub(super) fn cause(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn cause(e: &(dyn std::error::Error + 'static)) -> String {
     let mut inner = e;
     while let Some(source) = inner.source() {
         inner = source;
