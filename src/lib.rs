@@ -66,7 +66,8 @@
 //!     - `store::postgres::tls`: the rustls connector of every connection.
 //!     - `store::postgres::sql`: migration files per dialect, engine detection, data statements.
 //!     - `store::postgres::migrate`: the migration runner under a lease row both engines honour.
-//!     - `store::postgres::connect`: one host of the URL after another, each within the connect timeout.
+//!     - `store::postgres::connect`: the URL's hosts, each within the connect timeout, the next tried beside a slow one; probes of hosts a statement waits on.
+//!     - `store::postgres::liveness`: what is known of each host: its connections, and whether it went silent.
 //!     - `store::postgres::pool`: the connection pool, how a statement runs on it, what a failover drops.
 //!     - `store::postgres::batch`: GET and PUT coalescing under load.
 //!     - `store::postgres::row`: a stored row read back into an entry.

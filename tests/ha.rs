@@ -22,10 +22,10 @@ use common::proxy::{Mode, Proxy};
 use common::server::{system_token, SECRET};
 
 const WS: &str = "0e0e0e0e-4444-4555-8666-777788889999";
-/// The longest any request may take: the pool wait (3 s), a new connection
-/// trying both hosts (2 × 2 s, and 1 s of slack), one statement (4 s), and
-/// room for a loaded machine.
-const REQUEST_BOUND: Duration = Duration::from_secs(20);
+/// Issue #27's bar at the default settings: no request over 5 s...
+const REQUEST_BOUND: Duration = Duration::from_secs(5);
+/// ...and writes acknowledged again within 3 s of the promotion.
+const RESUME_BOUND: Duration = Duration::from_secs(3);
 
 /// How the primary fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +49,8 @@ struct Report {
     server_errors: usize,
     lost: usize,
     unavailable: Duration,
+    /// From the promotion to the first acknowledgement after it.
+    resumed_after: Duration,
     slowest: Duration,
 }
 
@@ -56,7 +58,7 @@ struct Report {
 async fn readyz(url: &str) -> u16 {
     reqwest::Client::new()
         .get(url)
-        .timeout(REQUEST_BOUND)
+        .timeout(Duration::from_secs(20))
         .send()
         .await
         .map_or(0, |r| r.status().as_u16())
@@ -123,12 +125,10 @@ async fn failover(fault: Fault, synchronous: bool) -> Report {
         "postgresql://postgres@127.0.0.1:{first},127.0.0.1:{}/postgres?target_session_attrs=read-write",
         standby.port
     );
+    // Every timeout at its default: the bar is for those.
     let envs = [
         ("HULY_DB_CONNECTION", url.as_str()),
         ("HULY_TOKEN_SECRET", SECRET),
-        ("HULY_DB_CONNECT_TIMEOUT", "2s"),
-        ("HULY_DB_POOL_TIMEOUT", "3s"),
-        ("HULY_DB_STATEMENT_TIMEOUT", "4s"),
     ];
     let server = blocking(|| spawn_server(&envs));
     let base = server.url(&format!("/api2/{WS}/ha"));
@@ -180,11 +180,12 @@ async fn failover(fault: Fault, synchronous: bool) -> Report {
     stop.store(true, Ordering::SeqCst);
     let writes = writers.await.expect("writers");
     let slowest = writes.iter().map(|w| w.took).max().unwrap_or_default();
-    let resumed = writes.iter().any(|w| w.sent > promoted && w.acknowledged());
-    assert!(
-        resumed,
-        "{fault:?}: no write was acknowledged after the promotion"
-    );
+    let resumed_after = writes
+        .iter()
+        .filter(|w| w.acknowledged() && w.sent + w.took > promoted)
+        .map(|w| w.sent + w.took - promoted)
+        .min()
+        .unwrap_or_else(|| panic!("{fault:?}: no write was acknowledged after the promotion"));
     // Every acknowledged key, read by SQL from the new primary.
     let stored: HashSet<String> = sql(
         standby.port,
@@ -207,13 +208,15 @@ async fn failover(fault: Fault, synchronous: bool) -> Report {
             .count(),
         lost,
         unavailable: unavailable(&writes),
+        resumed_after,
         slowest,
     };
     eprintln!(
-        "ha report: fault={fault:?} synchronous={synchronous} acknowledged={} lost={} unavailable={:.1}s slowest={:.1}s requests={}",
+        "ha report: fault={fault:?} synchronous={synchronous} acknowledged={} lost={} unavailable={:.1}s resumed={:.2}s after the promotion slowest={:.2}s requests={}",
         report.acknowledged,
         report.lost,
         report.unavailable.as_secs_f64(),
+        report.resumed_after.as_secs_f64(),
         report.slowest.as_secs_f64(),
         writes.len(),
     );
@@ -229,6 +232,11 @@ fn check(fault: Fault, report: &Report) {
         report.slowest < REQUEST_BOUND,
         "{fault:?}: a request took {:?}",
         report.slowest
+    );
+    assert!(
+        report.resumed_after <= RESUME_BOUND,
+        "{fault:?}: writes resumed {:?} after the promotion",
+        report.resumed_after
     );
     assert_eq!(report.lost, 0, "{fault:?}: acknowledged writes were lost");
     assert_eq!(

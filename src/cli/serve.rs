@@ -26,7 +26,7 @@ pub struct DbArgs {
     pub db_scheme: String,
 
     /// Time allowed to open a database connection.
-    #[arg(long, env = "HULY_DB_CONNECT_TIMEOUT", default_value = "5s")]
+    #[arg(long, env = "HULY_DB_CONNECT_TIMEOUT", default_value = "2s")]
     pub db_connect_timeout: String,
 
     /// Database connections in the pool (PostgreSQL), or reader connections (SQLite, at most 64), 1 to 1000.

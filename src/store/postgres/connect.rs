@@ -15,17 +15,22 @@
 //! Every connection also gets TCP keepalives and `tcp_user_timeout`, so the
 //! kernel abandons a connection whose peer vanished without a FIN or RST.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use deadpool_postgres::Connect;
 use futures_util::future::BoxFuture;
-use tokio::task::JoinHandle;
+use futures_util::stream::{FuturesUnordered, StreamExt as _};
+use tokio::task::{AbortHandle, JoinHandle};
+use tokio::time::error::Elapsed;
 use tokio_postgres::config::{Host, LoadBalanceHosts};
 use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::{Client, Config, Connection, Socket};
 
 use super::errors::with_sources;
+use super::liveness::{self, HostState};
 use super::tls::DbTls;
 
 /// The connection of a client, as its driver task polls it.
@@ -45,9 +50,24 @@ pub(super) struct Hosts {
     per_host: Duration,
     /// The host that accepted last: the first one tried.
     preferred: AtomicUsize,
+    /// What is known of each host's liveness.
+    health: Vec<HostState>,
     /// `load_balance_hosts=random`: each connection starts at a random host.
     random: bool,
 }
+
+/// A new connection and the index of the host that took it.
+pub(super) struct Connected {
+    pub(super) client: Client,
+    pub(super) connection: DbConnection,
+    pub(super) host: usize,
+}
+
+/// One host's connection attempt: `Err` when the connect timeout passed.
+type Attempt = Result<Result<(Client, DbConnection), tokio_postgres::Error>, Elapsed>;
+
+/// How long one host may take before the next is tried beside it.
+const STAGGER: Duration = Duration::from_millis(250);
 
 impl std::fmt::Debug for Hosts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -96,40 +116,73 @@ impl Hosts {
             tls,
             per_host,
             preferred: AtomicUsize::new(0),
+            health: (0..count).map(|_| HostState::default()).collect(),
             random: config.get_load_balance_hosts() == LoadBalanceHosts::Random,
         }
     }
 
-    /// The longest a connect may take: every host its whole budget.
+    /// The longest a connect may take: the last host started after the
+    /// others' stagger, then its whole budget.
     pub(super) fn budget(&self) -> Duration {
-        self.per_host
-            .saturating_mul(u32::try_from(self.configs.len()).unwrap_or(u32::MAX))
+        let later = u32::try_from(self.configs.len().saturating_sub(1)).unwrap_or(u32::MAX);
+        self.per_host + STAGGER.saturating_mul(later)
     }
 
-    /// A connection to the first host that takes one within its budget,
-    /// the host that accepted last tried first.
-    pub(super) async fn connect(&self) -> Result<(Client, DbConnection), NoHost> {
+    /// A connection to a host that takes one within its budget. The host
+    /// that accepted last is tried first; each next host is tried as well
+    /// when the ones before have failed or not answered within `STAGGER`,
+    /// and the first to take the connection wins. Hosts known to be silent
+    /// are skipped for a moment (see `liveness`).
+    pub(super) async fn connect(&self) -> Result<Connected, NoHost> {
+        let now = Instant::now();
+        let count = self.configs.len();
         let first = match self.random {
             true => random_index(),
             false => self.preferred.load(Ordering::Relaxed),
-        } % self.configs.len().max(1);
-        let order = (first..self.configs.len()).chain(0..first);
+        } % count.max(1);
+        let mut order = (first..count)
+            .chain(0..first)
+            .filter(|&i| !self.health[i].is_down(now));
         let mut failed = NoHost {
-            why: String::from("the URL names no host"),
+            why: match count {
+                0 => String::from("the URL names no host"),
+                _ => format!(
+                    "no host answered a connection within {:?} lately; trying again within {:?}",
+                    self.per_host,
+                    liveness::DOWN_FOR
+                ),
+            },
             last: None,
         };
-        for i in order {
-            let attempt = self.configs[i].connect(self.tls.clone());
-            match tokio::time::timeout(self.per_host, attempt).await {
-                Ok(Ok(connected)) => {
+        let mut attempts = FuturesUnordered::new();
+        attempts.extend(order.next().map(|i| self.attempt(i)));
+        while !attempts.is_empty() {
+            let outcome = tokio::select! {
+                outcome = attempts.next() => outcome,
+                () = tokio::time::sleep(STAGGER) => None,
+            };
+            let Some((i, outcome)) = outcome else {
+                attempts.extend(order.next().map(|i| self.attempt(i)));
+                continue;
+            };
+            match outcome {
+                Ok(Ok((client, connection))) => {
                     self.preferred.store(i, Ordering::Relaxed);
-                    return Ok(connected);
+                    return Ok(Connected {
+                        client,
+                        connection,
+                        host: i,
+                    });
                 }
                 Ok(Err(e)) => {
+                    if answered(&e) {
+                        self.health[i].answered();
+                    }
                     failed.why = format!("{}: {}", self.name(i), with_sources(&e));
                     failed.last = Some(e);
                 }
                 Err(_) => {
+                    self.went_silent(i, "a connection");
                     failed.why = format!(
                         "{}: no answer within {:?} (the connect timeout)",
                         self.name(i),
@@ -139,8 +192,68 @@ impl Hosts {
                 }
             }
             tracing::debug!(error = %failed.why, "database host not used");
+            attempts.extend(order.next().map(|i| self.attempt(i)));
         }
         Err(failed)
+    }
+
+    /// One host's connection, within the connect timeout.
+    fn attempt(&self, i: usize) -> impl Future<Output = (usize, Attempt)> + '_ {
+        let connecting = self.configs[i].connect(self.tls.clone());
+        async move { (i, tokio::time::timeout(self.per_host, connecting).await) }
+    }
+
+    /// The connection to host `host` runs on `driver`: cut it if the host
+    /// goes silent.
+    pub(super) fn register(&self, host: usize, driver: AbortHandle) {
+        if let Some(state) = self.health.get(host) {
+            state.connected(driver);
+        }
+    }
+
+    /// A statement has waited `liveness::PROBE_AFTER`: probe each host it
+    /// may be waiting on (one with connections, not probed within the last
+    /// second) with a fresh connection, in the background.
+    pub(super) fn suspect(self: &Arc<Self>) {
+        let now = Instant::now();
+        for i in 0..self.configs.len() {
+            if self.health[i].should_probe(now) {
+                let hosts = Arc::clone(self);
+                tokio::spawn(async move { hosts.probe(i).await });
+            }
+        }
+    }
+
+    /// Connects to host `i` once: a host that answers (even with a refusal)
+    /// is alive and its slow statements are left to the statement timeout;
+    /// one that does not answer within the connect timeout is silent.
+    async fn probe(&self, i: usize) {
+        match self.attempt(i).await.1 {
+            Ok(Ok((client, connection))) => {
+                // Closed politely: the client's drop sends Terminate.
+                tokio::spawn(connection);
+                drop(client);
+                self.health[i].answered();
+            }
+            Ok(Err(e)) if answered(&e) => self.health[i].answered(),
+            Ok(Err(e)) => {
+                tracing::debug!(host = %self.name(i), error = %with_sources(&e), "probe failed");
+                self.went_silent(i, "a probe");
+            }
+            Err(_) => self.went_silent(i, "a probe"),
+        }
+    }
+
+    /// Host `i` did not answer `what` within the connect timeout.
+    fn went_silent(&self, i: usize, what: &str) {
+        let cut = self.health[i].went_silent(Instant::now());
+        tracing::warn!(
+            host = %self.name(i),
+            connections = cut,
+            "database host did not answer {what} within {:?}: its connections are cut and it is skipped for {:?}",
+            self.per_host,
+            liveness::DOWN_FOR
+        );
     }
 
     /// `host:port` of host `i`, for messages.
@@ -169,6 +282,22 @@ fn random_index() -> usize {
     use std::hash::BuildHasher as _;
     let random = std::collections::hash_map::RandomState::new().hash_one(std::time::Instant::now());
     random as usize
+}
+
+/// Whether a failed connection was refused by a live server (an error it
+/// sent, or the read-write check's answer) rather than cut or unanswered.
+fn answered(e: &tokio_postgres::Error) -> bool {
+    if e.as_db_error().is_some() {
+        return true;
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::PermissionDenied;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// Host `i` of `all`, with every other setting of `all`.
@@ -236,7 +365,7 @@ impl Connect for PoolConnect {
         _: &Config,
     ) -> BoxFuture<'_, Result<(Client, JoinHandle<()>), tokio_postgres::Error>> {
         Box::pin(async move {
-            let (client, connection) = self.0.connect().await.map_err(|failed| {
+            let connected = self.0.connect().await.map_err(|failed| {
                 tracing::warn!(error = %failed.why, "cannot connect to the database");
                 // The pool takes a driver error; a timeout has none of its
                 // own, and the driver's "timeout waiting for server" says it.
@@ -244,12 +373,14 @@ impl Connect for PoolConnect {
                     .last
                     .unwrap_or_else(tokio_postgres::Error::__private_api_timeout)
             })?;
+            let connection = connected.connection;
             let driver = tokio::spawn(async move {
                 if let Err(e) = connection.await {
                     tracing::debug!(error = %e, "database connection ended");
                 }
             });
-            Ok((client, driver))
+            self.0.register(connected.host, driver.abort_handle());
+            Ok((connected.client, driver))
         })
     }
 }
@@ -273,7 +404,7 @@ mod tests {
         .unwrap();
         let hosts = Hosts::new(&all, tls, Duration::from_secs(2), Duration::from_secs(9));
         assert_eq!(hosts.configs.len(), 2);
-        assert_eq!(hosts.budget(), Duration::from_secs(4));
+        assert_eq!(hosts.budget(), Duration::from_millis(2250));
         let second = &hosts.configs[1];
         assert_eq!(second.get_hosts(), &[Host::Tcp("h2".into())]);
         assert_eq!(second.get_ports(), &[5434]);

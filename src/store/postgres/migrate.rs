@@ -149,15 +149,16 @@ impl PgStore {
     /// A connection of its own, outside the pool, so the migration runner never
     /// waits for (or starves) pooled connections, whatever the pool size.
     async fn connect(&self) -> Result<Client, StoreError> {
-        let (client, connection) = self.hosts.connect().await.map_err(|failed| {
+        let connected = self.hosts.connect().await.map_err(|failed| {
             StoreError::Unavailable(format!("cannot connect to the database: {}", failed.why))
         })?;
+        let connection = connected.connection;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "migration connection ended");
             }
         });
-        Ok(client)
+        Ok(connected.client)
     }
 
     async fn detect(&self, client: &Client) -> Result<Flavor, StoreError> {

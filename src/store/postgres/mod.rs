@@ -20,6 +20,7 @@ use uuid::Uuid;
 mod batch;
 mod connect;
 mod errors;
+mod liveness;
 mod migrate;
 mod notify;
 mod pool;

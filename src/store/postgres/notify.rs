@@ -112,7 +112,8 @@ impl Link {
         let lost = |e: tokio_postgres::Error| e.to_string();
         // Each host within its connect timeout; a demoted primary or a
         // standby is skipped as the pool skips it (target_session_attrs).
-        let (client, mut connection) = self.hosts.connect().await.map_err(|failed| failed.why)?;
+        let connected = self.hosts.connect().await.map_err(|failed| failed.why)?;
+        let (client, mut connection) = (connected.client, connected.connection);
         let (notes_tx, mut notes) = mpsc::unbounded_channel();
         let driver = tokio::spawn(async move {
             let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
@@ -131,6 +132,9 @@ impl Link {
                 }
             }
         });
+        // A host gone silent cuts this connection too: the session ends
+        // and the next one connects to a host that answers.
+        self.hosts.register(connected.host, driver.abort_handle());
         let _stop_driver = AbortOnDrop(driver);
         let listen = format!("LISTEN \"{}\"", self.channel);
         client.batch_execute(&listen).await.map_err(lost)?;

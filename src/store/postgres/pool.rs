@@ -3,12 +3,14 @@
 //! timeouts, cancelled on the server when it overruns, and retried when
 //! CockroachDB aborts it with a serialization failure.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{
     Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime, TimeoutType,
 };
+use tokio::time::error::Elapsed;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
@@ -16,6 +18,7 @@ use super::connect::{Hosts, PoolConnect};
 use super::errors::{
     connect_timed_out, db_error, is_failover, retry_conflicts, statement_timed_out,
 };
+use super::liveness::PROBE_AFTER;
 use super::tls::DbTls;
 use crate::config::DbOptions;
 use crate::store::StoreError;
@@ -26,6 +29,8 @@ use crate::telemetry::registry::{PoolState, DB_POOL_WAIT};
 /// request that started it.
 pub(super) struct Pooled {
     pool: Pool,
+    /// The hosts, probed when a statement waits long (see `liveness`).
+    hosts: Arc<Hosts>,
     tls: DbTls,
     connect_timeout: Duration,
     /// Longest wait for a free connection.
@@ -46,7 +51,7 @@ impl Pooled {
         let create = hosts.budget() + Duration::from_secs(1);
         let manager = Manager::from_connect(
             config.clone(),
-            PoolConnect(hosts),
+            PoolConnect(Arc::clone(&hosts)),
             ManagerConfig {
                 // Fast: no round trip per checkout. A connection that died
                 // with its server is noticed as closed; one that outlived a
@@ -67,6 +72,7 @@ impl Pooled {
             .map_err(|e| StoreError::Internal(format!("cannot build the connection pool: {e}")))?;
         Ok(Pooled {
             pool,
+            hosts,
             tls,
             connect_timeout: opts.connect_timeout,
             pool_timeout: opts.pool_timeout,
@@ -130,14 +136,12 @@ impl Pooled {
     ) -> Result<Vec<Row>, StoreError> {
         let client = self.checkout(wait).await?;
         let conn: &deadpool_postgres::ClientWrapper = &client;
-        let outcome = tokio::time::timeout(
-            self.statement_timeout,
-            retry_conflicts(move || async move {
+        let outcome = self
+            .bounded(retry_conflicts(move || async move {
                 let statement = conn.prepare_cached(sql).await?;
                 conn.query(&statement, params).await
-            }),
-        )
-        .await;
+            }))
+            .await;
         self.settle(client, outcome)
     }
 
@@ -160,21 +164,33 @@ impl Pooled {
     ) -> Result<u64, StoreError> {
         let client = self.checkout(wait).await?;
         let conn: &deadpool_postgres::ClientWrapper = &client;
-        let outcome = tokio::time::timeout(
-            self.statement_timeout,
-            retry_conflicts(move || async move {
+        let outcome = self
+            .bounded(retry_conflicts(move || async move {
                 let statement = conn.prepare_cached(sql).await?;
                 conn.execute(&statement, params).await
-            }),
-        )
-        .await;
+            }))
+            .await;
         self.settle(client, outcome)
+    }
+
+    /// `work` (statements on a pooled connection) within the statement
+    /// timeout. Once it has waited `PROBE_AFTER` the hosts are probed, so a
+    /// host gone silent has its connections cut (and `work` fails) within
+    /// that and the connect timeout, not the statement timeout.
+    pub(super) async fn bounded<F: Future>(&self, work: F) -> Result<F::Output, Elapsed> {
+        let first = PROBE_AFTER.min(self.statement_timeout);
+        let mut work = std::pin::pin!(work);
+        if let Ok(done) = tokio::time::timeout(first, &mut work).await {
+            return Ok(done);
+        }
+        self.hosts.suspect();
+        tokio::time::timeout(self.statement_timeout.saturating_sub(first), work).await
     }
 
     pub(super) fn settle<T>(
         &self,
         client: deadpool_postgres::Client,
-        outcome: Result<Result<T, tokio_postgres::Error>, tokio::time::error::Elapsed>,
+        outcome: Result<Result<T, tokio_postgres::Error>, Elapsed>,
     ) -> Result<T, StoreError> {
         match outcome {
             Ok(Err(e)) if is_failover(&e) => {

@@ -159,7 +159,7 @@ impl PgStore {
                 }
             }
         };
-        let outcome = tokio::time::timeout(self.statement_timeout, work).await;
+        let outcome = self.pooled.bounded(work).await;
         self.pooled.settle(client, outcome)?
     }
 }
