@@ -89,6 +89,17 @@ fn a_reused_revision_is_named() {
 /// failures retried): two instances under the drill hold every guarantee.
 #[test]
 fn the_cockroach_path_forced_on_postgres_at_serializable_holds() {
+    // ROBUSTNESS_RUNS repeats it in a campaign, as tests/robustness.rs does.
+    let runs: u64 = std::env::var("ROBUSTNESS_RUNS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1);
+    for run in 0..runs {
+        cockroach_path_run(11 + run);
+    }
+}
+
+fn cockroach_path_run(seed: u64) {
     let db = common::pg::fresh_database_blocking();
     let serializable = format!(
         "{}{}options=-c%20default_transaction_isolation%3Dserializable",
@@ -110,12 +121,13 @@ fn the_cockroach_path_forced_on_postgres_at_serializable_holds() {
             "--url",
             &servers[1].url(""),
         ])
-        .args(["--duration", "4s", "--watchers", "8", "--seed", "11"])
+        .args(["--duration", "4s", "--watchers", "8", "--seed"])
+        .arg(seed.to_string())
         .env("HULY_TOKEN_SECRET", SECRET)
         .output()
         .expect("run hulykvs check");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    println!("{stdout}");
+    println!("CockroachDB path at SERIALIZABLE (seed {seed}):\n{stdout}");
     assert_eq!(
         out.status.code(),
         Some(0),
