@@ -96,10 +96,26 @@ fn start_drill_for(
 
 /// Waits for the drill and asserts every guarantee held.
 fn judged(name: &str, child: std::process::Child) -> Output {
+    judged_beside(name, child, &[])
+}
+
+/// [`judged`], with the last lines the instances logged shown when the
+/// drill fails, to tell a checker's verdict from an outage.
+fn judged_beside(name: &str, child: std::process::Child, servers: &[ServerProcess]) -> Output {
     let out = child.wait_with_output().expect("wait for hulykvs check");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     println!("{name}:\n{stdout}");
+    if out.status.code() != Some(0) {
+        for (i, server) in servers.iter().enumerate() {
+            let text = server.stderr_text();
+            let tail: Vec<&str> = text.lines().rev().take(40).collect();
+            eprintln!(
+                "{name}: instance {i} logged, last lines first:\n{}",
+                tail.join("\n")
+            );
+        }
+    }
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -124,7 +140,7 @@ fn with_postgres(
         let drill = start_drill(&urls, report.path(), 1000 + run as u64);
         std::thread::sleep(FAULT_AT);
         fault(&cluster, &mut servers, &ports, &db);
-        judged(&format!("{name} (run {run})"), drill);
+        judged_beside(&format!("{name} (run {run})"), drill, &servers);
     }
 }
 
@@ -163,48 +179,61 @@ fn an_instance_paused_for_two_seconds() {
 
 /// Between the instances and PostgreSQL, a proxy of the test's own: the
 /// link blackholed (no FIN, no RST), slowed (75 ± 50 ms a chunk) or lossy
-/// (every second connection silenced), each for a moment.
+/// (every second connection silenced), each for a moment. One test each, so
+/// a campaign runs them side by side.
 #[tokio::test(flavor = "multi_thread")]
-async fn the_database_link_blackholed_slowed_and_lossy() {
-    for (name, mode, hold) in [
-        (
-            "the database link blackholed for 1.5 s",
-            Mode::Partition,
-            1500,
-        ),
-        ("the database link slowed for 2 s", Mode::Delay, 2000),
-        (
-            "half the database connections silenced for 1.5 s",
-            Mode::Lossy,
-            1500,
-        ),
-    ] {
-        for run in 0..runs() {
-            let cluster = OwnCluster::start(ClusterSetup::default());
-            let upstream = format!("127.0.0.1:{}", cluster.port)
-                .parse()
-                .expect("address");
-            let proxy = Proxy::start(upstream).await;
-            let db = format!("postgres://postgres@{}/postgres", proxy.addr);
-            let servers = tokio::task::spawn_blocking(move || {
-                [serve(&db, free_port()), serve(&db, free_port())]
-            })
-            .await
-            .expect("start the instances");
-            let urls: Vec<String> = servers.iter().map(|s| s.url("")).collect();
-            let report = tempfile::tempdir().expect("tempdir");
-            let drill = start_drill(&urls, report.path(), 4000 + run as u64);
-            tokio::time::sleep(FAULT_AT).await;
-            proxy.set(mode);
-            tokio::time::sleep(Duration::from_millis(hold)).await;
-            proxy.set(Mode::Up);
-            let name = format!("{name} (run {run})");
-            tokio::task::spawn_blocking(move || judged(&name, drill))
+async fn the_database_link_blackholed() {
+    through_the_link(
+        "the database link blackholed for 1.5 s",
+        Mode::Partition,
+        1500,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_database_link_slowed() {
+    through_the_link("the database link slowed for 2 s", Mode::Delay, 2000).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn half_the_database_connections_silenced() {
+    through_the_link(
+        "half the database connections silenced for 1.5 s",
+        Mode::Lossy,
+        1500,
+    )
+    .await;
+}
+
+async fn through_the_link(name: &str, mode: Mode, hold: u64) {
+    for run in 0..runs() {
+        let cluster = OwnCluster::start(ClusterSetup::default());
+        let upstream = format!("127.0.0.1:{}", cluster.port)
+            .parse()
+            .expect("address");
+        let proxy = Proxy::start(upstream).await;
+        let db = format!("postgres://postgres@{}/postgres", proxy.addr);
+        let servers =
+            tokio::task::spawn_blocking(move || [serve(&db, free_port()), serve(&db, free_port())])
                 .await
-                .expect("judge the drill");
-            drop(servers);
-            drop(cluster);
-        }
+                .expect("start the instances");
+        let urls: Vec<String> = servers.iter().map(|s| s.url("")).collect();
+        let report = tempfile::tempdir().expect("tempdir");
+        let drill = start_drill(&urls, report.path(), 4000 + run as u64);
+        tokio::time::sleep(FAULT_AT).await;
+        proxy.set(mode);
+        tokio::time::sleep(Duration::from_millis(hold)).await;
+        proxy.set(Mode::Up);
+        let name = format!("{name} (run {run})");
+        let servers = tokio::task::spawn_blocking(move || {
+            judged_beside(&name, drill, &servers);
+            servers
+        })
+        .await
+        .expect("judge the drill");
+        drop(servers);
+        drop(cluster);
     }
 }
 
@@ -231,9 +260,10 @@ fn the_primary_stopped_and_its_synchronous_standby_promoted() {
         primary.stop_immediate();
         std::thread::sleep(Duration::from_secs(1));
         standby.promote();
-        judged(
+        judged_beside(
             &format!("failover to a synchronous standby (run {run})"),
             drill,
+            &servers,
         );
     }
 }

@@ -147,7 +147,7 @@ impl Hosts {
             why: match count {
                 0 => String::from("the URL names no host"),
                 _ => format!(
-                    "no host answered a connection within {:?} lately; trying again within {:?}",
+                    "no host answered a probe within {:?} lately; trying again within {:?}",
                     self.per_host,
                     liveness::DOWN_FOR
                 ),
@@ -182,7 +182,9 @@ impl Hosts {
                     failed.last = Some(e);
                 }
                 Err(_) => {
-                    self.went_silent(i, "a connection");
+                    // Only a failed probe cuts a host's connections: a
+                    // connect that is merely slow (an overloaded server, a
+                    // promotion under way) must not start a storm of them.
                     failed.why = format!(
                         "{}: no answer within {:?} (the connect timeout)",
                         self.name(i),
@@ -238,19 +240,19 @@ impl Hosts {
             Ok(Err(e)) if answered(&e) => self.health[i].answered(),
             Ok(Err(e)) => {
                 tracing::debug!(host = %self.name(i), error = %with_sources(&e), "probe failed");
-                self.went_silent(i, "a probe");
+                self.went_silent(i);
             }
-            Err(_) => self.went_silent(i, "a probe"),
+            Err(_) => self.went_silent(i),
         }
     }
 
-    /// Host `i` did not answer `what` within the connect timeout.
-    fn went_silent(&self, i: usize, what: &str) {
+    /// Host `i` did not answer a probe within the connect timeout.
+    fn went_silent(&self, i: usize) {
         let cut = self.health[i].went_silent(Instant::now());
         tracing::warn!(
             host = %self.name(i),
             connections = cut,
-            "database host did not answer {what} within {:?}: its connections are cut and it is skipped for {:?}",
+            "database host did not answer a probe within {:?}: its connections are cut and it is skipped for {:?}",
             self.per_host,
             liveness::DOWN_FOR
         );
