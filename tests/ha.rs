@@ -276,3 +276,44 @@ async fn asynchronous_replication_loses_what_the_standby_never_received() {
         "writes acknowledged while replication stalled should be lost: {report:?}"
     );
 }
+
+/// A first host that accepts connections and never answers (a black-holed
+/// proxy) costs a new connection a moment, not its connect timeout: the
+/// next host is tried beside it after 250 ms and takes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_first_host_does_not_hold_new_connections_for_its_timeout() {
+    let cluster = blocking(|| OwnCluster::start(ClusterSetup::default()));
+    let upstream = format!("127.0.0.1:{}", cluster.port).parse().unwrap();
+    let silent = Proxy::start(upstream).await;
+    silent.set(Mode::Partition);
+    let url = format!(
+        "postgresql://postgres@{},127.0.0.1:{}/postgres",
+        silent.addr, cluster.port
+    );
+    let started = Instant::now();
+    let server = blocking(|| {
+        spawn_server(&[
+            ("HULY_DB_CONNECTION", url.as_str()),
+            ("HULY_TOKEN_SECRET", SECRET),
+            ("HULY_DB_CONNECT_TIMEOUT", "20s"),
+        ])
+    });
+    // The server migrates on start through a connection of its own: ready
+    // means that connection, and the pool's first, went to the second host.
+    let status = readyz(&server.url("/readyz")).await;
+    let took = started.elapsed();
+    assert_eq!(status, 200, "/readyz through a silent first host");
+    assert!(
+        took < Duration::from_secs(10),
+        "the silent first host held the connection {took:?} (its timeout is 20 s)"
+    );
+    let put = reqwest::Client::new()
+        .put(server.url(&format!("/api2/{WS}/ha/after-silent")))
+        .bearer_auth(system_token())
+        .body("v")
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .expect("PUT");
+    assert!(put.status().is_success(), "{}", put.status());
+}
