@@ -20,7 +20,9 @@ pub enum Bug {
     IfMatchIgnored,
     /// Every 20th event of a watch stream is not sent.
     WatchEventDropped,
-    /// Every 7th write answers the revision of the write before it.
+    /// Every 7th write answers the revision of the write before it; the
+    /// tests start an instance with it after a restart, so revisions
+    /// answered before the restart come back.
     RevisionReused,
 }
 

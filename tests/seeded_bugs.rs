@@ -78,9 +78,44 @@ fn a_dropped_watch_event_breaks_reliability() {
     );
 }
 
+/// The instance is killed mid-drill and comes back with the bug: the
+/// revisions it answers after the restart reuse ones answered before.
 #[test]
-fn a_reused_revision_is_named() {
-    let summary = drill_against("revision_reused");
+fn a_revision_reused_after_a_restart_is_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite:{}", dir.path().join("kvs.db").display());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+        .to_string();
+    let envs = [
+        ("HULY_DB_CONNECTION", db.as_str()),
+        ("HULY_TOKEN_SECRET", SECRET),
+        ("HULY_BIND_PORT", port.as_str()),
+    ];
+    let mut before = spawn_server(&envs);
+    let drill = hulykvs()
+        .args(["check", "--url", &before.url(""), "--duration", "3s"])
+        .args(["--watchers", "4", "--seed", "7"])
+        .env("HULY_TOKEN_SECRET", SECRET)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run hulykvs check");
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    before.kill();
+    let mut with_bug = envs.to_vec();
+    with_bug.push(("HULYKVS_SEEDED_BUG", "revision_reused"));
+    let _after = spawn_server(&with_bug);
+    let out = drill.wait_with_output().expect("wait for hulykvs check");
+    let summary = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the drill did not report a violation\n{summary}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(broken(&summary).contains("revisions"), "{summary}");
 }
 
