@@ -36,6 +36,11 @@ fn drill_against(bug: &str) -> String {
         .env("HULY_TOKEN_SECRET", SECRET)
         .output()
         .expect("run hulykvs check");
+    violated(bug, &out)
+}
+
+/// The drill's summary; asserts the drill against `bug` exited 1.
+fn violated(bug: &str, out: &std::process::Output) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(
         out.status.code(),
@@ -109,13 +114,7 @@ fn a_revision_reused_after_a_restart_is_named() {
     with_bug.push(("HULYKVS_SEEDED_BUG", "revision_reused"));
     let _after = spawn_server(&with_bug);
     let out = drill.wait_with_output().expect("wait for hulykvs check");
-    let summary = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "the drill did not report a violation\n{summary}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let summary = violated("revision_reused after a restart", &out);
     assert!(broken(&summary).contains("revisions"), "{summary}");
 }
 

@@ -9,8 +9,11 @@
 //! attempt with the connect timeout covering everything libpq's does: TCP,
 //! TLS, authentication and, for `target_session_attrs=read-write`, the
 //! check that the server accepts writes (which skips standbys and demoted
-//! primaries). The host that last accepted is tried first, so after a
-//! failover new connections do not wait out a dead first host each time.
+//! primaries). The host that last accepted is tried first, and the next
+//! one beside it once it has refused or been silent for 250 ms, so a dead
+//! first host costs a new connection a moment, not its timeout. When a
+//! statement waits long, the hosts with connections are probed; one that
+//! does not answer has its connections cut (see `liveness`).
 //!
 //! Every connection also gets TCP keepalives and `tcp_user_timeout`, so the
 //! kernel abandons a connection whose peer vanished without a FIN or RST.
