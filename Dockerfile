@@ -14,6 +14,7 @@ RUN mkdir src \
     && rm -rf src target/release/hulykvs target/release/.fingerprint/hulykvs-* \
         target/release/deps/hulykvs-* target/release/deps/libhulykvs-*
 COPY sql ./sql
+COPY console ./console
 COPY src ./src
 RUN cargo build --release --locked \
     && strip target/release/hulykvs \

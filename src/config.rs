@@ -347,6 +347,8 @@ pub struct ServeConfig {
     pub watch_buffer: usize,
     /// Whether `GET /metrics` serves the Prometheus registry.
     pub metrics: bool,
+    /// Whether `GET /console` serves the web console (SPEC §23).
+    pub console: bool,
     /// How log lines are written.
     pub log_format: LogFormat,
 }

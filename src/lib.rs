@@ -46,6 +46,7 @@
 //!     - `http::handlers::txn`: transactions across keys (`POST /api2/{ws}?txn`).
 //!     - `http::handlers::health`: `/status`, `/livez`, `/readyz`.
 //!     - `http::handlers::metrics`: `/metrics`, the Prometheus exposition.
+//!   - `http::console`: the web console's page, script and style (`console/`), compiled in, with their CSP.
 //!   - `http::access`: the namespace ACL as requests meet it: the access needed, `403 namespace_forbidden`.
 //!   - `http::request`: path parts, preconditions, content type, listing query and body, parsed and checked.
 //!   - `http::response`: response bodies and the one place an error becomes a response.

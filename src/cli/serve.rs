@@ -233,6 +233,15 @@ pub struct ServeArgs {
     )]
     pub metrics: String,
 
+    /// Serve the web console at GET /console (on or off).
+    #[arg(
+        long,
+        env = "HULY_CONSOLE",
+        default_value = "on",
+        value_name = "ON|OFF"
+    )]
+    pub console: String,
+
     /// Log lines as text (for people) or json (one object per line).
     #[arg(
         long,
@@ -518,6 +527,7 @@ impl ServeConfig {
             watch_buffer: whole_number("HULY_WATCH_BUFFER", &args.watch_buffer, 1, 1_000_000)?
                 as usize,
             metrics: switch("HULY_METRICS", &args.metrics)?,
+            console: switch("HULY_CONSOLE", &args.console)?,
             log_format: log_format(&args.log_format)?,
         })
     }

@@ -2,9 +2,11 @@
 //! every request passes ([`layers`]), the router ([`router`]) and the handlers
 //! it calls ([`handlers`]), with what they share: the parsed request
 //! ([`request`]), responses ([`response`]), the state ([`state`]), the
-//! namespace ACL ([`access`]), and HTTPS ([`tls`]). Nothing here knows SQL.
+//! namespace ACL ([`access`]), and HTTPS ([`tls`]); and the web console's
+//! files ([`console`]). Nothing here knows SQL.
 
 mod access;
+mod console;
 mod handlers;
 mod layers;
 mod request;

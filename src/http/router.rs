@@ -10,6 +10,7 @@ use hyper::{Method, Request, Response};
 use uuid::Uuid;
 
 use super::access;
+use super::console;
 use super::handlers::changes::PollRequest;
 use super::handlers::values::ValuesRequest;
 use super::handlers::watch::WatchRequest;
@@ -87,7 +88,7 @@ pub(super) fn allowed_methods(path: &str) -> Option<&'static str> {
 }
 
 /// Every route template, for metrics and traces; the first is "no route".
-pub(super) const ROUTES: [&str; 10] = [
+pub(super) const ROUTES: [&str; 11] = [
     "",
     "/status",
     "/livez",
@@ -98,6 +99,7 @@ pub(super) const ROUTES: [&str; 10] = [
     "/api/{namespace}",
     "/api/{namespace}/{key}",
     "/api2/{workspace}",
+    "/console",
 ];
 
 /// The index in [`ROUTES`] of the route template of `path`, such as
@@ -109,6 +111,9 @@ pub(super) fn route_of(path: &str) -> usize {
         "/readyz" => return 3,
         "/metrics" => return 4,
         _ => {}
+    }
+    if console::serves(path) {
+        return 10;
     }
     if workspace_path(path).is_some() {
         return 9;
@@ -157,6 +162,9 @@ async fn route<S: Store>(
                 let head = method == Method::HEAD;
                 return Ok(metrics::render(registry, state.store.pool_state(), head));
             }
+        }
+        p if state.console && console::serves(p) => {
+            return console::respond(&method, p, req.headers());
         }
         _ => {}
     }

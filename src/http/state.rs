@@ -33,6 +33,8 @@ pub struct AppState<S> {
     pub(super) cors: Arc<CorsOrigins>,
     /// The metrics `/metrics` renders; `None` when `HULY_METRICS=off`.
     pub(super) metrics: Option<&'static Registry>,
+    /// Whether `/console` serves the web console.
+    pub(super) console: bool,
     /// The namespace ACL; `None` without `HULY_ACL_FILE`.
     pub(super) acl: Option<Arc<Acl>>,
 }
@@ -60,6 +62,7 @@ impl<S: Store> AppState<S> {
             migrated: AtomicBool::new(false),
             cors: Arc::new(config.cors.clone()),
             metrics: if config.metrics { registry() } else { None },
+            console: config.console,
             acl: None,
         }
     }
