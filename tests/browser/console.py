@@ -222,10 +222,11 @@ class Suite:
 
     # -- helpers
 
-    def open_console(self, viewport=None):
+    def open_console(self, viewport=None, server=None):
+        server = server or self.server
         context = self.browser.new_context(viewport=viewport or {"width": 1400, "height": 900})
-        watched = Watched(context, self.server.url)
-        watched.page.goto(self.server.url + "/console")
+        watched = Watched(context, server.url)
+        watched.page.goto(server.url + "/console")
         return context, watched
 
     def sign_in(self, page, token=None):
@@ -508,6 +509,17 @@ class Suite:
         expect(entry.get_by_role("heading", name=key)).to_be_visible()
         assert page.evaluate("window.__pwned") is None
         assert page.locator("img, b, main script").count() == 0
+        # Characters a URL treats specially are percent-encoded whole.
+        odd = "odd ?#%+&=;/x%2F/.."
+        self.api.put(ns, odd, "odd value")
+        self.list_ns(page, ns)
+        self.key_button(page, odd).click()
+        value = entry.get_by_role("textbox", name="Value", exact=True)
+        expect(value).to_have_value("odd value")
+        value.fill("odd value, saved")
+        entry.get_by_role("button", name="Save", exact=True).click()
+        expect(page.get_by_role("status")).to_contain_text("Saved")
+        assert self.api.get(ns, odd)[2] == b"odd value, saved"
         w.check()
         context.close()
 
@@ -572,6 +584,34 @@ class Suite:
         expect(watch).to_have_attribute("aria-pressed", "false")
         w.check()
         context.close()
+
+    def case_watch_relists_when_the_history_is_gone(self):
+        short = Server(self.args.bin, self.workdir, {"HULY_CHANGES_RETENTION": "1s"})
+        short.start()
+        try:
+            api = Api(short.url, self.api.token)
+            ns = "t-compacted"
+            api.put(ns, "a", "1")
+            context, w = self.open_console(server=short)
+            page = w.page
+            self.sign_in(page)
+            self.list_ns(page, ns)
+            expect(page.get_by_role("status")).to_contain_text("at revision 1")
+            api.put(ns, "b", "2")
+            api.put(ns, "c", "3")
+            time.sleep(3)  # the changes after revision 1 are pruned
+            page.get_by_role("button", name="Watch", exact=True).click()
+            # The stream answered 410: the console listed again and watches from there.
+            expect(page.get_by_role("status")).to_contain_text("at revision 3")
+            expect(self.key_button(page, "c")).to_be_visible()
+            api.put(ns, "d", "4")
+            changes = page.get_by_role("list", name="Changes")
+            expect(changes.get_by_role("listitem")).to_have_count(1)
+            expect(changes.get_by_role("listitem")).to_contain_text("revision 4")
+            w.check()
+            context.close()
+        finally:
+            short.stop()
 
     def case_sign_out(self):
         context, w = self.open_console()
