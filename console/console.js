@@ -844,12 +844,20 @@ $("watch").addEventListener("click", action(toggleWatch));
 $("format-json").addEventListener(
   "click",
   action(() => {
-    $("value").value = JSON.stringify(JSON.parse($("value").value), null, 2);
+    let parsed;
+    try {
+      parsed = JSON.parse($("value").value);
+    } catch (error) {
+      throw new Error(`Not JSON, left as it is: ${error.message}`);
+    }
+    $("value").value = JSON.stringify(parsed, null, 2);
     say("Formatted as JSON; Save sends it as shown.");
   }),
 );
 $("value").addEventListener("input", () => {
-  $("format-json").hidden = !looksJson($("value").value);
+  // Cheap on every keystroke, even for a value of megabytes: the first character only.
+  const start = $("value").value.trimStart()[0];
+  $("format-json").hidden = start !== "{" && start !== "[";
 });
 $("upload").addEventListener("change", () => {
   const file = $("upload").files[0] ?? null;

@@ -386,6 +386,26 @@ class Suite:
         w.check()
         context.close()
 
+    def case_json_is_formatted_only_on_request(self):
+        ns = "t-json"
+        compact = '{"sync":"token-1","pages":[1,2]}'
+        self.api.put(ns, "state", compact, content_type="application/json")
+        context, w = self.open_console()
+        page = w.page
+        self.sign_in(page)
+        self.list_ns(page, ns)
+        self.key_button(page, "state").click()
+        entry = self.entry(page)
+        value = entry.get_by_role("textbox", name="Value", exact=True)
+        expect(value).to_have_value(compact)
+        entry.get_by_role("button", name="Save", exact=True).click()
+        expect(page.get_by_role("status")).to_contain_text("Saved")
+        assert self.api.get(ns, "state")[2] == compact.encode()
+        entry.get_by_role("button", name="Format as JSON", exact=True).click()
+        expect(value).to_have_value(json.dumps(json.loads(compact), indent=2, separators=(",", ": ")))
+        w.check()
+        context.close()
+
     def case_a_save_after_another_writer_changes_nothing(self):
         ns = "t-conflict"
         self.api.put(ns, "k", "first")
