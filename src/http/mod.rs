@@ -1,4 +1,5 @@
-//! The HTTP side: the listener and its connections ([`server`]), the layers
+//! The HTTP side: the listener and its connections ([`server`], speaking
+//! the protocol [`protocol`] finds), the layers
 //! every request passes ([`layers`]), the router ([`router`]) and the handlers
 //! it calls ([`handlers`]), with what they share: the parsed request
 //! ([`request`]), responses ([`response`]), the state ([`state`]), the
@@ -9,6 +10,7 @@ mod access;
 mod console;
 mod handlers;
 mod layers;
+mod protocol;
 mod request;
 mod response;
 mod router;

@@ -15,13 +15,14 @@ use std::time::{Duration, Instant};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::Request;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify, Semaphore};
+use tokio_rustls::TlsAcceptor;
 
 use super::layers;
+use super::protocol::{self, Builders, Speaks};
 use super::state::AppState;
 use super::tls::TlsSource;
 use crate::config::ServeConfig;
@@ -72,7 +73,7 @@ pub async fn serve<S: Store>(
     options: ServerOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Stopped {
-    let builder = Arc::new(connection_builder(&options));
+    let builders = Arc::new(Builders::new(options.header_timeout, options.idle_timeout));
     let permits = Arc::new(Semaphore::new(options.max_connections));
     let (stop_tx, stop_rx) = watch::channel(false);
     let epoch = Instant::now();
@@ -101,7 +102,7 @@ pub async fn serve<S: Store>(
         let _ = stream.set_nodelay(true);
         let conn = Conn {
             state: Arc::clone(&state),
-            builder: Arc::clone(&builder),
+            builders: Arc::clone(&builders),
             stop: stop_rx.clone(),
             idle: options.idle_timeout,
             header: options.header_timeout,
@@ -112,13 +113,16 @@ pub async fn serve<S: Store>(
         let handshake_timeout = options.header_timeout;
         tokio::spawn(async move {
             match tls {
-                None => conn.drive(stream).await,
-                Some(acceptor) => {
-                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                        Ok(Ok(tls_stream)) => conn.drive(tls_stream).await,
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                None => {
+                    let mut conn = conn;
+                    if let Some(speaks) = conn.first_bytes(&stream).await {
+                        conn.drive(stream, speaks).await;
                     }
+                }
+                // Boxed, so that the task of a plain connection does not
+                // hold room for a TLS session.
+                Some(acceptor) => {
+                    Box::pin(conn.drive_tls(acceptor, stream, handshake_timeout)).await
                 }
             }
             drop(permit);
@@ -137,31 +141,10 @@ pub async fn serve<S: Store>(
     }
 }
 
-/// HTTP/1.1 and HTTP/2 as every connection speaks them.
-fn connection_builder(options: &ServerOptions) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    // hyper starts its header timer as soon as a kept-alive connection waits
-    // for the next request, so it would close idle connections after the
-    // header timeout. The watchdog in `Conn::drive` enforces both limits;
-    // hyper's timer only backs it up, at the longest a head may take.
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(options.header_timeout.saturating_add(options.idle_timeout))
-        .max_buf_size(64 * 1024);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(256)
-        .keep_alive_interval(Some(options.idle_timeout / 2))
-        .keep_alive_timeout(options.header_timeout);
-    builder
-}
-
 /// What one connection's task needs.
 struct Conn<S> {
     state: Arc<AppState<S>>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builders: Arc<Builders>,
     stop: watch::Receiver<bool>,
     idle: Duration,
     header: Duration,
@@ -170,9 +153,33 @@ struct Conn<S> {
 }
 
 impl<S: Store> Conn<S> {
+    /// Waits for a plain connection's first bytes and says what they begin;
+    /// `None` (close it) when none come within the idle timeout, the client
+    /// went away, or shutdown began.
+    async fn first_bytes(&mut self, stream: &TcpStream) -> Option<Speaks> {
+        tokio::select! {
+            sniffed = protocol::sniff(stream) => sniffed.ok(),
+            _ = tokio::time::sleep(self.idle) => None,
+            _ = self.stop.changed() => None,
+        }
+    }
+
+    /// The TLS handshake within `within`, then HTTP in the protocol ALPN chose.
+    async fn drive_tls(self, acceptor: TlsAcceptor, stream: TcpStream, within: Duration) {
+        let peer = self.peer;
+        match tokio::time::timeout(within, acceptor.accept(stream)).await {
+            Ok(Ok(tls_stream)) => {
+                let speaks = protocol::negotiated(tls_stream.get_ref().1.alpn_protocol());
+                self.drive(tls_stream, speaks).await
+            }
+            Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+        }
+    }
+
     /// Serves HTTP on `stream` until the client leaves, the connection idles
     /// out, or shutdown begins (then in-flight requests finish first).
-    async fn drive<I>(mut self, stream: I)
+    async fn drive<I>(mut self, stream: I, speaks: Speaks)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -195,7 +202,7 @@ impl<S: Store> Conn<S> {
                 Ok::<_, Infallible>(Box::pin(layers::handle(state, req)).await)
             }
         });
-        let conn = self.builder.serve_connection(io, service);
+        let conn = self.builders.serving(speaks).serve_connection(io, service);
         tokio::pin!(conn);
         let (idle, header) = (self.idle, self.header);
         let mut closing = false;
