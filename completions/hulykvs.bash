@@ -1453,7 +1453,7 @@ _hulykvs() {
             return 0
             ;;
         hulykvs__subcmd__serve)
-            opts="-h -V --db-connection --db-scheme --db-connect-timeout --db-pool-size --db-pool-timeout --db-statement-timeout --token-secret --token-secret-previous --require-secret --bind-host --bind-port --payload-size-limit --default-workspace --header-timeout --body-timeout --idle-timeout --max-connections --tls-cert --tls-key --tls-client-ca --encryption-keys --acl-file --cors-origins --max-ttl --expiry-sweep --changes-retention --watch-poll --watch-buffer --metrics --console --log-format --shutdown-timeout --help --version"
+            opts="-h -V --db-connection --db-scheme --db-connect-timeout --db-pool-size --db-pool-timeout --db-statement-timeout --token-secret --token-secret-previous --require-secret --bind-host --bind-port --payload-size-limit --default-workspace --header-timeout --body-timeout --idle-timeout --max-connections --tls-cert --tls-key --tls-client-ca --encryption-keys --acl-file --cors-origins --max-ttl --expiry-sweep --changes-retention --watch-poll --watch-buffer --metrics --worker-threads --console --log-format --shutdown-timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1583,6 +1583,10 @@ _hulykvs() {
                     return 0
                     ;;
                 --metrics)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --worker-threads)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

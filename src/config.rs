@@ -349,6 +349,8 @@ pub struct ServeConfig {
     pub metrics: bool,
     /// Whether `GET /console` serves the web console (SPEC §23).
     pub console: bool,
+    /// Threads of the runtime that serves requests; `None`: one per CPU the process may use.
+    pub worker_threads: Option<usize>,
     /// How log lines are written.
     pub log_format: LogFormat,
 }

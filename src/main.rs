@@ -69,7 +69,7 @@ fn serve(args: &cli::serve::ServeArgs) -> Result<(), Failure> {
     };
     let format = config.log_format;
     telemetry::logs::init(format, tracing.as_ref());
-    let served = on_runtime(async move {
+    let served = on_runtime_of(config.worker_threads, async move {
         hulykvs::app::serve(config)
             .await
             .map_err(|e| Failure::error(format!("{e:#}")))
@@ -106,7 +106,19 @@ fn migrate(args: &cli::serve::DbArgs, status: bool) -> Result<(), Failure> {
 fn on_runtime<T>(
     work: impl std::future::Future<Output = Result<T, Failure>>,
 ) -> Result<T, Failure> {
-    tokio::runtime::Builder::new_multi_thread()
+    on_runtime_of(None, work)
+}
+
+/// Runs `work` on a tokio runtime of `threads` workers (`None`: one per CPU).
+fn on_runtime_of<T>(
+    threads: Option<usize>,
+    work: impl std::future::Future<Output = Result<T, Failure>>,
+) -> Result<T, Failure> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = threads {
+        builder.worker_threads(threads);
+    }
+    builder
         .enable_all()
         .build()
         .map_err(|e| Failure::error(format!("cannot start the async runtime: {e}")))?

@@ -490,6 +490,9 @@ fn every_bad_setting_is_one_line_naming_it_and_its_range() {
         ("serve", "HULY_WATCH_BUFFER", "0", "from 1 to 1000000"),
         ("serve", "HULY_WATCH_POLL", "0s", "longer than zero"),
         ("serve", "HULY_CHANGES_RETENTION", "soon", "soon"),
+        ("serve", "HULY_WORKER_THREADS", "0", "from 1 to 1024"),
+        ("serve", "HULY_WORKER_THREADS", "many", "from 1 to 1024"),
+        ("serve", "HULY_CONSOLE", "maybe", "true or false"),
     ] {
         let out = run_hulykvs(
             &[("HULY_DB_CONNECTION", &db), (var, value)],

@@ -233,6 +233,15 @@ pub struct ServeArgs {
     )]
     pub metrics: String,
 
+    /// Threads that serve requests: auto (one per CPU the process may use) or a number, 1 to 1024.
+    #[arg(
+        long,
+        env = "HULY_WORKER_THREADS",
+        default_value = "auto",
+        value_name = "N|auto"
+    )]
+    pub worker_threads: String,
+
     /// Serve the web console at GET /console (on or off).
     #[arg(
         long,
@@ -528,6 +537,10 @@ impl ServeConfig {
                 as usize,
             metrics: switch("HULY_METRICS", &args.metrics)?,
             console: switch("HULY_CONSOLE", &args.console)?,
+            worker_threads: match args.worker_threads.trim() {
+                text if text.eq_ignore_ascii_case("auto") || text.is_empty() => None,
+                text => Some(whole_number("HULY_WORKER_THREADS", text, 1, 1024)? as usize),
+            },
             log_format: log_format(&args.log_format)?,
         })
     }

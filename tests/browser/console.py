@@ -667,7 +667,7 @@ class Suite:
         context.close()
 
     def case_the_route_is_gone_when_turned_off(self):
-        off = Server(self.args.bin, self.workdir, {"HULY_CONSOLE": "off"})
+        off = Server(self.args.bin, self.workdir, {"HULY_CONSOLE": "off", "HULY_WORKER_THREADS": "1"})
         off.start()
         try:
             for path in ["/console", "/console/console.js"]:
