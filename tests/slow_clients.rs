@@ -721,3 +721,34 @@ async fn the_statement_timeout_bounds_writes_blocked_on_a_lock() {
     let resp = s.req(Method::PUT, &path).body("new").send().await.unwrap();
     assert_eq!(resp.status(), 204);
 }
+
+#[tokio::test]
+async fn a_client_sending_the_http2_preface_in_pieces_is_served_http2() {
+    // The server tells HTTP/2 from HTTP/1.1 by a peek at the first bytes
+    // (http::protocol); a preface that arrives a piece at a time is left to
+    // hyper-util to finish reading, and still speaks HTTP/2.
+    let s = start_with(Kind::Sqlite, &[]).await;
+    let mut conn = TcpStream::connect(s.addr).await.unwrap();
+    conn.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    conn.write_all(b"\r\nSM\r\n\r\n").await.unwrap();
+    // An empty SETTINGS frame: length 0, type 4, no flags, stream 0.
+    conn.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await.unwrap();
+    let mut head = [0u8; 9];
+    tokio::time::timeout(Duration::from_secs(5), conn.read_exact(&mut head))
+        .await
+        .expect("the server answered within 5 s")
+        .unwrap();
+    assert_eq!(
+        head[3], 4,
+        "the server's first frame is its SETTINGS: {head:?}"
+    );
+    // And a client that starts like the preface but is HTTP/1.1 is answered as one.
+    let mut conn = TcpStream::connect(s.addr).await.unwrap();
+    conn.write_all(b"P").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    conn.write_all(b"UT /api2/00000000-0000-4000-8000-000000000001/ns/k HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(raw::read_response(&mut conn).await.status, 401);
+}
