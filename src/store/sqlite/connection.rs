@@ -85,7 +85,8 @@ pub(super) fn open_reader(path: &Path, lock_wait: Duration) -> Result<Connection
     // Each reader keeps a page cache of its own (2 MiB by default): eight
     // full ones were 14 MiB of the server's memory after a bench. The pages
     // are in the kernel's cache anyway, a read away; 512 KiB each holds the
-    // B-tree's upper levels, and was measured no slower (docs/PERFORMANCE.md).
+    // B-tree's upper levels. 15-19 MiB less at the peak, for a GET at most a
+    // little dearer (docs/PERFORMANCE.md, scripts/bench-sqlite-memory).
     conn.pragma_update(None, "cache_size", READER_CACHE_KIB)
         .map_err(|e| db_error("setting the reader's cache_size", e))?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
