@@ -46,6 +46,7 @@ class ApiFailure extends Error {
   constructor(status, message, code, body) {
     super(`${status}${message ? `: ${message}` : ""}`);
     this.status = status;
+    this.said = message;
     this.code = code;
     this.body = body;
   }
@@ -68,8 +69,7 @@ async function failureOf(response) {
 /** A refused precondition: what it means here, then the server's own words. */
 async function refusal(response, meaning) {
   const failure = await failureOf(response);
-  const said = failure.message.slice(String(failure.status).length + 2);
-  return new Error(`${failure.status}: ${meaning} (the server: ${said || "precondition failed"})`);
+  return new Error(`${failure.status}: ${meaning} (the server: ${failure.said || "precondition failed"})`);
 }
 
 /** Runs one user action: a fresh alert, failures shown, a 401 signs out. */
@@ -468,7 +468,7 @@ function showEntry() {
 
 function showExpiry() {
   const entry = state.entry;
-  if (!entry || entry.expireAt === undefined) return;
+  if (!entry) return;
   $("fact-expiry").textContent =
     entry.expireAt === null
       ? "never"
