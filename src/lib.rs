@@ -58,6 +58,7 @@
 //!   - `store::instrumented`: any store with every operation timed for the metrics.
 //!   - `store::expiry`: expiry instants written and read, and the sweeper of expired rows.
 //!   - `store::changes`: revisions, changes and pages of the change log, and when a revision is readable.
+//!   - `store::page`: a listing's page, its keys written as JSON.
 //!   - `store::txn`: transactions across keys: ops, conditions, the plan every engine follows.
 //!   - `store::stored`: a row as stored (bytes, digest, sealing key), its rewrite, and how it is opened.
 //!   - `store::sealed`: any store with its values sealed and opened (encryption at rest).
@@ -73,6 +74,7 @@
 //!     - `store::postgres::pool`: the connection pool, how a statement runs on it, what a failover drops.
 //!     - `store::postgres::batch`: GET and PUT coalescing under load.
 //!     - `store::postgres::row`: a stored row read back into an entry.
+//!     - `store::postgres::page`: a listing's keys read in place from the binary array the database sends.
 //!     - `store::postgres::errors`: SQLSTATEs, retries of serialization failures, error texts.
 //!     - `store::postgres::notify`: LISTEN/NOTIFY between instances, one connection, reconnecting.
 //!     - `store::postgres::txn`: transactions: keys locked in one order, placeholders, one write statement.

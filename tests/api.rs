@@ -996,9 +996,10 @@ async fn listing_is_byte_ordered_with_literal_prefixes(kind: Kind) {
     assert_eq!(list["keys"], serde_json::json!([]));
 }
 
-/// PostgreSQL writes a listing's keys as JSON itself; the body is byte for
-/// byte what serde_json writes on SQLite, with escapes, control characters
-/// and non-ASCII keys, on a page with a cursor and on the last page.
+/// On PostgreSQL a listing's keys arrive as a binary array and are written
+/// as JSON key by key; the body is byte for byte what serde_json writes, with
+/// escapes, control characters and non-ASCII keys, on a page with a cursor
+/// and on the last page.
 async fn listing_json_is_byte_for_byte_the_services_own(kind: Kind) {
     let s = start(kind).await;
     let mut keys = vec![

@@ -15,6 +15,7 @@ pub mod changes;
 pub mod expiry;
 pub mod instrumented;
 pub mod migrations;
+pub(crate) mod page;
 pub mod postgres;
 pub mod reseal;
 pub mod sealed;
@@ -27,6 +28,7 @@ use crate::telemetry::registry::PoolState;
 use changes::{ChangePage, ChangeQuery, Revision};
 use expiry::{Expires, Expiry};
 use migrations::MigrationState;
+pub use page::KeyPage;
 pub use postgres::PgStore;
 use snapshot::{PageSink, Restored, SnapshotFilter};
 pub use sqlite::SqliteStore;
@@ -252,44 +254,6 @@ pub struct Listed {
     pub entry: Entry,
 }
 
-/// A page of a listing, its keys already written as JSON.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyPage {
-    /// The namespace's revision, read no later than the first key.
-    pub revision: Revision,
-    /// How many keys `json` holds.
-    pub count: usize,
-    /// The keys as JSON strings in byte order, separated by commas, without
-    /// brackets: `"a","b"`; empty for no key.
-    pub json: String,
-    /// The page's last key when more keys follow it, else `None`.
-    pub more_after: Option<String>,
-}
-
-impl KeyPage {
-    /// The page of up to `page` keys out of `keys`, which holds one more
-    /// when more follow.
-    pub fn from_keys(revision: Revision, mut keys: Vec<String>, page: usize) -> KeyPage {
-        let more = keys.len() > page;
-        keys.truncate(page);
-        let mut json = Vec::with_capacity(keys.iter().map(|k| k.len() + 3).sum());
-        for (i, key) in keys.iter().enumerate() {
-            if i > 0 {
-                json.push(b',');
-            }
-            // Serializing a &str into a Vec cannot fail.
-            let _ = serde_json::to_writer(&mut json, key);
-        }
-        KeyPage {
-            revision,
-            count: keys.len(),
-            // serde_json writes UTF-8 only.
-            json: String::from_utf8(json).unwrap_or_default(),
-            more_after: if more { keys.pop() } else { None },
-        }
-    }
-}
-
 /// What one batch of a delete by prefix did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PrefixDeleted {
@@ -377,7 +341,7 @@ pub trait Store: Send + Sync + 'static {
     /// A listing's page: the namespace's revision, read no later than the
     /// first key (a listing's `Huly-Revision`), and up to `query.limit` keys
     /// of `query` as JSON, ready for the response. One statement where the
-    /// engine can, its JSON built by the database.
+    /// engine can.
     fn list_page(
         &self,
         query: ListQuery<'_>,
@@ -391,7 +355,7 @@ pub trait Store: Send + Sync + 'static {
                     ..query
                 })
                 .await?;
-            Ok(KeyPage::from_keys(revision, keys, page))
+            Ok(KeyPage::from_keys(revision, &keys, page))
         }
     }
 

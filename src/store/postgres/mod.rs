@@ -23,6 +23,7 @@ mod errors;
 mod liveness;
 mod migrate;
 mod notify;
+mod page;
 mod pool;
 mod replace;
 mod reseal;
@@ -385,26 +386,16 @@ impl Store for PgStore {
 
     /// One statement: the revision and the page's JSON in one snapshot.
     async fn list_page(&self, query: ListQuery<'_>) -> Result<KeyPage, StoreError> {
-        let rows = self.query_list(&query, true).await?;
+        // One key more than the page says whether more follow.
+        let probe = ListQuery {
+            limit: query.limit.saturating_add(1),
+            ..query
+        };
+        let rows = self.query_list(&probe, true).await?;
         let row = rows
             .first()
             .ok_or_else(|| StoreError::Internal("a listing answered no row".into()))?;
-        let read = |e: tokio_postgres::Error| db_error(&e);
-        let revision = revision_at(row, 0)?;
-        let count: i64 = row.try_get(1).map_err(read)?;
-        let array: &str = row.try_get(2).map_err(read)?;
-        let last: Option<String> = row.try_get(3).map_err(read)?;
-        let more: bool = row.try_get(4).map_err(read)?;
-        let json = array
-            .strip_prefix('[')
-            .and_then(|a| a.strip_suffix(']'))
-            .ok_or_else(|| StoreError::Internal("a listing's keys are not a JSON array".into()))?;
-        Ok(KeyPage {
-            revision,
-            count: usize::try_from(count).unwrap_or(0),
-            json: json.to_owned(),
-            more_after: last.filter(|_| more),
-        })
+        page::key_page(row, query.limit)
     }
 
     async fn list_values(

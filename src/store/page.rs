@@ -1,0 +1,166 @@
+//! A listing's page with its keys already written as JSON, from keys as
+//! strings (any store) or as raw bytes (PostgreSQL's binary text array).
+
+use super::changes::Revision;
+use super::StoreError;
+
+/// A page of a listing, its keys already written as JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyPage {
+    /// The namespace's revision, read no later than the first key.
+    pub revision: Revision,
+    /// How many keys `json` holds.
+    pub count: usize,
+    /// The keys as JSON strings in byte order, separated by commas, without
+    /// brackets: `"a","b"`; empty for no key.
+    pub json: String,
+    /// The page's last key when more keys follow it, else `None`.
+    pub more_after: Option<String>,
+}
+
+impl KeyPage {
+    /// The page of up to `page` keys out of `keys`, which holds one more
+    /// when more follow.
+    pub fn from_keys<K: AsRef<str>>(revision: Revision, keys: &[K], page: usize) -> KeyPage {
+        let capacity = keys.iter().map(|k| k.as_ref().len() + 3).sum();
+        let raw = keys.iter().map(|k| k.as_ref().as_bytes());
+        // Strings are UTF-8, so this cannot fail; an empty page if it did.
+        KeyPage::from_raw_keys(revision, raw, capacity, page).unwrap_or(KeyPage {
+            revision,
+            count: 0,
+            json: String::new(),
+            more_after: None,
+        })
+    }
+
+    /// As [`KeyPage::from_keys`], from keys as bytes, which are checked to
+    /// be UTF-8 once, all together in the page's JSON. `capacity` is the
+    /// JSON's likely length.
+    pub fn from_raw_keys<'k>(
+        revision: Revision,
+        keys: impl IntoIterator<Item = &'k [u8]>,
+        capacity: usize,
+        page: usize,
+    ) -> Result<KeyPage, StoreError> {
+        let mut json = KeysJson::new(page, capacity);
+        for key in keys {
+            if !json.push(key)? {
+                break;
+            }
+        }
+        json.finish(revision)
+    }
+}
+
+/// A page's JSON as it is written, one key at a time, up to `page` keys; a
+/// key past those says that more follow.
+pub(crate) struct KeysJson<'k> {
+    out: Vec<u8>,
+    count: usize,
+    page: usize,
+    last: &'k [u8],
+    more: bool,
+}
+
+impl<'k> KeysJson<'k> {
+    /// An empty page of up to `page` keys, `capacity` bytes of JSON reserved.
+    pub(crate) fn new(page: usize, capacity: usize) -> KeysJson<'k> {
+        KeysJson {
+            out: Vec::with_capacity(capacity),
+            count: 0,
+            page,
+            last: &[],
+            more: false,
+        }
+    }
+
+    /// Adds `key`, or notes that more keys follow when the page is full
+    /// (and returns false: the caller stops).
+    pub(crate) fn push(&mut self, key: &'k [u8]) -> Result<bool, StoreError> {
+        if self.count == self.page {
+            self.more = true;
+            return Ok(false);
+        }
+        if self.count > 0 {
+            self.out.push(b',');
+        }
+        push_key(&mut self.out, key)?;
+        self.count += 1;
+        self.last = key;
+        Ok(true)
+    }
+
+    /// The page, its JSON checked to be UTF-8.
+    pub(crate) fn finish(self, revision: Revision) -> Result<KeyPage, StoreError> {
+        let not_text = || StoreError::Internal("a listed key is not UTF-8".into());
+        let json = String::from_utf8(self.out).map_err(|_| not_text())?;
+        let more_after = match self.more {
+            true => Some(String::from_utf8(self.last.to_vec()).map_err(|_| not_text())?),
+            false => None,
+        };
+        Ok(KeyPage {
+            revision,
+            count: self.count,
+            json,
+            more_after,
+        })
+    }
+}
+
+/// Writes `key` as a JSON string. Most keys need no escape and are copied
+/// whole; the rest are escaped by serde_json, as every other string of a
+/// response is.
+fn push_key(out: &mut Vec<u8>, key: &[u8]) -> Result<(), StoreError> {
+    if key.iter().all(|&b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(key.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(key);
+        out.push(b'"');
+        return Ok(());
+    }
+    let key = std::str::from_utf8(key)
+        .map_err(|_| StoreError::Internal("a listed key is not UTF-8".into()))?;
+    // Serializing a &str into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, key);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_written_as_serde_json_writes_them() {
+        let keys = [
+            "a", "b\"c", "d\\e", "f\ng", "\u{1}", "é/ü", "\u{7f}", "\u{2028}", "",
+        ];
+        let page = KeyPage::from_keys(7, &keys, keys.len());
+        let expected: Vec<String> = keys
+            .iter()
+            .map(|k| serde_json::to_string(k).unwrap())
+            .collect();
+        assert_eq!(page.json, expected.join(","));
+        assert_eq!(page.count, keys.len());
+        assert_eq!(page.more_after, None);
+    }
+
+    #[test]
+    fn one_key_more_than_the_page_makes_the_last_one_the_cursor() {
+        let keys = ["a", "b", "c"];
+        let page = KeyPage::from_keys(1, &keys, 2);
+        assert_eq!((page.json.as_str(), page.count), ("\"a\",\"b\"", 2));
+        assert_eq!(page.more_after.as_deref(), Some("b"));
+        let whole = KeyPage::from_keys(1, &keys, 3);
+        assert_eq!((whole.count, whole.more_after), (3, None));
+        let empty = KeyPage::from_keys::<&str>(1, &[], 3);
+        assert_eq!((empty.json.as_str(), empty.count), ("", 0));
+    }
+
+    #[test]
+    fn raw_keys_that_are_not_utf8_are_refused() {
+        let keys: [&[u8]; 2] = [b"ok", b"\xff\xfe"];
+        assert!(KeyPage::from_raw_keys(1, keys, 16, 5).is_err());
+        let escaped: [&[u8]; 1] = [b"\"\xff"];
+        assert!(KeyPage::from_raw_keys(1, escaped, 16, 5).is_err());
+    }
+}
