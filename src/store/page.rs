@@ -76,6 +76,7 @@ impl<'k> KeysJson<'k> {
 
     /// Adds `key`, or notes that more keys follow when the page is full
     /// (and returns false: the caller stops).
+    #[inline]
     pub(crate) fn push(&mut self, key: &'k [u8]) -> Result<bool, StoreError> {
         if self.count == self.page {
             self.more = true;
@@ -108,20 +109,26 @@ impl<'k> KeysJson<'k> {
 }
 
 /// Writes `key` as a JSON string. Most keys need no escape and are copied
-/// whole; the rest are escaped by serde_json, as every other string of a
+/// byte by byte as they are checked (keys are short: one pass, no call a
+/// key); the rest are escaped by serde_json, as every other string of a
 /// response is.
+#[inline]
 fn push_key(out: &mut Vec<u8>, key: &[u8]) -> Result<(), StoreError> {
-    if key.iter().all(|&b| b >= 0x20 && b != b'"' && b != b'\\') {
-        out.reserve(key.len() + 2);
-        out.push(b'"');
-        out.extend_from_slice(key);
-        out.push(b'"');
-        return Ok(());
+    let open = out.len();
+    out.reserve(key.len() + 2);
+    out.push(b'"');
+    for &b in key {
+        if b < 0x20 || b == b'"' || b == b'\\' {
+            out.truncate(open);
+            let key = std::str::from_utf8(key)
+                .map_err(|_| StoreError::Internal("a listed key is not UTF-8".into()))?;
+            // Serializing a &str into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *out, key);
+            return Ok(());
+        }
+        out.push(b);
     }
-    let key = std::str::from_utf8(key)
-        .map_err(|_| StoreError::Internal("a listed key is not UTF-8".into()))?;
-    // Serializing a &str into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, key);
+    out.push(b'"');
     Ok(())
 }
 
