@@ -95,7 +95,8 @@ impl<'k> KeysJson<'k> {
     pub(crate) fn finish(self, revision: Revision) -> Result<KeyPage, StoreError> {
         let not_text = || StoreError::Internal("a listed key is not UTF-8".into());
         let json = String::from_utf8(self.out).map_err(|_| not_text())?;
-        let more_after = match self.more {
+        // A page of no keys has no last key to continue after.
+        let more_after = match self.more && self.count > 0 {
             true => Some(String::from_utf8(self.last.to_vec()).map_err(|_| not_text())?),
             false => None,
         };
@@ -161,6 +162,8 @@ mod tests {
         assert_eq!((whole.count, whole.more_after), (3, None));
         let empty = KeyPage::from_keys::<&str>(1, &[], 3);
         assert_eq!((empty.json.as_str(), empty.count), ("", 0));
+        let none = KeyPage::from_keys(1, &keys, 0);
+        assert_eq!((none.count, none.more_after), (0, None));
     }
 
     #[test]

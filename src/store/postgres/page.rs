@@ -20,10 +20,16 @@ impl<'a> FromSql<'a> for RawKeys<'a> {
         Ok(RawKeys(raw))
     }
 
-    /// A one-dimensional array of text: `ARRAY(SELECT key …)` on either engine.
+    /// An array of text: `ARRAY(SELECT key …)` on either engine (TEXT is
+    /// CockroachDB's STRING). Only types whose binary form is the bytes.
     fn accepts(ty: &Type) -> bool {
         match ty.kind() {
-            Kind::Array(member) => <&str as FromSql>::accepts(member),
+            Kind::Array(member) => {
+                matches!(
+                    *member,
+                    Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME
+                )
+            }
             _ => false,
         }
     }
