@@ -23,32 +23,19 @@ impl KeyPage {
     /// when more follow.
     pub fn from_keys<K: AsRef<str>>(revision: Revision, keys: &[K], page: usize) -> KeyPage {
         let capacity = keys.iter().map(|k| k.as_ref().len() + 3).sum();
-        let raw = keys.iter().map(|k| k.as_ref().as_bytes());
-        // Strings are UTF-8, so this cannot fail; an empty page if it did.
-        KeyPage::from_raw_keys(revision, raw, capacity, page).unwrap_or(KeyPage {
+        let mut json = KeysJson::new(page, capacity);
+        // Strings are UTF-8: neither step can fail (an empty page if one did).
+        for key in keys {
+            if !json.push(key.as_ref().as_bytes()).unwrap_or(false) {
+                break;
+            }
+        }
+        json.finish(revision).unwrap_or(KeyPage {
             revision,
             count: 0,
             json: String::new(),
             more_after: None,
         })
-    }
-
-    /// As [`KeyPage::from_keys`], from keys as bytes, which are checked to
-    /// be UTF-8 once, all together in the page's JSON. `capacity` is the
-    /// JSON's likely length.
-    pub fn from_raw_keys<'k>(
-        revision: Revision,
-        keys: impl IntoIterator<Item = &'k [u8]>,
-        capacity: usize,
-        page: usize,
-    ) -> Result<KeyPage, StoreError> {
-        let mut json = KeysJson::new(page, capacity);
-        for key in keys {
-            if !json.push(key)? {
-                break;
-            }
-        }
-        json.finish(revision)
     }
 }
 
@@ -93,11 +80,10 @@ impl<'k> KeysJson<'k> {
 
     /// The page, its JSON checked to be UTF-8.
     pub(crate) fn finish(self, revision: Revision) -> Result<KeyPage, StoreError> {
-        let not_text = || StoreError::Internal("a listed key is not UTF-8".into());
-        let json = String::from_utf8(self.out).map_err(|_| not_text())?;
+        let json = String::from_utf8(self.out).map_err(|_| not_utf8())?;
         // A page of no keys has no last key to continue after.
         let more_after = match self.more && self.count > 0 {
-            true => Some(String::from_utf8(self.last.to_vec()).map_err(|_| not_text())?),
+            true => Some(String::from_utf8(self.last.to_vec()).map_err(|_| not_utf8())?),
             false => None,
         };
         Ok(KeyPage {
@@ -121,8 +107,7 @@ fn push_key(out: &mut Vec<u8>, key: &[u8]) -> Result<(), StoreError> {
     for &b in key {
         if b < 0x20 || b == b'"' || b == b'\\' {
             out.truncate(open);
-            let key = std::str::from_utf8(key)
-                .map_err(|_| StoreError::Internal("a listed key is not UTF-8".into()))?;
+            let key = std::str::from_utf8(key).map_err(|_| not_utf8())?;
             // Serializing a &str into a Vec cannot fail.
             let _ = serde_json::to_writer(&mut *out, key);
             return Ok(());
@@ -131,6 +116,10 @@ fn push_key(out: &mut Vec<u8>, key: &[u8]) -> Result<(), StoreError> {
     }
     out.push(b'"');
     Ok(())
+}
+
+fn not_utf8() -> StoreError {
+    StoreError::Internal("a listed key is not UTF-8".into())
 }
 
 #[cfg(test)]
@@ -168,9 +157,13 @@ mod tests {
 
     #[test]
     fn raw_keys_that_are_not_utf8_are_refused() {
-        let keys: [&[u8]; 2] = [b"ok", b"\xff\xfe"];
-        assert!(KeyPage::from_raw_keys(1, keys, 16, 5).is_err());
-        let escaped: [&[u8]; 1] = [b"\"\xff"];
-        assert!(KeyPage::from_raw_keys(1, escaped, 16, 5).is_err());
+        // Copied whole, then refused with the page.
+        let mut plain = KeysJson::new(5, 16);
+        assert!(plain.push(b"ok").unwrap());
+        assert!(plain.push(b"\xff\xfe").unwrap());
+        assert!(plain.finish(1).is_err());
+        // Needing an escape, refused at once.
+        let mut escaped = KeysJson::new(5, 16);
+        assert!(escaped.push(b"\"\xff").is_err());
     }
 }

@@ -384,7 +384,7 @@ impl Store for PgStore {
             .collect()
     }
 
-    /// One statement: the revision and the page's JSON in one snapshot.
+    /// One statement: the revision and the page's keys in one snapshot.
     async fn list_page(&self, query: ListQuery<'_>) -> Result<KeyPage, StoreError> {
         // One key more than the page says whether more follow.
         let probe = ListQuery {
