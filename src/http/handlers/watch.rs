@@ -261,7 +261,10 @@ impl<S: Store> Stream<S> {
                 self.farewell("too_slow").await;
                 return Err(End::TooSlow);
             }
-            Behind::TooFar => return self.replay().await.map(|()| Progress::More),
+            // Boxed: the store's query is the largest state a stream ever
+            // holds, and only while replaying; an idle stream (most of them)
+            // would otherwise keep room for it for its whole life.
+            Behind::TooFar => return Box::pin(self.replay()).await.map(|()| Progress::More),
             Behind::Events(events) => events,
         };
         let mut out = Vec::new();
