@@ -33,6 +33,7 @@ pub static POSTGRES_MIGRATIONS: &[Migration] = &[
     migration!("postgres", 6, "0006_changes"),
     migration!("postgres", 7, "0007_key_id"),
     migration!("postgres", 8, "0008_kvs_key_live"),
+    migration!("postgres", 9, "0009_kvs_expiry_by_namespace"),
 ];
 
 /// The migrations of `sql/cockroach/`, in order; same versions and names as
@@ -46,6 +47,7 @@ pub static COCKROACH_MIGRATIONS: &[Migration] = &[
     migration!("cockroach", 6, "0006_changes"),
     migration!("cockroach", 7, "0007_key_id"),
     migration!("cockroach", 8, "0008_kvs_key_live"),
+    migration!("cockroach", 9, "0009_kvs_expiry_by_namespace"),
 ];
 
 /// Which engine answers.
@@ -219,7 +221,7 @@ impl Statements {
                 list(&kvs, key, true, true),
             ],
             list_page: [(false, false), (true, false), (false, true), (true, true)]
-                .map(|(upper, after)| page(schema, &kvs, key, upper, after)),
+                .map(|(upper, after)| page(flavor, schema, &kvs, key, upper, after)),
             values: [values(&kvs, key, false), values(&kvs, key, true)],
         }
     }
@@ -280,17 +282,41 @@ fn delete_prefix(flavor: Flavor, kvs: &str, key: &str) -> String {
 /// database a 1,000-key page than writing the JSON itself with
 /// `array_to_json` (docs/PERFORMANCE.md). Both engines run it: `ARRAY` of
 /// an ordered subquery keeps its order on each.
-fn page(schema: &str, kvs: &str, key: &str, upper: bool, after: bool) -> String {
-    let list = list(kvs, key, upper, after);
+///
+/// On PostgreSQL the expiry test runs only where it can remove a key: when
+/// the namespace's earliest expiry (index kvs_expiry_by_namespace, migration
+/// 0009) is still ahead, or there is none, every key is live and the keys are
+/// read without it. Each `ARRAY` is an InitPlan, run when the `CASE` first
+/// needs it, so one of the two runs; and all three read the statement's one
+/// snapshot at its one `now()`. `min()` makes the probe an index descent
+/// whatever the statistics (an `EXISTS` may be planned as a scan of the
+/// table, stopping at the first row with an expiry). CockroachDB keeps the
+/// one query with the test (see its 0009).
+fn page(flavor: Flavor, schema: &str, kvs: &str, key: &str, upper: bool, after: bool) -> String {
+    let live = list(kvs, key, upper, after);
+    let keys = match flavor {
+        Flavor::Postgres => format!(
+            "CASE WHEN coalesce((SELECT min(expire_at) FROM {kvs} WHERE workspace = $1 \
+             AND namespace = $2 AND expire_at IS NOT NULL) > now(), true) \
+             THEN ARRAY({}) ELSE ARRAY({live}) END",
+            keys(kvs, key, upper, after, false)
+        ),
+        Flavor::Cockroach => format!("ARRAY({live})"),
+    };
     format!(
         "SELECT coalesce((SELECT revision FROM {schema}.kvs_revision WHERE workspace = $1 \
-         AND namespace = $2), 0)::INT8, ARRAY({list})"
+         AND namespace = $2), 0)::INT8, {keys}"
     )
 }
 
-/// A page of keys: from `$3`, below `$4` when `upper`, after the next
+/// A page of live keys: from `$3`, below `$4` when `upper`, after the next
 /// parameter when `after`, at most the last one.
 fn list(kvs: &str, key: &str, upper: bool, after: bool) -> String {
+    keys(kvs, key, upper, after, true)
+}
+
+/// [`list`]'s keys, tested for expiry when `live`.
+fn keys(kvs: &str, key: &str, upper: bool, after: bool, live: bool) -> String {
     let mut sql =
         format!("SELECT key FROM {kvs} WHERE workspace = $1 AND namespace = $2 AND {key} >= $3");
     let mut n = 4;
@@ -302,7 +328,10 @@ fn list(kvs: &str, key: &str, upper: bool, after: bool) -> String {
         sql.push_str(&format!(" AND {key} > ${n}"));
         n += 1;
     }
-    sql.push_str(&format!(" AND {LIVE} ORDER BY {key} LIMIT ${n}"));
+    if live {
+        sql.push_str(&format!(" AND {LIVE}"));
+    }
+    sql.push_str(&format!(" ORDER BY {key} LIMIT ${n}"));
     sql
 }
 
@@ -602,12 +631,21 @@ mod tests {
             "> $4 AND (expire_at IS NULL OR expire_at > now()) ORDER BY key COLLATE \"C\" LIMIT $5"
         ));
         // A page is the revision and its list (the caller asks for one key
-        // more than the page), as one array.
+        // more than the page), as one array: on PostgreSQL, the list without
+        // the expiry test unless a key of the namespace has expired.
+        let untested = pg.list(true, true, false).replace(
+            " AND (expire_at IS NULL OR expire_at > now())",
+            "",
+        );
+        assert_ne!(untested, pg.list(true, true, false));
         assert_eq!(
             pg.list(true, true, true),
             format!(
                 "SELECT coalesce((SELECT revision FROM \"hulykvs\".kvs_revision WHERE \
-                 workspace = $1 AND namespace = $2), 0)::INT8, ARRAY({})",
+                 workspace = $1 AND namespace = $2), 0)::INT8, CASE WHEN coalesce((SELECT \
+                 min(expire_at) FROM \"hulykvs\".kvs WHERE workspace = $1 AND namespace = $2 \
+                 AND expire_at IS NOT NULL) > now(), true) THEN ARRAY({untested}) \
+                 ELSE ARRAY({}) END",
                 pg.list(true, true, false)
             )
         );
@@ -618,6 +656,9 @@ mod tests {
         assert!(crdb.list(false, false, false).ends_with(
             "key >= $3 AND (expire_at IS NULL OR expire_at > now()) ORDER BY key LIMIT $4"
         ));
+        assert!(crdb
+            .list(false, false, true)
+            .ends_with(&format!("ARRAY({})", crdb.list(false, false, false))));
     }
 
     #[test]
