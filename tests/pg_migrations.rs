@@ -759,7 +759,9 @@ async fn a_page_tests_expiry_only_where_a_key_has_expired() {
     for (namespace, tested) in [("plain", false), ("ahead", false), ("past", true)] {
         let plan: Vec<String> = client
             .query(
-                &format!("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) EXECUTE page('{WS}', '{namespace}')"),
+                &format!(
+                    "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) EXECUTE page('{WS}', '{namespace}')"
+                ),
                 &[],
             )
             .await

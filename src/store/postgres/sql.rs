@@ -633,10 +633,9 @@ mod tests {
         // A page is the revision and its list (the caller asks for one key
         // more than the page), as one array: on PostgreSQL, the list without
         // the expiry test unless a key of the namespace has expired.
-        let untested = pg.list(true, true, false).replace(
-            " AND (expire_at IS NULL OR expire_at > now())",
-            "",
-        );
+        let untested = pg
+            .list(true, true, false)
+            .replace(" AND (expire_at IS NULL OR expire_at > now())", "");
         assert_ne!(untested, pg.list(true, true, false));
         assert_eq!(
             pg.list(true, true, true),
