@@ -390,3 +390,95 @@ async fn the_command_line_writes_and_shows_expiry() {
     );
     assert!(String::from_utf8_lossy(&past.stderr).contains("Huly-Expire-At"));
 }
+
+/// On PostgreSQL a page tests expiry only when a key of its namespace has
+/// expired (migration 0009, docs/PERFORMANCE.md).
+#[tokio::test]
+async fn a_page_tests_expiry_only_where_a_key_has_expired() {
+    // The in-process server sweeps nothing: an expired row stays.
+    let s = start(Kind::Postgres).await;
+    let (client, connection) = tokio_postgres::connect(&s.db_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    // "plain": no key with an expiry; "ahead": one that expires in an hour;
+    // "past": one that expired an hour ago.
+    client
+        .batch_execute(&format!(
+            "INSERT INTO hulykvs.kvs (workspace, namespace, key, md5, value, expire_at) VALUES \
+             ('{WS}', 'plain', 'a', '\\x00', '\\x00', NULL), \
+             ('{WS}', 'plain', 'b', '\\x00', '\\x00', NULL), \
+             ('{WS}', 'ahead', 'a', '\\x00', '\\x00', NULL), \
+             ('{WS}', 'ahead', 'b', '\\x00', '\\x00', now() + interval '1 hour'), \
+             ('{WS}', 'past', 'a', '\\x00', '\\x00', NULL), \
+             ('{WS}', 'past', 'b', '\\x00', '\\x00', now() - interval '1 hour'), \
+             ('{WS}', 'past', 'c', '\\x00', '\\x00', now() + interval '1 hour')"
+        ))
+        .await
+        .unwrap();
+    for (namespace, live) in [
+        ("plain", ["a", "b"]),
+        ("ahead", ["a", "b"]),
+        ("past", ["a", "c"]),
+    ] {
+        let resp = s
+            .req(Method::GET, &format!("/api2/{WS}/{namespace}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(keys_in(&resp.json().await.unwrap()), live, "{namespace}");
+    }
+
+    // The plan, generic as a prepared statement's becomes: the namespace's
+    // earliest expiry read from its index, then one of the two key scans;
+    // never a scan of the table, though nearly every row of it (namespace
+    // "bulk") has an expiry, the case where a scan stopping at the first such
+    // row could look cheap.
+    for statement in [
+        &format!(
+            "INSERT INTO hulykvs.kvs (workspace, namespace, key, md5, value, expire_at) \
+             SELECT '{WS}', 'bulk', 'k' || i, '\\x00', '\\x00', now() + interval '1 hour' \
+             FROM generate_series(1, 5000) AS i"
+        ),
+        "VACUUM ANALYZE hulykvs.kvs",
+        "SET plan_cache_mode = force_generic_plan",
+        "PREPARE page(UUID, TEXT) AS SELECT CASE WHEN coalesce((SELECT min(expire_at) \
+         FROM hulykvs.kvs WHERE workspace = $1 AND namespace = $2 AND expire_at IS NOT NULL) \
+         > now(), true) THEN ARRAY(SELECT key FROM hulykvs.kvs WHERE workspace = $1 AND \
+         namespace = $2 AND key COLLATE \"C\" >= '' ORDER BY key COLLATE \"C\" LIMIT 10) \
+         ELSE ARRAY(SELECT key FROM hulykvs.kvs WHERE workspace = $1 AND namespace = $2 AND \
+         key COLLATE \"C\" >= '' AND (expire_at IS NULL OR expire_at > now()) \
+         ORDER BY key COLLATE \"C\" LIMIT 10) END",
+    ] {
+        client.batch_execute(statement).await.unwrap();
+    }
+    for (namespace, tested) in [("plain", false), ("ahead", false), ("past", true)] {
+        let plan: Vec<String> = client
+            .query(
+                &format!(
+                    "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) EXECUTE page('{WS}', '{namespace}')"
+                ),
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        let plan = plan.join("\n");
+        assert!(
+            plan.contains("Index Only Scan using kvs_expiry_by_namespace"),
+            "{namespace}: {plan}"
+        );
+        assert!(!plan.contains("Seq Scan"), "{namespace}: {plan}");
+        // Of the two key scans, the one with the test runs only for "past".
+        let untested = plan
+            .lines()
+            .filter(|line| line.contains("Index Only Scan using") && !line.contains("expiry"))
+            .map(|line| !line.contains("never executed"))
+            .collect::<Vec<_>>();
+        assert_eq!(untested.len(), 2, "{plan}");
+        assert_eq!(untested, [!tested, tested], "{namespace}: {plan}");
+    }
+}
