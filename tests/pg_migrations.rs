@@ -675,19 +675,13 @@ async fn listing_reads_keys_and_expiry_from_the_bytewise_index() {
         client.batch_execute(statement).await.unwrap();
     }
     // A listing's statement: live keys only, in byte order.
-    let plan: Vec<String> = client
-        .query(
-            "EXPLAIN SELECT key FROM hulykvs.kvs WHERE workspace = '0b0b0b0b-1111-4222-8333-444444444444' \
-             AND namespace = 'ns' AND key COLLATE \"C\" >= 'a' AND key COLLATE \"C\" < 'b' \
-             AND (expire_at IS NULL OR expire_at > now()) ORDER BY key COLLATE \"C\" LIMIT 10",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
-    let plan = plan.join("\n");
+    let plan = pg::plan(
+        &client,
+        "EXPLAIN SELECT key FROM hulykvs.kvs WHERE workspace = '0b0b0b0b-1111-4222-8333-444444444444' \
+         AND namespace = 'ns' AND key COLLATE \"C\" >= 'a' AND key COLLATE \"C\" < 'b' \
+         AND (expire_at IS NULL OR expire_at > now()) ORDER BY key COLLATE \"C\" LIMIT 10",
+    )
+    .await;
     assert!(
         plan.contains("Index Only Scan using kvs_key_live"),
         "{plan}"

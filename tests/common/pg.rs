@@ -62,6 +62,19 @@ impl Drop for TestDb {
     }
 }
 
+/// The plan PostgreSQL prints for `explain` (an `EXPLAIN …` statement), one
+/// line of text per line of the plan.
+pub async fn plan(client: &tokio_postgres::Client, explain: &str) -> String {
+    let lines: Vec<String> = client
+        .query(explain, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{explain}: {e}"))
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    lines.join("\n")
+}
+
 /// Creates a fresh, uniquely named database and returns its URL.
 pub async fn fresh_database() -> TestDb {
     let admin_url = admin_url();
