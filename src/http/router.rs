@@ -169,7 +169,10 @@ async fn route<S: Store>(
         _ => {}
     }
     if let Some(workspace_raw) = workspace_path(&path) {
-        return workspace_route(state, workspace_raw, req).await;
+        // Transactions are rare: their future is boxed where it starts, so
+        // that every other request's future, which would hold room for it,
+        // stays small (`layers::tests`).
+        return Box::pin(workspace_route(state, workspace_raw, req)).await;
     }
     let target = parse_target(&path).ok_or(ApiError::NoRoute)?;
     let (allowed, allow) = target.methods();
@@ -374,7 +377,8 @@ async fn one_value<S: Store>(
                 Api::V2 => delete_condition(headers)?,
             };
             if returns_previous(api, headers)? {
-                return item::replace(&state.feed, at, Replace::Delete(cond)).await;
+                // Boxed, as every rare route's future is (see `route`).
+                return Box::pin(item::replace(&state.feed, at, Replace::Delete(cond))).await;
             }
             item::delete(&state.feed, at, cond).await
         }
@@ -394,7 +398,7 @@ async fn one_value<S: Store>(
                 .new_value(at, value, content_type)
                 .expiring(expiry);
             if previous {
-                return item::replace(&state.feed, at, Replace::Put(value, cond)).await;
+                return Box::pin(item::replace(&state.feed, at, Replace::Put(value, cond))).await;
             }
             item::put(&state.feed, at, value, cond).await
         }

@@ -48,11 +48,18 @@ static DURATION: Handles<Histogram, { OPERATIONS.len() }> = Handles::new();
 
 /// Runs `work` (operation `OPERATIONS[op]` on `system`), recording how long it
 /// took and whether it failed; in a client span while traces are exported.
-async fn timed<T>(
+///
+/// `work` makes the future rather than being it: a future handed in would be
+/// held twice (the argument, and the value awaited), and so would everything
+/// it awaits in turn; the request's future would carry both.
+async fn timed<T, F>(
     system: &'static str,
     op: usize,
-    work: impl Future<Output = Result<T, StoreError>>,
-) -> Result<T, StoreError> {
+    work: impl FnOnce() -> F,
+) -> Result<T, StoreError>
+where
+    F: Future<Output = Result<T, StoreError>>,
+{
     let operation = OPERATIONS[op];
     let started = Instant::now();
     let outcome = if traces::enabled() {
@@ -64,9 +71,9 @@ async fn timed<T>(
             db.system.name = system,
             db.operation.name = operation,
         );
-        work.instrument(span).await
+        work().instrument(span).await
     } else {
-        work.await
+        work().await
     };
     DURATION
         .get(
@@ -102,7 +109,7 @@ impl<S: Store> Store for Instrumented<S> {
     }
 
     async fn get(&self, item: ItemRef<'_>) -> Result<Option<Entry>, StoreError> {
-        timed(self.system(), 0, self.0.get(item)).await
+        timed(self.system(), 0, || self.0.get(item)).await
     }
 
     async fn put(
@@ -111,7 +118,7 @@ impl<S: Store> Store for Instrumented<S> {
         value: NewValue,
         cond: PutCondition,
     ) -> Result<PutOutcome, StoreError> {
-        timed(self.system(), 1, self.0.put(item, value, cond)).await
+        timed(self.system(), 1, || self.0.put(item, value, cond)).await
     }
 
     async fn delete(
@@ -119,15 +126,15 @@ impl<S: Store> Store for Instrumented<S> {
         item: ItemRef<'_>,
         cond: DeleteCondition,
     ) -> Result<DeleteOutcome, StoreError> {
-        timed(self.system(), 2, self.0.delete(item, cond)).await
+        timed(self.system(), 2, || self.0.delete(item, cond)).await
     }
 
     async fn list_page(&self, query: ListQuery<'_>) -> Result<KeyPage, StoreError> {
-        timed(self.system(), 3, self.0.list_page(query)).await
+        timed(self.system(), 3, || self.0.list_page(query)).await
     }
 
     async fn list(&self, query: ListQuery<'_>) -> Result<Vec<String>, StoreError> {
-        timed(self.system(), 3, self.0.list(query)).await
+        timed(self.system(), 3, || self.0.list(query)).await
     }
 
     async fn delete_prefix(
@@ -135,7 +142,7 @@ impl<S: Store> Store for Instrumented<S> {
         query: ListQuery<'_>,
         limit: usize,
     ) -> Result<PrefixDeleted, StoreError> {
-        timed(self.system(), 9, self.0.delete_prefix(query, limit)).await
+        timed(self.system(), 9, || self.0.delete_prefix(query, limit)).await
     }
 
     async fn list_values(
@@ -143,23 +150,23 @@ impl<S: Store> Store for Instrumented<S> {
         query: ListQuery<'_>,
         budget: usize,
     ) -> Result<Vec<Listed>, StoreError> {
-        timed(self.system(), 10, self.0.list_values(query, budget)).await
+        timed(self.system(), 10, || self.0.list_values(query, budget)).await
     }
 
     async fn transact(&self, txn: &Txn) -> Result<TxnOutcome, StoreError> {
-        timed(self.system(), 11, self.0.transact(txn)).await
+        timed(self.system(), 11, || self.0.transact(txn)).await
     }
 
     async fn replace(&self, item: ItemRef<'_>, write: Replace) -> Result<Replaced, StoreError> {
-        timed(self.system(), 12, self.0.replace(item, write)).await
+        timed(self.system(), 12, || self.0.replace(item, write)).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        timed(self.system(), 4, self.0.ping()).await
+        timed(self.system(), 4, || self.0.ping()).await
     }
 
     async fn migrate(&self) -> Result<Vec<String>, StoreError> {
-        timed(self.system(), 5, self.0.migrate()).await
+        timed(self.system(), 5, || self.0.migrate()).await
     }
 
     async fn attach(&self) -> Result<(), StoreError> {
@@ -171,15 +178,15 @@ impl<S: Store> Store for Instrumented<S> {
     }
 
     async fn sweep_expired(&self, limit: usize) -> Result<Vec<Item>, StoreError> {
-        timed(self.system(), 6, self.0.sweep_expired(limit)).await
+        timed(self.system(), 6, || self.0.sweep_expired(limit)).await
     }
 
     async fn changes(&self, query: ChangeQuery<'_>) -> Result<ChangePage, StoreError> {
-        timed(self.system(), 7, self.0.changes(query)).await
+        timed(self.system(), 7, || self.0.changes(query)).await
     }
 
     async fn prune_changes(&self, retention: Duration, limit: usize) -> Result<u64, StoreError> {
-        timed(self.system(), 8, self.0.prune_changes(retention, limit)).await
+        timed(self.system(), 8, || self.0.prune_changes(retention, limit)).await
     }
 
     fn watch_others(&self, wake: Wake) -> bool {

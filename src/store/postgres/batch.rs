@@ -78,13 +78,18 @@ impl Batcher {
         (hasher.finish() % self.writes.len() as u64) as usize
     }
 
-    /// Reads `item` with `alone` when a read slot is free, else in the next
-    /// batch of reads.
-    pub(super) async fn read(
+    /// Reads `item` with the future `alone` makes when a read slot is free,
+    /// else in the next batch of reads. `alone` is a maker, not the future:
+    /// a future handed in is held twice (as the argument, and as the value
+    /// awaited), and the request's future holds every such copy (issue #29).
+    pub(super) async fn read<F>(
         self: &Arc<Self>,
         item: ItemRef<'_>,
-        alone: impl Future<Output = Result<Option<Entry>, StoreError>>,
-    ) -> Result<Option<Entry>, StoreError> {
+        alone: impl FnOnce() -> F,
+    ) -> Result<Option<Entry>, StoreError>
+    where
+        F: Future<Output = Result<Option<Entry>, StoreError>>,
+    {
         let mut waiting = None;
         let slot = enter(self, 0, |id| {
             let (reply, answer) = oneshot::channel();
@@ -100,21 +105,24 @@ impl Batcher {
             Some((id, answer)) => wait_queued::<QueuedRead>(self, 0, id, answer).await,
             None => {
                 // The slot is held until this read is done, then handed on to the queue.
-                let answer = alone.await;
+                let answer = alone().await;
                 drop(slot);
                 answer
             }
         }
     }
 
-    /// Upserts `value` at `item` with `alone` when a write slot is free,
+    /// Upserts `value` at `item` with the future `alone` makes when a write slot is free,
     /// else in the next batch of upserts; answers the revision of its change.
-    pub(super) async fn upsert(
+    pub(super) async fn upsert<F>(
         self: &Arc<Self>,
         item: ItemRef<'_>,
         value: &NewValue,
-        alone: impl Future<Output = Result<Option<Revision>, StoreError>>,
-    ) -> Result<Revision, StoreError> {
+        alone: impl FnOnce() -> F,
+    ) -> Result<Revision, StoreError>
+    where
+        F: Future<Output = Result<Option<Revision>, StoreError>>,
+    {
         let mut waiting = None;
         let lane = self.write_lane(&item);
         let slot = enter(self, lane, |id| {
@@ -131,7 +139,7 @@ impl Batcher {
         match waiting {
             Some((id, answer)) => wait_queued::<QueuedWrite>(self, lane, id, answer).await,
             None => {
-                let answer = alone.await.and_then(|revision| {
+                let answer = alone().await.and_then(|revision| {
                     revision.ok_or_else(|| {
                         StoreError::Internal("an upsert reported no change".to_owned())
                     })

@@ -281,7 +281,8 @@ impl Store for PgStore {
     async fn get(&self, item: ItemRef<'_>) -> Result<Option<Entry>, StoreError> {
         let sql = &self.statements.get()?.core;
         let pk: [&(dyn ToSql + Sync); 3] = [&item.workspace, &item.namespace, &item.key];
-        let alone = async {
+        // Made where it is awaited, never handed over made: see `Batcher::read`.
+        let alone = || async {
             let rows = self.pooled.query(&sql.get, &pk, None).await?;
             rows.first()
                 .map(|row| entry_from_row(row, &item))
@@ -289,7 +290,7 @@ impl Store for PgStore {
         };
         match self.batcher.get() {
             Some(batcher) => batcher.read(item, alone).await,
-            None => alone.await,
+            None => alone().await,
         }
     }
 
@@ -307,10 +308,10 @@ impl Store for PgStore {
         let row = put.row(&item);
         let changed = match &cond {
             PutCondition::Always => {
-                let alone = self.write(&sql.upsert, &row);
+                let alone = || self.write(&sql.upsert, &row);
                 match self.batcher.get() {
                     Some(batcher) => Some(batcher.upsert(item, &value, alone).await?),
-                    None => alone.await?,
+                    None => alone().await?,
                 }
             }
             PutCondition::IfAbsent => self.write(&sql.insert_if_absent, &row).await?,

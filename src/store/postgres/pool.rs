@@ -137,10 +137,12 @@ impl Pooled {
         let client = self.checkout(wait).await?;
         let conn: &deadpool_postgres::ClientWrapper = &client;
         let outcome = self
-            .bounded(retry_conflicts(move || async move {
-                let statement = conn.prepare_cached(sql).await?;
-                conn.query(&statement, params).await
-            }))
+            .bounded(|| {
+                retry_conflicts(move || async move {
+                    let statement = conn.prepare_cached(sql).await?;
+                    conn.query(&statement, params).await
+                })
+            })
             .await;
         self.settle(client, outcome)
     }
@@ -165,10 +167,12 @@ impl Pooled {
         let client = self.checkout(wait).await?;
         let conn: &deadpool_postgres::ClientWrapper = &client;
         let outcome = self
-            .bounded(retry_conflicts(move || async move {
-                let statement = conn.prepare_cached(sql).await?;
-                conn.execute(&statement, params).await
-            }))
+            .bounded(|| {
+                retry_conflicts(move || async move {
+                    let statement = conn.prepare_cached(sql).await?;
+                    conn.execute(&statement, params).await
+                })
+            })
             .await;
         self.settle(client, outcome)
     }
@@ -177,9 +181,14 @@ impl Pooled {
     /// timeout. Once it has waited `PROBE_AFTER` the hosts are probed, so a
     /// host gone silent has its connections cut (and `work` fails) within
     /// that and the connect timeout, not the statement timeout.
-    pub(super) async fn bounded<F: Future>(&self, work: F) -> Result<F::Output, Elapsed> {
+    ///
+    /// `work` makes the future: see `Batcher::read` for why it is not handed over made.
+    pub(super) async fn bounded<F: Future>(
+        &self,
+        work: impl FnOnce() -> F,
+    ) -> Result<F::Output, Elapsed> {
         let first = PROBE_AFTER.min(self.statement_timeout);
-        let mut work = std::pin::pin!(work);
+        let mut work = std::pin::pin!(work());
         if let Ok(done) = tokio::time::timeout(first, &mut work).await {
             return Ok(done);
         }

@@ -99,10 +99,10 @@ impl PgStore {
             let mut params: Vec<&(dyn ToSql + Sync)> =
                 vec![&workspaces, &namespaces, &rows, &bytes];
             let page = match &last {
-                None => self.pooled.bounded(tx.query(&first, &params)).await,
+                None => self.pooled.bounded(|| tx.query(&first, &params)).await,
                 Some(at) => {
                     params.extend([&at.workspace as &(dyn ToSql + Sync), &at.namespace, &at.key]);
-                    self.pooled.bounded(tx.query(&after, &params)).await
+                    self.pooled.bounded(|| tx.query(&after, &params)).await
                 }
             };
             let page = page

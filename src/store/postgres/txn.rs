@@ -145,10 +145,12 @@ impl PgStore {
             want: &want,
         };
         let mut client = self.pooled.checkout(None).await?;
-        let work = async {
+        let connection = &mut client;
+        let addresses = &addresses;
+        let work = move || async move {
             let mut tries = 1;
             loop {
-                match attempt(&mut client, statements, txn, &addresses).await {
+                match attempt(connection, statements, txn, addresses).await {
                     Err(e) if tries < ATTEMPTS && retried(&e) => {
                         tracing::debug!(attempt = tries, error = %e, "transaction aborted, running it again");
                         tokio::time::sleep(backoff(tries, std::time::Duration::from_millis(5)))
