@@ -11,19 +11,20 @@
 //! the write's own transaction on purpose: PostgreSQL serializes the commits
 //! of every transaction that notifies, which would undo group commit.
 
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio_postgres::AsyncMessage;
 use uuid::Uuid;
 
 use super::connect::Hosts;
 use crate::store::Wake;
 
-/// Announcements waiting to be sent; beyond this they are dropped (the
+/// Namespaces waiting to be announced; beyond this they are dropped (the
 /// other instances' polling covers them).
 const QUEUE: usize = 4096;
 /// Shortest time between two NOTIFY statements: writes in between are
@@ -35,27 +36,97 @@ const PER_STATEMENT: usize = 256;
 
 /// The sending side of this instance's LISTEN/NOTIFY connection.
 pub(super) struct Notifier {
-    queue: mpsc::Sender<(Uuid, String)>,
+    pending: Arc<Pending>,
+}
+
+/// The namespaces written since the last NOTIFY, each once. A write of a
+/// namespace already pending costs a lookup: no allocation, and no wake-up
+/// of the connection's task, which is woken only when the set stops being
+/// empty (issue #29: one wake-up a write was a cross-thread hand-off a PUT).
+#[derive(Default)]
+struct Pending {
+    names: Mutex<HashMap<Uuid, HashSet<String>>>,
+    /// Woken when the first namespace arrives, and when the store is gone.
+    ready: Notify,
+    closed: AtomicBool,
+}
+
+impl Pending {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Uuid, HashSet<String>>> {
+        // A panic while holding the lock leaves a set of names, still whole.
+        self.names
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Adds `namespace` unless it is pending already or the set is full;
+    /// wakes the connection's task when it was empty.
+    fn add(&self, workspace: Uuid, namespace: &str) {
+        let mut names = self.lock();
+        if names.get(&workspace).is_some_and(|n| n.contains(namespace)) {
+            return;
+        }
+        let count: usize = names.values().map(HashSet::len).sum();
+        if count >= QUEUE {
+            return;
+        }
+        names
+            .entry(workspace)
+            .or_default()
+            .insert(namespace.to_owned());
+        if count == 0 {
+            self.ready.notify_one();
+        }
+    }
+
+    /// Takes up to `most` pending namespaces; says whether any are left.
+    fn take(&self, most: usize) -> (Vec<(Uuid, String)>, bool) {
+        let mut names = self.lock();
+        let mut taken = Vec::new();
+        names.retain(|&workspace, namespaces| {
+            while taken.len() < most {
+                let Some(namespace) = namespaces.iter().next().cloned() else {
+                    break;
+                };
+                namespaces.remove(&namespace);
+                taken.push((workspace, namespace));
+            }
+            !namespaces.is_empty()
+        });
+        (taken, !names.is_empty())
+    }
+
+    fn clear(&self) {
+        self.lock().clear();
+    }
 }
 
 impl Notifier {
     /// Starts the connection task (it reconnects by itself until the
-    /// process ends) for the schema `schema_name`.
+    /// store is dropped) for the schema `schema_name`.
     pub(super) fn start(hosts: Arc<Hosts>, schema_name: &str, wake: Wake) -> Notifier {
-        let (queue, announced) = mpsc::channel(QUEUE);
+        let pending = Arc::new(Pending::default());
         let link = Link {
             hosts,
             channel: channel_name(schema_name),
             instance: Uuid::new_v4().simple().to_string(),
             wake,
+            pending: Arc::clone(&pending),
         };
-        tokio::spawn(link.run(announced));
-        Notifier { queue }
+        tokio::spawn(link.run());
+        Notifier { pending }
     }
 
     /// Queues a NOTIFY for `namespace`; never waits.
     pub(super) fn announce(&self, workspace: Uuid, namespace: &str) {
-        let _ = self.queue.try_send((workspace, namespace.to_owned()));
+        self.pending.add(workspace, namespace);
+    }
+}
+
+impl Drop for Notifier {
+    fn drop(&mut self) {
+        self.pending.closed.store(true, Ordering::Release);
+        self.pending.ready.notify_one();
     }
 }
 
@@ -87,20 +158,21 @@ struct Link {
     channel: String,
     instance: String,
     wake: Wake,
+    pending: Arc<Pending>,
 }
 
 impl Link {
-    async fn run(self, mut announced: mpsc::Receiver<(Uuid, String)>) {
+    async fn run(self) {
         let mut delay = Duration::from_millis(200);
-        loop {
-            match self.session(&mut announced).await {
+        while !self.pending.closed.load(Ordering::Acquire) {
+            match self.session().await {
                 Ok(()) => return, // the store is gone
                 Err(e) => {
                     tracing::warn!(error = %e, "change notifications: connection lost; watchers poll until it is back");
                 }
             }
             // Announcements made while disconnected are dropped.
-            while announced.try_recv().is_ok() {}
+            self.pending.clear();
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(5));
         }
@@ -108,7 +180,7 @@ impl Link {
 
     /// One connection's life: LISTEN, then wake on notifications and send
     /// announcements until it fails. `Ok` when the store is dropped.
-    async fn session(&self, announced: &mut mpsc::Receiver<(Uuid, String)>) -> Result<(), String> {
+    async fn session(&self) -> Result<(), String> {
         let lost = |e: tokio_postgres::Error| e.to_string();
         // Each host within its connect timeout; a demoted primary or a
         // standby is skipped as the pool skips it (target_session_attrs).
@@ -145,11 +217,9 @@ impl Link {
             .prepare("SELECT pg_notify($1, p) FROM unnest($2::TEXT[]) AS p")
             .await
             .map_err(lost)?;
-        let mut pending: HashSet<(Uuid, String)> = HashSet::new();
+        let mut due = false;
         let mut next_send = tokio::time::Instant::now();
         loop {
-            let due = !pending.is_empty();
-            let room = pending.len() < PER_STATEMENT;
             tokio::select! {
                 note = notes.recv() => {
                     let Some(note) = note else {
@@ -159,14 +229,21 @@ impl Link {
                         (self.wake)(Some((workspace, namespace)));
                     }
                 }
-                announcement = announced.recv(), if room => {
-                    let Some(announcement) = announcement else { return Ok(()) };
-                    pending.insert(announcement);
+                () = self.pending.ready.notified(), if !due => {
+                    if self.pending.closed.load(Ordering::Acquire) {
+                        return Ok(());
+                    }
+                    due = true;
                 }
                 () = tokio::time::sleep_until(next_send), if due => {
-                    let payloads: Vec<String> = pending
-                        .drain()
-                        .map(|(ws, ns)| payload(&self.instance, ws, &ns))
+                    let (taken, more) = self.pending.take(PER_STATEMENT);
+                    due = more;
+                    if taken.is_empty() {
+                        continue;
+                    }
+                    let payloads: Vec<String> = taken
+                        .iter()
+                        .map(|(ws, ns)| payload(&self.instance, *ws, ns))
                         .collect();
                     client
                         .execute(&notify, &[&self.channel, &payloads])
@@ -179,7 +256,6 @@ impl Link {
     }
 }
 
-/// Stops the connection's driver task with the session.
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
@@ -201,5 +277,53 @@ mod tests {
         assert_eq!(parse_payload("other", "garbage"), None);
         assert_eq!(channel_name("hulykvs"), "hulykvs_hulykvs");
         assert_eq!(channel_name(&"s".repeat(63)).len(), 63);
+    }
+
+    #[tokio::test]
+    async fn a_namespace_pending_is_announced_once_and_wakes_the_task_once() {
+        let pending = Pending::default();
+        let (ws, other) = (Uuid::new_v4(), Uuid::new_v4());
+        pending.add(ws, "a");
+        // The first namespace left a wake-up for the connection's task.
+        tokio::time::timeout(Duration::from_secs(1), pending.ready.notified())
+            .await
+            .expect("woken by the first namespace");
+        pending.add(ws, "a");
+        pending.add(ws, "b");
+        pending.add(other, "a");
+        // Not empty before: no second wake-up.
+        let again = tokio::time::timeout(Duration::from_millis(50), pending.ready.notified());
+        assert!(again.await.is_err(), "woken again while not empty");
+
+        let (first, more) = pending.take(2);
+        assert_eq!((first.len(), more), (2, true));
+        let (rest, more) = pending.take(2);
+        assert_eq!((rest.len(), more), (1, false));
+        let mut all: Vec<(Uuid, String)> = first.into_iter().chain(rest).collect();
+        all.sort();
+        let mut want = vec![
+            (ws, "a".to_owned()),
+            (ws, "b".to_owned()),
+            (other, "a".to_owned()),
+        ];
+        want.sort();
+        assert_eq!(all, want);
+
+        // Empty again: the next namespace wakes the task again.
+        pending.add(ws, "a");
+        tokio::time::timeout(Duration::from_secs(1), pending.ready.notified())
+            .await
+            .expect("woken once the set had emptied");
+    }
+
+    #[test]
+    fn a_full_set_drops_new_namespaces() {
+        let pending = Pending::default();
+        let ws = Uuid::new_v4();
+        for n in 0..QUEUE + 10 {
+            pending.add(ws, &n.to_string());
+        }
+        let (taken, more) = pending.take(usize::MAX);
+        assert_eq!((taken.len(), more), (QUEUE, false));
     }
 }
