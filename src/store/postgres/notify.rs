@@ -45,14 +45,22 @@ pub(super) struct Notifier {
 /// empty (issue #29: one wake-up a write was a cross-thread hand-off a PUT).
 #[derive(Default)]
 struct Pending {
-    names: Mutex<HashMap<Uuid, HashSet<String>>>,
+    names: Mutex<Names>,
     /// Woken when the first namespace arrives, and when the store is gone.
     ready: Notify,
     closed: AtomicBool,
 }
 
+/// The pending namespaces by workspace (a lookup by `&str` allocates
+/// nothing), and how many there are.
+#[derive(Default)]
+struct Names {
+    by_workspace: HashMap<Uuid, HashSet<String>>,
+    count: usize,
+}
+
 impl Pending {
-    fn lock(&self) -> MutexGuard<'_, HashMap<Uuid, HashSet<String>>> {
+    fn lock(&self) -> MutexGuard<'_, Names> {
         // A panic while holding the lock leaves a set of names, still whole.
         self.names
             .lock()
@@ -63,18 +71,22 @@ impl Pending {
     /// wakes the connection's task when it was empty.
     fn add(&self, workspace: Uuid, namespace: &str) {
         let mut names = self.lock();
-        if names.get(&workspace).is_some_and(|n| n.contains(namespace)) {
+        let Names {
+            by_workspace,
+            count,
+        } = &mut *names;
+        let pending = by_workspace
+            .get(&workspace)
+            .is_some_and(|n| n.contains(namespace));
+        if pending || *count >= QUEUE {
             return;
         }
-        let count: usize = names.values().map(HashSet::len).sum();
-        if count >= QUEUE {
-            return;
-        }
-        names
+        by_workspace
             .entry(workspace)
             .or_default()
             .insert(namespace.to_owned());
-        if count == 0 {
+        *count += 1;
+        if *count == 1 {
             self.ready.notify_one();
         }
     }
@@ -83,21 +95,25 @@ impl Pending {
     fn take(&self, most: usize) -> (Vec<(Uuid, String)>, bool) {
         let mut names = self.lock();
         let mut taken = Vec::new();
-        names.retain(|&workspace, namespaces| {
-            while taken.len() < most {
-                let Some(namespace) = namespaces.iter().next().cloned() else {
-                    break;
-                };
-                namespaces.remove(&namespace);
-                taken.push((workspace, namespace));
+        names.by_workspace.retain(|&workspace, namespaces| {
+            let room = most - taken.len();
+            if namespaces.len() <= room {
+                taken.extend(namespaces.drain().map(|n| (workspace, n)));
+            } else {
+                let some: Vec<String> = namespaces.iter().take(room).cloned().collect();
+                for namespace in some {
+                    namespaces.remove(&namespace);
+                    taken.push((workspace, namespace));
+                }
             }
             !namespaces.is_empty()
         });
-        (taken, !names.is_empty())
+        names.count -= taken.len();
+        (taken, names.count > 0)
     }
 
     fn clear(&self) {
-        self.lock().clear();
+        *self.lock() = Names::default();
     }
 }
 
@@ -256,6 +272,7 @@ impl Link {
     }
 }
 
+/// Stops the connection's driver task with the session.
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
