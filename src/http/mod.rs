@@ -7,6 +7,7 @@
 //! files ([`console`]). Nothing here knows SQL.
 
 mod access;
+mod activity;
 mod console;
 mod handlers;
 mod layers;

@@ -39,14 +39,14 @@ impl Builders {
     /// The builders for connections with these timeouts.
     pub(super) fn new(header_timeout: Duration, idle_timeout: Duration) -> Self {
         let mut builder = auto::Builder::new(TokioExecutor::new());
-        // hyper starts its header timer as soon as a kept-alive connection waits
-        // for the next request, so it would close idle connections after the
-        // header timeout. The watchdog in `Conn::drive` enforces both limits;
-        // hyper's timer only backs it up, at the longest a head may take.
+        // No header timer of hyper's: it would start as soon as a kept-alive
+        // connection waits for its next request (closing idle connections
+        // after the header timeout), and it costs a boxed timer armed and
+        // dropped every request (issue #29). The watchdog in `Conn::drive`
+        // (`http::activity`) times heads from their first byte instead.
         builder
             .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(header_timeout.saturating_add(idle_timeout))
+            .header_read_timeout(None)
             .max_buf_size(64 * 1024);
         builder
             .http2()

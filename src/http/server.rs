@@ -4,23 +4,20 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::Request;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Notify, Semaphore};
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
+use super::activity::{Activity, Live, TrackedIo, Wake};
 use super::layers;
 use super::protocol::{self, Builders, Speaks};
 use super::state::AppState;
@@ -75,7 +72,7 @@ pub async fn serve<S: Store>(
 ) -> Stopped {
     let builders = Arc::new(Builders::new(options.header_timeout, options.idle_timeout));
     let permits = Arc::new(Semaphore::new(options.max_connections));
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let live = Arc::new(Live::default());
     let epoch = Instant::now();
 
     tokio::pin!(shutdown);
@@ -100,13 +97,13 @@ pub async fn serve<S: Store>(
             },
         };
         let _ = stream.set_nodelay(true);
+        let activity = Arc::new(Activity::new(epoch, options.header_timeout));
+        let open = live.enter(&activity);
         let conn = Conn {
             state: Arc::clone(&state),
             builders: Arc::clone(&builders),
-            stop: stop_rx.clone(),
+            activity,
             idle: options.idle_timeout,
-            header: options.header_timeout,
-            epoch,
             peer,
         };
         let tls = options.tls.as_ref().map(|t| t.acceptor());
@@ -114,7 +111,6 @@ pub async fn serve<S: Store>(
         tokio::spawn(async move {
             match tls {
                 None => {
-                    let mut conn = conn;
                     if let Some(speaks) = conn.first_bytes(&stream).await {
                         conn.drive(stream, speaks).await;
                     }
@@ -125,11 +121,12 @@ pub async fn serve<S: Store>(
                     Box::pin(conn.drive_tls(acceptor, stream, handshake_timeout)).await
                 }
             }
+            drop(open);
             drop(permit);
         });
     }
     drop(listener);
-    let _ = stop_tx.send(true);
+    live.stop_all();
     let all = u32::try_from(options.max_connections).unwrap_or(u32::MAX);
     let drained = tokio::time::timeout(options.shutdown_timeout, permits.acquire_many(all))
         .await
@@ -145,10 +142,9 @@ pub async fn serve<S: Store>(
 struct Conn<S> {
     state: Arc<AppState<S>>,
     builders: Arc<Builders>,
-    stop: watch::Receiver<bool>,
+    /// Counted open in the server's [`Live`] until the task ends.
+    activity: Arc<Activity>,
     idle: Duration,
-    header: Duration,
-    epoch: Instant,
     peer: SocketAddr,
 }
 
@@ -156,11 +152,11 @@ impl<S: Store> Conn<S> {
     /// Waits for a plain connection's first bytes and says what they begin;
     /// `None` (close it) when none come within the idle timeout, the client
     /// went away, or shutdown began.
-    async fn first_bytes(&mut self, stream: &TcpStream) -> Option<Speaks> {
+    async fn first_bytes(&self, stream: &TcpStream) -> Option<Speaks> {
         tokio::select! {
             sniffed = protocol::sniff(stream) => sniffed.ok(),
             _ = tokio::time::sleep(self.idle) => None,
-            _ = self.stop.changed() => None,
+            _ = std::future::poll_fn(|cx| self.activity.poll_stopped(cx)) => None,
         }
     }
 
@@ -179,11 +175,11 @@ impl<S: Store> Conn<S> {
 
     /// Serves HTTP on `stream` until the client leaves, the connection idles
     /// out, or shutdown begins (then in-flight requests finish first).
-    async fn drive<I>(mut self, stream: I, speaks: Speaks)
+    async fn drive<I>(self, stream: I, speaks: Speaks)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let activity = Arc::new(Activity::new(self.epoch));
+        let activity = Arc::clone(&self.activity);
         let io = TokioIo::new(TrackedIo {
             inner: stream,
             activity: Arc::clone(&activity),
@@ -205,9 +201,11 @@ impl<S: Store> Conn<S> {
         });
         let conn = self.builders.serving(speaks).serve_connection(io, service);
         tokio::pin!(conn);
-        let (idle, header) = (self.idle, self.header);
+        let idle = self.idle;
         let mut closing = false;
-        let mut next_check = activity.next_check(idle, header);
+        // One timer for the connection's life, moved by `reset`: not one a request.
+        let look = tokio::time::sleep_until(activity.look(idle).into());
+        tokio::pin!(look);
         loop {
             tokio::select! {
                 result = conn.as_mut() => {
@@ -216,15 +214,15 @@ impl<S: Store> Conn<S> {
                     }
                     break;
                 }
-                _ = self.stop.changed(), if !closing => {
-                    closing = true;
-                    conn.as_mut().graceful_shutdown();
-                }
-                _ = activity.head_began.notified(), if !closing => {
-                    next_check = activity.next_check(idle, header);
-                }
-                _ = tokio::time::sleep_until(next_check.into()), if !closing => {
-                    if activity.head_timed_out(header) {
+                wake = std::future::poll_fn(|cx| activity.poll_wake(cx)), if !closing => match wake {
+                    Wake::Stop => {
+                        closing = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                    Wake::Head => look.as_mut().reset(activity.look(idle).into()),
+                },
+                _ = look.as_mut(), if !closing => {
+                    if activity.head_timed_out() {
                         // A client sending its request head too slowly: cut it.
                         tracing::debug!(peer = %self.peer, "request head not received within the header timeout");
                         break;
@@ -233,239 +231,10 @@ impl<S: Store> Conn<S> {
                         closing = true;
                         conn.as_mut().graceful_shutdown();
                     } else {
-                        next_check = activity.next_check(idle, header);
+                        look.as_mut().reset(activity.look(idle).into());
                     }
                 }
             }
         }
-    }
-}
-
-/// No request head under way.
-const NO_HEAD: u64 = u64::MAX;
-
-/// When a connection last moved bytes, how many requests it is serving, and
-/// since when a request head has been arriving (HTTP/1 only).
-struct Activity {
-    epoch: Instant,
-    last_millis: AtomicU64,
-    in_flight: AtomicU64,
-    /// Milliseconds since `epoch` of the first byte read while no request was
-    /// in flight, until that request starts; [`NO_HEAD`] when none.
-    head_since: AtomicU64,
-    /// Woken when a head begins, so the watchdog can time it.
-    head_began: Notify,
-    /// HTTP/2 multiplexes requests over one connection: no head timing.
-    h2: AtomicBool,
-}
-
-impl Activity {
-    fn new(epoch: Instant) -> Self {
-        let a = Activity {
-            epoch,
-            last_millis: AtomicU64::new(0),
-            in_flight: AtomicU64::new(0),
-            head_since: AtomicU64::new(NO_HEAD),
-            head_began: Notify::new(),
-            h2: AtomicBool::new(false),
-        };
-        a.touch();
-        a
-    }
-
-    fn now_millis(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(NO_HEAD - 1)
-    }
-
-    fn at(&self, millis: u64, plus: Duration) -> Instant {
-        after(
-            self.epoch,
-            Duration::from_millis(millis).saturating_add(plus),
-        )
-    }
-
-    fn touch(&self) {
-        self.last_millis.store(self.now_millis(), Ordering::Relaxed);
-    }
-
-    /// Bytes arrived: with no request in flight, they begin the next request's head.
-    fn bytes_read(&self) {
-        self.touch();
-        if self.in_flight.load(Ordering::Acquire) == 0
-            && !self.h2.load(Ordering::Relaxed)
-            && self
-                .head_since
-                .compare_exchange(
-                    NO_HEAD,
-                    self.now_millis(),
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                )
-                .is_ok()
-        {
-            self.head_began.notify_one();
-        }
-    }
-
-    fn idle_deadline(&self, idle: Duration) -> Instant {
-        self.at(self.last_millis.load(Ordering::Relaxed), idle)
-    }
-
-    fn head_deadline(&self, header: Duration) -> Option<Instant> {
-        match self.head_since.load(Ordering::Acquire) {
-            NO_HEAD => None,
-            since => Some(self.at(since, header)),
-        }
-    }
-
-    fn is_idle(&self, idle: Duration) -> bool {
-        self.in_flight.load(Ordering::Acquire) == 0 && Instant::now() >= self.idle_deadline(idle)
-    }
-
-    fn head_timed_out(&self, header: Duration) -> bool {
-        self.in_flight.load(Ordering::Acquire) == 0
-            && self
-                .head_deadline(header)
-                .is_some_and(|at| Instant::now() >= at)
-    }
-
-    /// When the watchdog looks next: the idle deadline, or the head's if sooner.
-    fn next_check(&self, idle: Duration, header: Duration) -> Instant {
-        let now = Instant::now();
-        // Busy, or bytes moved since: look again a quarter idle period on at the soonest.
-        let idle_at = self.idle_deadline(idle).max(after(now, idle / 4));
-        match self.head_deadline(header) {
-            Some(head_at) => head_at.min(idle_at).max(now + Duration::from_millis(10)),
-            None => idle_at,
-        }
-    }
-
-    fn request_started(self: &Arc<Self>, h2: bool) -> InFlight {
-        self.in_flight.fetch_add(1, Ordering::AcqRel);
-        self.head_since.store(NO_HEAD, Ordering::Release);
-        if h2 {
-            self.h2.store(true, Ordering::Relaxed);
-        }
-        InFlight(Arc::clone(self))
-    }
-}
-
-/// `base + by`, or a year on for durations too long to add.
-fn after(base: Instant, by: Duration) -> Instant {
-    base.checked_add(by)
-        .unwrap_or_else(|| base + Duration::from_secs(86_400 * 365))
-}
-
-/// Marks a request in flight until dropped.
-struct InFlight(Arc<Activity>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
-        self.0.touch();
-    }
-}
-
-/// A stream that records when bytes last moved.
-struct TrackedIo<I> {
-    inner: I,
-    activity: Arc<Activity>,
-}
-
-impl<I: AsyncRead + Unpin> AsyncRead for TrackedIo<I> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            self.activity.bytes_read();
-        }
-        poll
-    }
-}
-
-impl<I: AsyncWrite + Unpin> AsyncWrite for TrackedIo<I> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let poll = Pin::new(&mut self.inner).poll_write(cx, data);
-        if matches!(poll, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        poll
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(poll, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        poll
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_head_is_timed_from_its_first_byte_until_its_request_starts() {
-        let a = Arc::new(Activity::new(Instant::now()));
-        let header = Duration::from_millis(50);
-        assert!(a.head_deadline(header).is_none(), "no bytes, no head");
-        a.bytes_read();
-        assert!(a.head_deadline(header).is_some(), "a head began");
-        let busy = a.request_started(false);
-        assert!(a.head_deadline(header).is_none(), "its request started");
-        a.bytes_read();
-        assert!(a.head_deadline(header).is_none(), "a body is not a head");
-        drop(busy);
-        std::thread::sleep(Duration::from_millis(60));
-        assert!(
-            !a.head_timed_out(header),
-            "an idle connection is not a slow head"
-        );
-        a.bytes_read();
-        assert!(!a.head_timed_out(header));
-        std::thread::sleep(Duration::from_millis(60));
-        assert!(a.head_timed_out(header), "a head slower than the limit");
-    }
-
-    #[test]
-    fn http2_requests_are_not_timed_per_head() {
-        let a = Arc::new(Activity::new(Instant::now()));
-        drop(a.request_started(true));
-        a.bytes_read();
-        assert!(a.head_deadline(Duration::from_secs(1)).is_none());
-    }
-
-    #[test]
-    fn deadlines_of_absurd_limits_do_not_overflow() {
-        let a = Activity::new(Instant::now());
-        a.bytes_read();
-        let _ = a.next_check(Duration::MAX, Duration::MAX);
-        assert!(!a.is_idle(Duration::MAX));
-        assert!(!a.head_timed_out(Duration::MAX));
     }
 }
