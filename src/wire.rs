@@ -44,7 +44,18 @@ impl ETag {
 
     /// The header value, with its quotes.
     pub fn header_value(&self) -> String {
-        format!("\"{}\"", self.hex())
+        self.quoted().iter().map(|&b| b as char).collect()
+    }
+
+    /// The header value's bytes, with its quotes, written without
+    /// formatting: every response to a GET or PUT carries one (issue #29).
+    pub fn quoted(&self) -> [u8; 34] {
+        let mut out = [b'"'; 34];
+        for (i, b) in self.0.iter().enumerate() {
+            out[1 + 2 * i] = HEX[(b >> 4) as usize];
+            out[2 + 2 * i] = HEX[(b & 0xf) as usize];
+        }
+        out
     }
 
     /// The 32 hex digits without quotes, as JSON bodies write a tag.
@@ -282,6 +293,10 @@ mod tests {
     #[test]
     fn etag_of_value_is_quoted_lowercase_md5() {
         assert_eq!(ETag::of(b"hello").header_value(), format!("\"{HELLO}\""));
+        assert_eq!(
+            ETag::of(b"hello").quoted().as_slice(),
+            format!("\"{HELLO}\"").as_bytes()
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ use hyper::{Response, StatusCode};
 use tokio::sync::mpsc;
 
 use crate::error::ApiError;
-use crate::wire::ErrorBody;
+use crate::wire::{ETag, ErrorBody};
 
 /// The error type of response bodies (a streamed listing can fail half way).
 pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
@@ -152,9 +152,9 @@ pub(super) fn plain_500() -> Response<ResBody> {
     status_only(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
-/// `text` as a header value (empty if it cannot be one).
-pub(super) fn header_value(text: &str) -> HeaderValue {
-    HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static(""))
+/// `tag` as an `ETag` header value.
+pub(super) fn etag_value(tag: &ETag) -> HeaderValue {
+    HeaderValue::from_bytes(&tag.quoted()).unwrap_or(HeaderValue::from_static(""))
 }
 
 /// A body of `bytes`.

@@ -6,7 +6,7 @@ use hyper::{Response, StatusCode};
 
 use crate::error::ApiError;
 use crate::feed::Feed;
-use crate::http::response::{empty, full, header_value, plain_500, ResBody};
+use crate::http::response::{empty, etag_value, full, plain_500, ResBody};
 use crate::store::txn::{Replace, Replaced};
 use crate::store::{
     DeleteCondition, DeleteOutcome, Entry, ItemRef, NewValue, PutCondition, PutOutcome, Store,
@@ -23,7 +23,7 @@ pub async fn get<S: Store>(
 ) -> Result<Response<ResBody>, ApiError> {
     let entry = store.get(item).await?.ok_or(ApiError::NotFound)?;
     let etag = ETag(entry.md5);
-    let etag_value = header_value(&etag.header_value());
+    let etag_value = etag_value(&etag);
     if if_none_match.is_some_and(|c| c.matches_weakly(&etag)) {
         return Ok(Response::builder()
             .status(StatusCode::NOT_MODIFIED)
@@ -72,7 +72,7 @@ pub async fn put<S: Store>(
     {
         return Ok(Response::builder()
             .status(StatusCode::NO_CONTENT)
-            .header(header::ETAG, header_value(&etag.header_value()))
+            .header(header::ETAG, etag_value(&etag))
             .body(empty())
             .unwrap_or_else(|_| plain_500()));
     }
@@ -89,7 +89,7 @@ pub async fn put<S: Store>(
     };
     Ok(Response::builder()
         .status(status)
-        .header(header::ETAG, header_value(&etag.header_value()))
+        .header(header::ETAG, etag_value(&etag))
         .header(REVISION, revision)
         .body(empty())
         .unwrap_or_else(|_| plain_500()))
@@ -152,13 +152,13 @@ pub async fn replace<S: Store>(
     feed.written(item.workspace, item.namespace);
     let mut builder = Response::builder().header(REVISION, revision);
     if let Some(etag) = etag {
-        builder = builder.header(header::ETAG, header_value(&etag.header_value()));
+        builder = builder.header(header::ETAG, etag_value(&etag));
     }
     let response = match previous {
         Some(old) => builder
             .status(StatusCode::OK)
             .header(header::CONTENT_TYPE, content_type_of(&old))
-            .header(PREVIOUS_ETAG, header_value(&ETag(old.md5).header_value()))
+            .header(PREVIOUS_ETAG, etag_value(&ETag(old.md5)))
             .body(full(old.value)),
         None => builder.status(status).body(empty()),
     };

@@ -45,6 +45,9 @@ pub(super) struct Batcher {
     reads: Lane<QueuedRead>,
     /// One slot each; a namespace always writes through the same lane.
     writes: Vec<Lane<QueuedWrite>>,
+    /// Hashes a namespace to its lane (foldhash: SipHash cost more than
+    /// the rest of picking a lane, issue #29).
+    lanes: foldhash::fast::RandomState,
 }
 
 impl Batcher {
@@ -67,15 +70,15 @@ impl Batcher {
             // As many lanes as connections: namespaces spread over them, and
             // a write waiting on a row lock holds back only its lane.
             writes: (0..pool_size.max(1)).map(|_| Lane::new(1)).collect(),
+            lanes: foldhash::fast::RandomState::default(),
         }
     }
 
     /// The write lane of `item`'s namespace.
     fn write_lane(&self, item: &ItemRef<'_>) -> usize {
-        use std::hash::{Hash, Hasher};
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        (item.workspace, item.namespace).hash(&mut hasher);
-        (hasher.finish() % self.writes.len() as u64) as usize
+        use std::hash::BuildHasher;
+        let hash = self.lanes.hash_one((item.workspace, item.namespace));
+        (hash % self.writes.len() as u64) as usize
     }
 
     /// Reads `item` with the future `alone` makes when a read slot is free,
@@ -509,7 +512,10 @@ fn revisions_by_row(
     rows: &[&QueuedWrite],
     written: &[tokio_postgres::Row],
 ) -> Result<Vec<(Item, Revision)>, StoreError> {
-    let mut found = std::collections::HashMap::with_capacity(written.len());
+    let mut found = std::collections::HashMap::with_capacity_and_hasher(
+        written.len(),
+        foldhash::fast::RandomState::default(),
+    );
     for row in written {
         let item = Item {
             workspace: row.try_get(0).map_err(|e| super::errors::db_error(&e))?,
