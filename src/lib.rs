@@ -30,6 +30,7 @@
 //! - `app`: `serve` and `migrate` end to end: open the store, listen, migrate beside, run until a signal.
 //! - `http`: the HTTP side of `serve`; nothing in it knows SQL.
 //!   - `http::server`: accept loop, connection cap, header and idle timeouts, graceful shutdown.
+//!   - `http::activity`: what a connection's watchdog times (bytes moved, a head's first byte) and the open connections shutdown reaches.
 //!   - `http::protocol`: which HTTP a connection speaks (a peek at its first bytes, or ALPN) and its hyper builder.
 //!   - `http::layers`: what wraps every request, in the order of one function.
 //!     - `http::layers::access_log`: one log line per request, never a value.
