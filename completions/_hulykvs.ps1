@@ -76,7 +76,7 @@ Register-ArgumentCompleter -Native -CommandName 'hulykvs' -ScriptBlock {
             [CompletionResult]::new('--watch-poll', '--watch-poll', [CompletionResultType]::ParameterName, 'How often watched namespaces are polled for changes written through other instances (CockroachDB has no notifications; on PostgreSQL this backs up LISTEN/NOTIFY)')
             [CompletionResult]::new('--watch-buffer', '--watch-buffer', [CompletionResultType]::ParameterName, 'Most events a watch stream may fall behind before it ends with event error too_slow')
             [CompletionResult]::new('--metrics', '--metrics', [CompletionResultType]::ParameterName, 'Serve Prometheus metrics at GET /metrics (on or off)')
-            [CompletionResult]::new('--worker-threads', '--worker-threads', [CompletionResultType]::ParameterName, 'Threads that serve requests: auto (one per CPU the process may use) or a number, 1 to 1024')
+            [CompletionResult]::new('--worker-threads', '--worker-threads', [CompletionResultType]::ParameterName, 'Threads that serve requests: a number, 1 to 1024, or auto (one per CPU the process may use). One spends the least CPU per request; more serve more than one core''s worth')
             [CompletionResult]::new('--console', '--console', [CompletionResultType]::ParameterName, 'Serve the web console at GET /console (on or off)')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log lines as text (for people) or json (one object per line)')
             [CompletionResult]::new('--shutdown-timeout', '--shutdown-timeout', [CompletionResultType]::ParameterName, 'On SIGTERM or Ctrl-C, how long in-flight requests get to finish')

@@ -72,7 +72,7 @@ set edit:completion:arg-completer[hulykvs] = {|@words|
             cand --watch-poll 'How often watched namespaces are polled for changes written through other instances (CockroachDB has no notifications; on PostgreSQL this backs up LISTEN/NOTIFY)'
             cand --watch-buffer 'Most events a watch stream may fall behind before it ends with event error too_slow'
             cand --metrics 'Serve Prometheus metrics at GET /metrics (on or off)'
-            cand --worker-threads 'Threads that serve requests: auto (one per CPU the process may use) or a number, 1 to 1024'
+            cand --worker-threads 'Threads that serve requests: a number, 1 to 1024, or auto (one per CPU the process may use). One spends the least CPU per request; more serve more than one core''s worth'
             cand --console 'Serve the web console at GET /console (on or off)'
             cand --log-format 'Log lines as text (for people) or json (one object per line)'
             cand --shutdown-timeout 'On SIGTERM or Ctrl-C, how long in-flight requests get to finish'

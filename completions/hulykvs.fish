@@ -74,7 +74,7 @@ complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l changes-retent
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l watch-poll -d 'How often watched namespaces are polled for changes written through other instances (CockroachDB has no notifications; on PostgreSQL this backs up LISTEN/NOTIFY)' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l watch-buffer -d 'Most events a watch stream may fall behind before it ends with event error too_slow' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l metrics -d 'Serve Prometheus metrics at GET /metrics (on or off)' -r
-complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l worker-threads -d 'Threads that serve requests: auto (one per CPU the process may use) or a number, 1 to 1024' -r
+complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l worker-threads -d 'Threads that serve requests: a number, 1 to 1024, or auto (one per CPU the process may use). One spends the least CPU per request; more serve more than one core\'s worth' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l console -d 'Serve the web console at GET /console (on or off)' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l log-format -d 'Log lines as text (for people) or json (one object per line)' -r
 complete -c hulykvs -n "__fish_hulykvs_using_subcommand serve" -l shutdown-timeout -d 'On SIGTERM or Ctrl-C, how long in-flight requests get to finish' -r

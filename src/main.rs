@@ -139,15 +139,24 @@ fn on_runtime<T>(
     on_runtime_of(None, work)
 }
 
-/// Runs `work` on a tokio runtime of `threads` workers (`None`: one per CPU).
+/// Runs `work` on a tokio runtime of `threads` request threads (`None`: one
+/// per CPU). One thread is a current-thread runtime: no other worker to wake
+/// when a second task becomes ready and none to steal it, so a request costs
+/// less CPU than on a multi-threaded runtime of one worker, and than on two
+/// (issue #29; the figures are in docs/PERFORMANCE.md).
 fn on_runtime_of<T>(
     threads: Option<usize>,
     work: impl std::future::Future<Output = Result<T, Failure>>,
 ) -> Result<T, Failure> {
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(threads) = threads {
-        builder.worker_threads(threads);
-    }
+    let mut builder = match threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(threads) => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(threads);
+            builder
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     builder
         .enable_all()
         .build()

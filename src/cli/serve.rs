@@ -233,11 +233,12 @@ pub struct ServeArgs {
     )]
     pub metrics: String,
 
-    /// Threads that serve requests: auto (one per CPU the process may use) or a number, 1 to 1024.
+    /// Threads that serve requests: a number, 1 to 1024, or auto (one per CPU the process may use).
+    /// One spends the least CPU per request; more serve more than one core's worth.
     #[arg(
         long,
         env = "HULY_WORKER_THREADS",
-        default_value = "auto",
+        default_value = "1",
         value_name = "N|auto"
     )]
     pub worker_threads: String,
