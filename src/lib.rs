@@ -103,6 +103,7 @@
 //!   - `feed::sse`: Server-Sent Event frames and long-poll entries.
 //! - `telemetry`: what operators see of the service.
 //!   - `telemetry::logs`: log lines to stderr, text or JSON.
+//!   - `telemetry::log_buffer`: a request thread's log lines, written together when it idles.
 //!   - `telemetry::registry`: the Prometheus registry, metric names and buckets, process metrics.
 //!   - `telemetry::traces`: spans over OTLP/HTTP from the `OTEL_*` variables, drops counted.
 //! - `cli`: the command line (only `main` uses it): the clap root and completions.

@@ -157,11 +157,17 @@ fn on_runtime_of<T>(
         }
         None => tokio::runtime::Builder::new_multi_thread(),
     };
-    builder
+    // A request thread's log lines are written when it idles, and when it ends.
+    let done = builder
         .enable_all()
+        .on_thread_park(telemetry::log_buffer::idle)
+        .on_thread_stop(telemetry::log_buffer::flush)
         .build()
         .map_err(|e| Failure::error(format!("cannot start the async runtime: {e}")))?
-        .block_on(work)
+        .block_on(work);
+    // The current-thread runtime's one thread is this one.
+    telemetry::log_buffer::flush();
+    done
 }
 
 /// Prints one line to stdout; a closed stdout is not an error.

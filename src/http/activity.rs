@@ -7,9 +7,9 @@
 //! on a `Notify` or a channel, whose waiters lock a mutex at every poll of
 //! the connection's task (issue #29).
 
+use std::collections::HashMap;
 use std::io;
 use std::pin::Pin;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
@@ -374,17 +374,26 @@ mod tests {
         let idle = Duration::from_secs(60);
         let a = Arc::new(Activity::new(Instant::now(), Duration::from_secs(10)));
         let first = a.look(idle);
-        assert!(first >= Instant::now() + Duration::from_secs(14), "the idle look");
+        assert!(
+            first >= Instant::now() + Duration::from_secs(14),
+            "the idle look"
+        );
         a.bytes_read();
         assert!(woken(&a), "a head due before the idle look");
         let head_look = a.look(idle);
-        assert!(head_look < first, "the watchdog looks at the head's deadline");
+        assert!(
+            head_look < first,
+            "the watchdog looks at the head's deadline"
+        );
         for _ in 0..3 {
             drop(a.request_started(false));
             a.bytes_read();
             assert!(!woken(&a), "a later head, due after the look already set");
         }
-        assert!(a.look(idle) >= head_look, "looking again finds the latest head");
+        assert!(
+            a.look(idle) >= head_look,
+            "looking again finds the latest head"
+        );
     }
 
     /// Shutdown reaches connections open before it and those that open
@@ -404,7 +413,10 @@ mod tests {
         assert!(closed.poll_stopped(cx).is_pending(), "no longer counted");
         let late = Arc::new(Activity::new(Instant::now(), HEADER));
         let _late = live.enter(&late);
-        assert!(late.poll_stopped(cx).is_ready(), "opened after shutdown began");
+        assert!(
+            late.poll_stopped(cx).is_ready(),
+            "opened after shutdown began"
+        );
         assert_eq!(live.open.lock().unwrap().len(), 2);
     }
 

@@ -2,6 +2,8 @@
 //! `HULY_LOG_FORMAT` picks the human format or one JSON object per line (with
 //! the current span's fields, `trace_id` among them, while tracing). With
 //! traces on, the spans also go to OpenTelemetry, whatever `RUST_LOG` says.
+//! A request thread's lines are written together when it idles
+//! (`telemetry::log_buffer`).
 
 use std::io::IsTerminal;
 
@@ -22,7 +24,7 @@ pub fn init(format: LogFormat, tracing: Option<&Tracing>) {
     if let Ok(quiet) = "tokio_postgres::query=info".parse() {
         filter = filter.add_directive(quiet);
     }
-    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let lines = tracing_subscriber::fmt::layer().with_writer(super::log_buffer::Stderr);
     let lines = match format {
         LogFormat::Text => lines
             .with_ansi(std::io::stderr().is_terminal())

@@ -5,6 +5,7 @@
 //! No log line, label or span ever holds a value, a token, or (as a label) a
 //! key, namespace or workspace.
 
+pub mod log_buffer;
 pub mod logs;
 pub mod registry;
 pub mod traces;
