@@ -60,12 +60,7 @@ impl ETag {
 
     /// The 32 hex digits without quotes, as JSON bodies write a tag.
     pub fn hex(&self) -> String {
-        let mut out = String::with_capacity(32);
-        for b in self.0 {
-            out.push(HEX[(b >> 4) as usize] as char);
-            out.push(HEX[(b & 0xf) as usize] as char);
-        }
-        out
+        self.quoted()[1..33].iter().map(|&b| b as char).collect()
     }
 }
 
