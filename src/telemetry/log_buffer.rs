@@ -7,11 +7,12 @@
 //! ([`idle`], the runtime's `on_thread_park` hook): from then on its lines
 //! wait in a buffer of its own until it next idles, the buffer reaches
 //! [`FLUSH_AT`] bytes, or the thread ends ([`flush`]). A request thread idles
-//! whenever no request needs it, so a line waits for the work already under
-//! way on that thread, never for more requests. Every other thread (SQLite's,
-//! the blocking pool's, the main thread of a multi-threaded runtime) writes
-//! each line at once, as before. A line never waits for a lock another thread
-//! holds while it writes: each thread writes its own buffer.
+//! whenever none of its tasks can run, which under load is every few
+//! requests; under a load that never lets it idle, a line waits at most for
+//! the [`FLUSH_AT`] bytes after it. Every other thread (SQLite's, the
+//! blocking pool's, the main thread of a multi-threaded runtime) writes each
+//! line at once, as before. Lines are buffered per thread, so buffering one
+//! takes no lock; writing a buffer out takes stderr's, as every line did.
 
 use std::cell::RefCell;
 use std::io::{self, Write};
