@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{
-    Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime, TimeoutType,
+    Manager, ManagerConfig, Pool, PoolError, QueueMode, RecyclingMethod, Runtime, TimeoutType,
 };
 use tokio::time::error::Elapsed;
 use tokio_postgres::types::ToSql;
@@ -67,6 +67,14 @@ impl Pooled {
             .wait_timeout(Some(opts.pool_timeout))
             .create_timeout(Some(create))
             .recycle_timeout(Some(opts.connect_timeout))
+            // The connection freed last is handed out first: under a load
+            // that needs few connections, the same ones (their backends
+            // awake and in cache) serve every statement, where handing them
+            // out in turn woke each of the pool's backends in turn (issue
+            // #29: 25% more PUTs at 16 clients). The rest stay idle; one
+            // that died meanwhile is found closed at checkout, or fails its
+            // statement and is dropped with its idle siblings (`settle`).
+            .queue_mode(QueueMode::Lifo)
             .runtime(Runtime::Tokio1)
             .build()
             .map_err(|e| StoreError::Internal(format!("cannot build the connection pool: {e}")))?;
