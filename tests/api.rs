@@ -996,64 +996,85 @@ async fn listing_is_byte_ordered_with_literal_prefixes(kind: Kind) {
     assert_eq!(list["keys"], serde_json::json!([]));
 }
 
-/// On PostgreSQL a listing's keys arrive as a binary array and are written
-/// as JSON key by key; the body is byte for byte what serde_json writes, with
-/// escapes, control characters and non-ASCII keys, on a page with a cursor
-/// and on the last page.
+/// On PostgreSQL a listing's keys arrive joined into one text, or as a
+/// binary array when a key holds the joining separator (U+001F), and are
+/// written as JSON key by key; either way the body is byte for byte what
+/// serde_json writes, with escapes, control characters and non-ASCII keys,
+/// on a page with a cursor and on the last page.
 async fn listing_json_is_byte_for_byte_the_services_own(kind: Kind) {
     let s = start(kind).await;
-    let mut keys = vec![
+    let escaped = [
         "quote\"d",
         "back\\slash",
         "tab\tx",
         "line\nx",
         "ctl\u{1}x",
-        "us\u{1f}x",
         "del\u{7f}x",
         "é✓🦀",
         "</script>",
         "slash/es",
         "\u{2028}sep",
     ];
-    for key in &keys {
-        let resp = s
-            .req(Method::PUT, &k("esc", &hulykvs::wire::percent_encode(key)))
-            .body("v")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 204, "{key:?}");
-    }
-    keys.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-    let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
-    let expect = |page: &[String], cursor: Option<String>| {
-        serde_json::to_vec(&hulykvs::wire::KeyList {
-            workspace: Some(WS.to_owned()),
-            namespace: "esc".to_owned(),
-            count: page.len(),
-            keys: page.to_vec(),
-            cursor,
-        })
-        .unwrap()
-    };
-    let body = |path: String| {
-        let s = &s;
-        async move {
-            let resp = s.req(Method::GET, &path).send().await.unwrap();
-            assert_eq!(resp.status(), 200);
-            resp.bytes().await.unwrap().to_vec()
+    // The separator alone, first, last and inside a key, on the first page
+    // and past it.
+    let separated = [
+        "\u{1f}",
+        "\u{1f}a",
+        "b\u{1f}",
+        "us\u{1f}x",
+        "k1",
+        "k2",
+        "k3",
+        "k4",
+    ];
+    for (namespace, keys) in [("esc", &escaped[..]), ("sep", &separated[..])] {
+        for key in keys {
+            let resp = s
+                .req(
+                    Method::PUT,
+                    &k(namespace, &hulykvs::wire::percent_encode(key)),
+                )
+                .body("v")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 204, "{key:?}");
         }
-    };
-    let whole = body(format!("/api2/{WS}/esc")).await;
-    assert_eq!(
-        String::from_utf8_lossy(&whole),
-        String::from_utf8_lossy(&expect(&keys, None))
-    );
-    let cursor = hulykvs::wire::encode_cursor(&keys[3]);
-    let first = body(format!("/api2/{WS}/esc?limit=4")).await;
-    assert_eq!(first, expect(&keys[..4], Some(cursor.clone())));
-    let rest = body(format!("/api2/{WS}/esc?limit=100&cursor={cursor}")).await;
-    assert_eq!(rest, expect(&keys[4..], None));
+        let mut keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+        keys.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        let expect = |page: &[String], cursor: Option<String>| {
+            serde_json::to_vec(&hulykvs::wire::KeyList {
+                workspace: Some(WS.to_owned()),
+                namespace: namespace.to_owned(),
+                count: page.len(),
+                keys: page.to_vec(),
+                cursor,
+            })
+            .unwrap()
+        };
+        let body = |path: String| {
+            let s = &s;
+            async move {
+                let resp = s.req(Method::GET, &path).send().await.unwrap();
+                assert_eq!(resp.status(), 200);
+                resp.bytes().await.unwrap().to_vec()
+            }
+        };
+        let whole = body(format!("/api2/{WS}/{namespace}")).await;
+        assert_eq!(
+            String::from_utf8_lossy(&whole),
+            String::from_utf8_lossy(&expect(&keys, None))
+        );
+        let cursor = hulykvs::wire::encode_cursor(&keys[3]);
+        let first = body(format!("/api2/{WS}/{namespace}?limit=4")).await;
+        assert_eq!(
+            first,
+            expect(&keys[..4], Some(cursor.clone())),
+            "{namespace}"
+        );
+        let rest = body(format!("/api2/{WS}/{namespace}?limit=100&cursor={cursor}")).await;
+        assert_eq!(rest, expect(&keys[4..], None), "{namespace}");
+    }
 }
 
 async fn listing_pages_with_limit_and_cursor(kind: Kind) {

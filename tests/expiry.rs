@@ -430,7 +430,8 @@ async fn a_page_tests_expiry_only_where_a_key_has_expired() {
         assert_eq!(keys_in(&resp.json().await.unwrap()), live, "{namespace}");
     }
 
-    // The plan, generic as a prepared statement's becomes: the namespace's
+    // The plan of the page statement (the keys joined, as PostgreSQL lists
+    // them), generic as a prepared statement's becomes: the namespace's
     // earliest expiry read from its index, then one of the two key scans;
     // never a scan of the table, though nearly every row of it (namespace
     // "bulk") has an expiry, the case where a scan stopping at the first such
@@ -445,11 +446,14 @@ async fn a_page_tests_expiry_only_where_a_key_has_expired() {
         "SET plan_cache_mode = force_generic_plan",
         "PREPARE page(UUID, TEXT) AS SELECT CASE WHEN coalesce((SELECT min(expire_at) \
          FROM hulykvs.kvs WHERE workspace = $1 AND namespace = $2 AND expire_at IS NOT NULL) \
-         > now(), true) THEN ARRAY(SELECT key FROM hulykvs.kvs WHERE workspace = $1 AND \
-         namespace = $2 AND key COLLATE \"C\" >= '' ORDER BY key COLLATE \"C\" LIMIT 10) \
-         ELSE ARRAY(SELECT key FROM hulykvs.kvs WHERE workspace = $1 AND namespace = $2 AND \
+         > now(), true) THEN (SELECT count(*)::TEXT || E'\\x1f' || \
+         coalesce(string_agg(key, E'\\x1f'), '') FROM (SELECT key FROM hulykvs.kvs WHERE \
+         workspace = $1 AND namespace = $2 AND key COLLATE \"C\" >= '' \
+         ORDER BY key COLLATE \"C\" LIMIT 10) AS page) \
+         ELSE (SELECT count(*)::TEXT || E'\\x1f' || coalesce(string_agg(key, E'\\x1f'), '') \
+         FROM (SELECT key FROM hulykvs.kvs WHERE workspace = $1 AND namespace = $2 AND \
          key COLLATE \"C\" >= '' AND (expire_at IS NULL OR expire_at > now()) \
-         ORDER BY key COLLATE \"C\" LIMIT 10) END",
+         ORDER BY key COLLATE \"C\" LIMIT 10) AS page) END",
     ] {
         client.batch_execute(statement).await.unwrap();
     }

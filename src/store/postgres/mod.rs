@@ -191,14 +191,13 @@ impl PgStore {
         }
     }
 
-    /// Runs the listing statement of `query` (a listing's page, see
-    /// `sql::page`, when `page`).
+    /// Runs the one of `statements` (`sql::Statements::list` or a page's)
+    /// that lists `query`.
     async fn query_list(
         &self,
         query: &ListQuery<'_>,
-        page: bool,
+        statements: &[String; 4],
     ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
-        let sql = &self.statements.get()?.core;
         let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
         let upper = prefix_upper_bound(query.prefix);
         let mut params: Vec<&(dyn ToSql + Sync)> =
@@ -210,7 +209,7 @@ impl PgStore {
             params.push(after);
         }
         params.push(&limit);
-        let statement = sql.list(upper.is_some(), query.after.is_some(), page);
+        let statement = &statements[sql::listing_index(upper.is_some(), query.after.is_some())];
         self.pooled.query(statement, &params, None).await
     }
 
@@ -379,7 +378,9 @@ impl Store for PgStore {
         if query.limit == 0 {
             return Ok(Vec::new());
         }
-        let rows = self.query_list(&query, false).await?;
+        let rows = self
+            .query_list(&query, &self.statements.get()?.core.list)
+            .await?;
         rows.iter()
             .map(|row| row.try_get(0).map_err(|e| db_error(&e)))
             .collect()
@@ -392,11 +393,19 @@ impl Store for PgStore {
             limit: query.limit.saturating_add(1),
             ..query
         };
-        let rows = self.query_list(&probe, true).await?;
-        let row = rows
-            .first()
-            .ok_or_else(|| StoreError::Internal("a listing answered no row".into()))?;
-        page::key_page(row, query.limit)
+        let sql = &self.statements.get()?.core;
+        if let Some(joined) = &sql.list_joined {
+            let rows = self.query_list(&probe, joined).await?;
+            if let Some(page) = page::joined_key_page(&rows, query.limit)? {
+                return Ok(page);
+            }
+            tracing::debug!(
+                namespace = query.namespace,
+                "a listed key holds the separator of joined keys: the page is listed as an array"
+            );
+        }
+        let rows = self.query_list(&probe, &sql.list_page).await?;
+        page::key_page(&rows, query.limit)
     }
 
     async fn list_values(
