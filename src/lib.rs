@@ -75,7 +75,7 @@
 //!     - `store::postgres::pool`: the connection pool, how a statement runs on it, what a failover drops.
 //!     - `store::postgres::batch`: GET and PUT coalescing under load.
 //!     - `store::postgres::row`: a stored row read back into an entry.
-//!     - `store::postgres::page`: a listing's keys read in place from the binary array the database sends.
+//!     - `store::postgres::page`: a listing's keys read in place from the one text (PostgreSQL) or binary array the database sends.
 //!     - `store::postgres::errors`: SQLSTATEs, retries of serialization failures, error texts.
 //!     - `store::postgres::notify`: LISTEN/NOTIFY between instances, one connection, reconnecting.
 //!     - `store::postgres::txn`: transactions: keys locked in one order, placeholders, one write statement.

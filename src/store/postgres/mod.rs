@@ -45,7 +45,7 @@ use self::replace::ReplaceStatements;
 use self::reseal::ResealStatements;
 use self::row::{change_page, entry_from_row, entry_from_row_at, revision_at, revision_written};
 use self::snapshot::SnapshotStatements;
-use self::sql::{Flavor, Statements};
+use self::sql::{Bounds, Flavor, Statements};
 use self::tls::DbTls;
 use self::txn::TxnStatements;
 use self::url::{check_schema, PgUrl};
@@ -192,25 +192,28 @@ impl PgStore {
     }
 
     /// Runs the one of `statements` (`sql::Statements::list` or a page's)
-    /// that lists `query`.
+    /// that lists `query`: from its cursor's next key or its prefix, below
+    /// the prefix's upper bound.
     async fn query_list(
         &self,
         query: &ListQuery<'_>,
-        statements: &[String; 4],
+        statements: &[String; 3],
     ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
         let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+        let lower = query.lower_bound();
         let upper = prefix_upper_bound(query.prefix);
-        let mut params: Vec<&(dyn ToSql + Sync)> =
-            vec![&query.workspace, &query.namespace, &query.prefix];
+        let bounds = Bounds::of(&lower, upper.as_deref());
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&query.workspace, &query.namespace];
+        if bounds != Bounds::Whole {
+            params.push(&lower);
+        }
         if let Some(upper) = &upper {
             params.push(upper);
         }
-        if let Some(after) = &query.after {
-            params.push(after);
-        }
         params.push(&limit);
-        let statement = &statements[sql::listing_index(upper.is_some(), query.after.is_some())];
-        self.pooled.query(statement, &params, None).await
+        self.pooled
+            .query(&statements[bounds as usize], &params, None)
+            .await
     }
 
     /// Runs one logged write (see `sql::logged`) on a pooled connection;
