@@ -321,8 +321,7 @@ pub(super) const KEY_SEPARATOR: u8 = 0x1f;
 /// the count, and the reader lists the page again with [`page`]. For the
 /// database this is one buffer appended to a key, where the array copies
 /// each key into the array and again through `textsend`: 15% fewer
-/// instructions a 1,000-key page, below pgbench's plain statement
-/// (docs/PERFORMANCE.md). The aggregate reads its subquery's rows in the
+/// instructions a 1,000-key page than the array (docs/PERFORMANCE.md). The aggregate reads its subquery's rows in the
 /// subquery's order: a subquery with `LIMIT` is never merged into the query
 /// above it, and a plain aggregate keeps no state but its input order.
 /// CockroachDB keeps the array, whose order it keeps: whether it also hands
