@@ -321,16 +321,18 @@ pub(super) const KEY_SEPARATOR: u8 = 0x1f;
 /// the count, and the reader lists the page again with [`page`]. For the
 /// database this is one buffer appended to a key, where the array copies
 /// each key into the array and again through `textsend`: 15% fewer
-/// instructions a 1,000-key page than the array (docs/PERFORMANCE.md). The aggregate reads its subquery's rows in the
-/// subquery's order: a subquery with `LIMIT` is never merged into the query
-/// above it, and a plain aggregate keeps no state but its input order.
+/// instructions a 1,000-key page than the array (docs/PERFORMANCE.md). The
+/// aggregate reads its subquery's rows in the subquery's order: a subquery
+/// with `LIMIT` is never merged into the query above it, and a plain
+/// aggregate keeps no state but its input order.
 /// CockroachDB keeps the array, whose order it keeps: whether it also hands
 /// an aggregate its subquery's order cannot be checked without a binary of
 /// it, and an `ORDER BY` inside the call would sort each page again.
 fn joined_page(schema: &str, kvs: &str, key: &str, bounds: Bounds) -> String {
+    let separator = format!("E'\\x{KEY_SEPARATOR:02x}'");
     let keys = tested_past_expiry(kvs, key, bounds, |scan| {
         format!(
-            "(SELECT count(*)::TEXT || E'\\x1f' || coalesce(string_agg(key, E'\\x1f'), '') \
+            "(SELECT count(*)::TEXT || {separator} || coalesce(string_agg(key, {separator}), '') \
              FROM ({scan}) AS page)"
         )
     });
