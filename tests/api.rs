@@ -996,38 +996,38 @@ async fn listing_is_byte_ordered_with_literal_prefixes(kind: Kind) {
     assert_eq!(list["keys"], serde_json::json!([]));
 }
 
-/// On PostgreSQL a listing's keys arrive joined into one text, or as a
-/// binary array when a key holds the joining separator (U+001F), and are
-/// written as JSON key by key; either way the body is byte for byte what
-/// serde_json writes, with escapes, control characters and non-ASCII keys,
-/// on a page with a cursor and on the last page.
+/// On PostgreSQL a listing's keys arrive joined by `","` into one text,
+/// copied whole when no key needs an escape and escaped key by key when one
+/// does, or as a binary array when a key holds a quote; on every way the
+/// body is byte for byte what serde_json writes, with escapes, control
+/// characters and non-ASCII keys, on a page with a cursor and on the last
+/// page.
 async fn listing_json_is_byte_for_byte_the_services_own(kind: Kind) {
     let s = start(kind).await;
+    let plain = ["a", "b c", "d/e", "é✓🦀", "k1", "k2", "k3", "</script>"];
     let escaped = [
-        "quote\"d",
         "back\\slash",
         "tab\tx",
         "line\nx",
         "ctl\u{1}x",
+        "\u{1f}",
+        "us\u{1f}x",
         "del\u{7f}x",
         "é✓🦀",
         "</script>",
         "slash/es",
         "\u{2028}sep",
     ];
-    // The separator alone, first, last and inside a key, on the first page
-    // and past it.
-    let separated = [
-        "\u{1f}",
-        "\u{1f}a",
-        "b\u{1f}",
-        "us\u{1f}x",
-        "k1",
-        "k2",
-        "k3",
-        "k4",
+    // A quote alone, first, last, as the joining `","` and inside a key, on
+    // the first page and past it.
+    let quoted = [
+        "\"", "\"a", "b\"", "\",\"", "q\",\"x", "quote\"d", "k1", "k2", "k3", "k4",
     ];
-    for (namespace, keys) in [("esc", &escaped[..]), ("sep", &separated[..])] {
+    for (namespace, keys) in [
+        ("plain", &plain[..]),
+        ("esc", &escaped[..]),
+        ("quote", &quoted[..]),
+    ] {
         for key in keys {
             let resp = s
                 .req(

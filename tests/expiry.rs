@@ -446,10 +446,10 @@ async fn a_page_tests_expiry_only_where_a_key_has_expired() {
         "SET plan_cache_mode = force_generic_plan",
         "PREPARE page(UUID, TEXT) AS SELECT CASE WHEN coalesce((SELECT min(expire_at) \
          FROM hulykvs.kvs WHERE workspace = $1 AND namespace = $2 AND expire_at IS NOT NULL) \
-         > now(), true) THEN (SELECT count(*)::TEXT || E'\\x1f' || \
-         coalesce(string_agg(key, E'\\x1f'), '') FROM (SELECT key FROM hulykvs.kvs WHERE \
+         > now(), true) THEN (SELECT count(*)::TEXT || '\"' || \
+         coalesce(string_agg(key, '\",\"'), '') FROM (SELECT key FROM hulykvs.kvs WHERE \
          workspace = $1 AND namespace = $2 ORDER BY key COLLATE \"C\" LIMIT 10) AS page) \
-         ELSE (SELECT count(*)::TEXT || E'\\x1f' || coalesce(string_agg(key, E'\\x1f'), '') \
+         ELSE (SELECT count(*)::TEXT || '\"' || coalesce(string_agg(key, '\",\"'), '') \
          FROM (SELECT key FROM hulykvs.kvs WHERE workspace = $1 AND namespace = $2 AND \
          (expire_at IS NULL OR expire_at > now()) \
          ORDER BY key COLLATE \"C\" LIMIT 10) AS page) END",

@@ -1,6 +1,8 @@
 //! A listing's page with its keys already written as JSON, from keys as
 //! strings (any store) or as raw bytes (PostgreSQL's binary text array).
 
+use std::cmp::Ordering;
+
 use super::changes::Revision;
 use super::StoreError;
 
@@ -78,37 +80,64 @@ impl<'k> KeysJson<'k> {
         Ok(true)
     }
 
-    /// Adds the keys `joined` holds, each ended by `separator` and the last
-    /// by the text's end, as [`push`](Self::push) adds each (those past the
-    /// page only noted); returns how many it holds.
+    /// Adds the `count` keys of `joined`, each but the last followed by
+    /// `","` (as PostgreSQL's page statement sends them), as
+    /// [`push`](Self::push) adds each, those past the page only noted.
+    /// Returns false, and writes nothing, when a key holds a quote: its
+    /// keys cannot then be told apart. Otherwise the keys between two quotes
+    /// are their JSON when none needs an escape, the common case, and a
+    /// fresh page's JSON is the text copied whole. Fewer quotes than
+    /// `count` keys need is an error.
     pub(crate) fn push_joined(
         &mut self,
         joined: &'k [u8],
-        separator: u8,
-    ) -> Result<usize, StoreError> {
-        let mut keys = 0;
-        let mut rest = joined;
-        loop {
-            keys += 1;
-            let end = if self.count < self.page {
-                if self.count > 0 {
-                    self.out.push(b',');
-                }
-                let end = push_key_until(&mut self.out, rest, Some(separator))?;
-                self.count += 1;
-                self.last = &rest[..end];
-                end
-            } else {
-                self.more = true;
-                rest.iter()
-                    .position(|&b| b == separator)
-                    .unwrap_or(rest.len())
+        count: usize,
+    ) -> Result<bool, StoreError> {
+        let (quotes, escapes) = quotes_and_escapes(joined);
+        let Some(separators) = count.checked_sub(1) else {
+            return match joined.is_empty() {
+                true => Ok(true),
+                false => Err(malformed()),
             };
-            match rest.get(end + 1..) {
-                Some(next) => rest = next,
-                None => return Ok(keys),
-            }
+        };
+        match quotes.cmp(&(2 * separators)) {
+            Ordering::Less => return Err(malformed()),
+            Ordering::Greater => return Ok(false),
+            Ordering::Equal => {}
         }
+        if escapes || self.count > 0 || self.page == 0 {
+            for key in joined.split(|&b| b == b'"').step_by(2) {
+                if !self.push(key)? {
+                    break;
+                }
+            }
+            return Ok(true);
+        }
+        // All the keys, or those before the separator that ends the page,
+        // found from the end: a page asks for one key more than it shows.
+        let end = match count.checked_sub(self.page) {
+            None | Some(0) => joined.len(),
+            Some(past) => joined
+                .iter()
+                .enumerate()
+                .rev()
+                .filter(|&(_, &b)| b == b'"')
+                .nth(2 * past - 1)
+                .map_or(joined.len(), |(at, _)| at),
+        };
+        let shown = &joined[..end];
+        self.out.reserve(shown.len() + 2);
+        self.out.push(b'"');
+        self.out.extend_from_slice(shown);
+        self.out.push(b'"');
+        let last = shown
+            .iter()
+            .rposition(|&b| b == b'"')
+            .map_or(0, |at| at + 1);
+        self.last = &shown[last..];
+        self.count = count.min(self.page);
+        self.more = count > self.page;
+        Ok(true)
     }
 
     /// The page, its JSON checked to be UTF-8.
@@ -128,6 +157,24 @@ impl<'k> KeysJson<'k> {
     }
 }
 
+/// How many quotes `text` holds, and whether any byte of it needs an escape
+/// in a JSON string (a control character or a backslash; a quote is
+/// counted). Counted a chunk at a time in bytes, so the loop runs on wide
+/// registers.
+fn quotes_and_escapes(text: &[u8]) -> (usize, bool) {
+    let (mut quotes, mut escapes) = (0usize, 0u8);
+    for chunk in text.chunks(255) {
+        let (mut chunk_quotes, mut chunk_escapes) = (0u8, 0u8);
+        for &b in chunk {
+            chunk_quotes += u8::from(b == b'"');
+            chunk_escapes |= u8::from(b < 0x20) | u8::from(b == b'\\');
+        }
+        quotes += usize::from(chunk_quotes);
+        escapes |= chunk_escapes;
+    }
+    (quotes, escapes != 0)
+}
+
 /// Writes `key` as a JSON string. Most keys need no escape and are copied
 /// byte by byte as they are checked (keys are short: one pass, no call a
 /// key); the rest are escaped by serde_json, as every other string of a
@@ -135,43 +182,24 @@ impl<'k> KeysJson<'k> {
 #[inline]
 fn push_key(out: &mut Vec<u8>, key: &[u8]) -> Result<(), StoreError> {
     out.reserve(key.len() + 2);
-    push_key_until(out, key, None).map(drop)
-}
-
-/// Writes the key that starts `text` as a JSON string, as [`push_key`]: the
-/// whole text, or up to the first `separator` (a control character, so
-/// found by the escape test at no cost a byte). Returns the key's length.
-#[inline(always)]
-fn push_key_until(
-    out: &mut Vec<u8>,
-    text: &[u8],
-    separator: Option<u8>,
-) -> Result<usize, StoreError> {
     let open = out.len();
     out.push(b'"');
-    for (at, &b) in text.iter().enumerate() {
+    for &b in key {
         if b < 0x20 || b == b'"' || b == b'\\' {
-            if Some(b) == separator {
-                out.push(b'"');
-                return Ok(at);
-            }
-            let end = match separator {
-                Some(separator) => text[at..]
-                    .iter()
-                    .position(|&b| b == separator)
-                    .map_or(text.len(), |len| at + len),
-                None => text.len(),
-            };
             out.truncate(open);
-            let key = std::str::from_utf8(&text[..end]).map_err(|_| not_utf8())?;
+            let key = std::str::from_utf8(key).map_err(|_| not_utf8())?;
             // Serializing a &str into a Vec cannot fail.
             let _ = serde_json::to_writer(&mut *out, key);
-            return Ok(end);
+            return Ok(());
         }
         out.push(b);
     }
     out.push(b'"');
-    Ok(text.len())
+    Ok(())
+}
+
+fn malformed() -> StoreError {
+    StoreError::Internal("a listing's joined keys are malformed".into())
 }
 
 fn not_utf8() -> StoreError {
@@ -209,6 +237,41 @@ mod tests {
         assert_eq!((empty.json.as_str(), empty.count), ("", 0));
         let none = KeyPage::from_keys(1, &keys, 0);
         assert_eq!((none.count, none.more_after), (0, None));
+    }
+
+    #[test]
+    fn joined_keys_are_written_as_keys_one_by_one() {
+        let sets: [&[&str]; 9] = [
+            &["a", "bc", "def"],
+            &["0", "1", "10", "100"],
+            &[""],
+            &["", ""],
+            &["é", "€", "😀"],
+            &["a b", "/c:d", "~"],
+            &["a\\b", "c"],
+            &["x\ny", "z", "\u{1f}"],
+            &["\u{7f}", "\u{2028}"],
+        ];
+        for keys in sets {
+            let joined = keys.join("\",\"");
+            for page in 0..=keys.len() + 1 {
+                let mut json = KeysJson::new(page, 0);
+                assert!(json.push_joined(joined.as_bytes(), keys.len()).unwrap());
+                let expected = KeyPage::from_keys(3, keys, page);
+                assert_eq!(json.finish(3).unwrap(), expected, "{keys:?}, page {page}");
+            }
+        }
+    }
+
+    #[test]
+    fn joined_keys_holding_quotes_are_not_written() {
+        let mut json = KeysJson::new(5, 0);
+        assert!(!json.push_joined(br#"a"b"#, 1).unwrap());
+        assert!(!json.push_joined(br#"a","b"#, 1).unwrap());
+        assert!(json.out.is_empty());
+        assert!(json.push_joined(br#"a","b"#, 3).is_err());
+        assert!(json.push_joined(b"a", 0).is_err());
+        assert!(json.push_joined(b"", 0).unwrap());
     }
 
     #[test]

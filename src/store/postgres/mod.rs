@@ -404,7 +404,7 @@ impl Store for PgStore {
             }
             tracing::debug!(
                 namespace = query.namespace,
-                "a listed key holds the separator of joined keys: the page is listed as an array"
+                "a listed key holds a quote, which joined keys cannot tell apart: the page is listed as an array"
             );
         }
         let rows = self.query_list(&probe, &sql.list_page).await?;

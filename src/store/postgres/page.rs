@@ -1,10 +1,9 @@
 //! A listing's keys as the page statements send them, one text of the keys
-//! joined (PostgreSQL) or one binary text array (CockroachDB, and a page
-//! whose keys hold the separator), read in place and written straight into
-//! the page's JSON (no `String` a key, no UTF-8 check a key: the page's JSON
-//! is checked once, whole).
-
-use std::cmp::Ordering;
+//! joined by `","` (PostgreSQL), copied whole when no key needs an escape,
+//! or one binary text array (CockroachDB, and a page one of whose keys
+//! holds a quote), read in place and written straight into the page's JSON
+//! (no `String` a key, no UTF-8 check a key: the page's JSON is checked
+//! once, whole).
 
 use fallible_iterator::FallibleIterator;
 use postgres_protocol::types::array_from_sql;
@@ -13,7 +12,6 @@ use tokio_postgres::Row;
 
 use super::errors::db_error;
 use super::row::revision_at;
-use super::sql::KEY_SEPARATOR;
 use crate::store::page::KeysJson;
 use crate::store::{KeyPage, Revision, StoreError};
 
@@ -62,8 +60,8 @@ fn only_row(rows: &[Row]) -> Result<&Row, StoreError> {
 
 /// The page in `rows` (the revision, then the keys joined; see
 /// `sql::joined_page`), of up to `page` keys, the text holding one more when
-/// more follow; `None` when a key holds the separator, which the caller
-/// then lists as an array ([`key_page`]).
+/// more follow; `None` when a key holds a quote, which the caller then
+/// lists as an array ([`key_page`]).
 pub(super) fn joined_key_page(rows: &[Row], page: usize) -> Result<Option<KeyPage>, StoreError> {
     let row = only_row(rows)?;
     let revision = revision_at(row, 0)?;
@@ -71,33 +69,21 @@ pub(super) fn joined_key_page(rows: &[Row], page: usize) -> Result<Option<KeyPag
     joined_keys(raw, revision, page)
 }
 
-/// The page in `raw`: the count of keys, then each key after a separator.
+/// The page in `raw`: the count of keys and a quote, then the keys joined
+/// by `","`.
 fn joined_keys(raw: &[u8], revision: Revision, page: usize) -> Result<Option<KeyPage>, StoreError> {
     let malformed = || StoreError::Internal("a listing's joined keys are malformed".into());
-    let at = raw
-        .iter()
-        .position(|&b| b == KEY_SEPARATOR)
-        .ok_or_else(malformed)?;
+    let at = raw.iter().position(|&b| b == b'"').ok_or_else(malformed)?;
     let count: usize = std::str::from_utf8(&raw[..at])
         .ok()
         .and_then(|count| count.parse().ok())
         .ok_or_else(malformed)?;
     let keys = &raw[at + 1..];
-    if count == 0 {
-        return match keys.is_empty() {
-            true => KeysJson::new(page, 0).finish(revision).map(Some),
-            false => Err(malformed()),
-        };
+    let mut json = KeysJson::new(page, keys.len() + 2);
+    match json.push_joined(keys, count)? {
+        true => json.finish(revision).map(Some),
+        false => Ok(None),
     }
-    // JSON spends 3 bytes a key, the separators 1. A key holding the
-    // separator is read as more keys than the count: the page is not used.
-    let mut json = KeysJson::new(page, keys.len() + 2 * count);
-    match json.push_joined(keys, KEY_SEPARATOR)?.cmp(&count) {
-        Ordering::Equal => {}
-        Ordering::Greater => return Ok(None),
-        Ordering::Less => return Err(malformed()),
-    }
-    json.finish(revision).map(Some)
 }
 
 /// The page in `rows` (the revision, then the keys; see `sql::page`), of up
@@ -136,30 +122,48 @@ mod tests {
     }
 
     #[test]
-    fn a_joined_page_is_read_key_by_key() {
-        let page = joined("3\x1fa\x1fb \"q\"\x1fc", 3).unwrap().unwrap();
+    fn a_joined_page_is_its_json_between_quotes() {
+        let page = joined("3\"a\",\"b c\",\"d", 3).unwrap().unwrap();
         assert_eq!(page.count, 3);
-        assert_eq!(page.json, r#""a","b \"q\"","c""#);
+        assert_eq!(page.json, r#""a","b c","d""#);
         assert_eq!(page.more_after, None);
         assert_eq!(page.revision, 7);
         // One key more than the page: more follow, after the page's last.
-        let page = joined("3\x1fa\x1fb\x1fc", 2).unwrap().unwrap();
+        let page = joined("3\"a\",\"b\",\"c", 2).unwrap().unwrap();
         assert_eq!((page.count, page.json.as_str()), (2, r#""a","b""#));
         assert_eq!(page.more_after.as_deref(), Some("b"));
-        let empty = joined("0\x1f", 10).unwrap().unwrap();
+        let page = joined("2\"a\",\"b", 1).unwrap().unwrap();
+        assert_eq!((page.count, page.json.as_str()), (1, r#""a""#));
+        assert_eq!(page.more_after.as_deref(), Some("a"));
+        let empty = joined("0\"", 10).unwrap().unwrap();
         assert_eq!(
             (empty.count, empty.json.as_str(), empty.more_after),
             (0, "", None)
         );
+        let one_empty_key = joined("1\"", 10).unwrap().unwrap();
+        assert_eq!(
+            (one_empty_key.count, one_empty_key.json.as_str()),
+            (1, r#""""#)
+        );
     }
 
     #[test]
-    fn a_key_holding_the_separator_sends_the_page_back_to_the_array() {
+    fn joined_keys_that_need_an_escape_are_escaped_key_by_key() {
+        let page = joined("3\"a\\b\",\"c\nd\",\"\u{1f}", 3).unwrap().unwrap();
+        assert_eq!(page.json, r#""a\\b","c\nd","\u001f""#);
+        let page = joined("3\"a\",\"b\\\",\"c", 2).unwrap().unwrap();
+        assert_eq!((page.count, page.json.as_str()), (2, r#""a","b\\""#));
+        assert_eq!(page.more_after.as_deref(), Some("b\\"));
+    }
+
+    #[test]
+    fn a_key_holding_a_quote_sends_the_page_back_to_the_array() {
         for text in [
-            "2\x1fa\x1fb\x1fc",
-            "1\x1f\x1fa",
-            "1\x1fa\x1f",
-            "2\x1fa\x1f\x1f",
+            "1\"a\",\"b",
+            "2\"a\"\",\"b",
+            "1\"\"",
+            "2\"a\",\"\",\"",
+            "1\"\\\"",
         ] {
             assert_eq!(joined(text, 10).unwrap(), None, "{text:?}");
         }
@@ -167,10 +171,14 @@ mod tests {
 
     #[test]
     fn a_malformed_joined_page_is_an_error() {
-        for text in ["", "3", "x\x1fa", "-1\x1fa", "0\x1fa", "3\x1fa\x1fb"] {
+        for text in ["", "3", "x\"a", "-1\"a", "0\"a", "3\"a\",\"b", "2\"a"] {
             assert!(joined(text, 10).is_err(), "{text:?}");
         }
-        let invalid = joined_keys(b"1\x1f\xff", 1, 10);
-        assert!(invalid.is_err(), "a key that is not UTF-8");
+        for invalid in [&b"1\"\xff"[..], b"2\"a\",\"\xfe\n"] {
+            assert!(
+                joined_keys(invalid, 1, 10).is_err(),
+                "{invalid:?} is not UTF-8"
+            );
+        }
     }
 }

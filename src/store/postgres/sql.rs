@@ -300,8 +300,8 @@ fn delete_prefix(flavor: Flavor, kvs: &str, key: &str) -> String {
 /// database a 1,000-key page than writing the JSON itself with
 /// `array_to_json` (docs/PERFORMANCE.md). Both engines run it: `ARRAY` of
 /// an ordered subquery keeps its order on each. PostgreSQL lists with
-/// [`joined_page`], and with this only a page one of whose keys holds the
-/// separator; CockroachDB always with this.
+/// [`joined_page`], and with this only a page one of whose keys holds a
+/// quote; CockroachDB always with this.
 fn page(flavor: Flavor, schema: &str, kvs: &str, key: &str, bounds: Bounds) -> String {
     let keys = match flavor {
         Flavor::Postgres => tested_past_expiry(kvs, key, bounds, |scan| format!("ARRAY({scan})")),
@@ -310,29 +310,26 @@ fn page(flavor: Flavor, schema: &str, kvs: &str, key: &str, bounds: Bounds) -> S
     format!("SELECT {}, {keys}", revision(schema))
 }
 
-/// What separates the keys of a [`joined_page`]: the unit separator, a
-/// control character no key is expected to hold.
-pub(super) const KEY_SEPARATOR: u8 = 0x1f;
-
 /// [`page`] as PostgreSQL lists it: the keys counted and joined into one
-/// text, the count first, each key after a [`KEY_SEPARATOR`]
-/// (`3<US>a<US>b<US>c`; `0<US>` for none). A key may hold the separator
-/// (keys hold anything but NUL): the text then holds more separators than
-/// the count, and the reader lists the page again with [`page`]. For the
-/// database this is one buffer appended to a key, where the array copies
-/// each key into the array and again through `textsend`: 15% fewer
-/// instructions a 1,000-key page than the array (docs/PERFORMANCE.md). The
-/// aggregate reads its subquery's rows in the subquery's order: a subquery
-/// with `LIMIT` is never merged into the query above it, and a plain
-/// aggregate keeps no state but its input order.
+/// text, the count and a quote first, then the keys joined by `","`
+/// (`3"a","b","c`; `0"` for none). Between two quotes, the keys are the
+/// page's JSON when none needs an escape, so the server copies the text
+/// whole. A key may hold a quote (keys hold anything but NUL): the text then
+/// holds more quotes than the separators of the count, and the reader lists
+/// the page again with [`page`]. For the database this is one buffer
+/// appended to a key, where the array copies each key into the array and
+/// again through `textsend`: 15% fewer instructions a 1,000-key page than
+/// the array (docs/PERFORMANCE.md). The aggregate reads its subquery's rows
+/// in the subquery's order: a subquery with `LIMIT` is never merged into
+/// the query above it, and a plain aggregate keeps no state but its input
+/// order.
 /// CockroachDB keeps the array, whose order it keeps: whether it also hands
 /// an aggregate its subquery's order cannot be checked without a binary of
 /// it, and an `ORDER BY` inside the call would sort each page again.
 fn joined_page(schema: &str, kvs: &str, key: &str, bounds: Bounds) -> String {
-    let separator = format!("E'\\x{KEY_SEPARATOR:02x}'");
     let keys = tested_past_expiry(kvs, key, bounds, |scan| {
         format!(
-            "(SELECT count(*)::TEXT || {separator} || coalesce(string_agg(key, {separator}), '') \
+            "(SELECT count(*)::TEXT || '\"' || coalesce(string_agg(key, '\",\"'), '') \
              FROM ({scan}) AS page)"
         )
     });
@@ -724,11 +721,12 @@ mod tests {
             pg.list_page[Bounds::Between as usize],
             both(&format!("ARRAY({untested})"), &format!("ARRAY({tested})"))
         );
-        // The same page joined: its count, then each key after the separator.
+        // The same page joined: its count and a quote, then the keys
+        // joined by `","`.
         let joined = |scan: &str| {
             format!(
-                "(SELECT count(*)::TEXT || E'\\x{KEY_SEPARATOR:02x}' || \
-                 coalesce(string_agg(key, E'\\x{KEY_SEPARATOR:02x}'), '') FROM ({scan}) AS page)"
+                "(SELECT count(*)::TEXT || '\"' || coalesce(string_agg(key, '\",\"'), '') \
+                 FROM ({scan}) AS page)"
             )
         };
         let pg_joined = pg.list_joined.as_ref().expect("PostgreSQL joins pages");
