@@ -1,5 +1,6 @@
 //! A listing's page with its keys already written as JSON, from keys as
-//! strings (any store) or as raw bytes (PostgreSQL's binary text array).
+//! strings (any store), as raw bytes (PostgreSQL's binary text array) or
+//! joined by `","` into one text (PostgreSQL's page statement).
 
 use std::cmp::Ordering;
 
