@@ -98,11 +98,11 @@ impl<'k> KeysJson<'k> {
         let Some(separators) = count.checked_sub(1) else {
             return match joined.is_empty() {
                 true => Ok(true),
-                false => Err(malformed()),
+                false => Err(malformed_joined()),
             };
         };
         match quotes.cmp(&(2 * separators)) {
-            Ordering::Less => return Err(malformed()),
+            Ordering::Less => return Err(malformed_joined()),
             Ordering::Greater => return Ok(false),
             Ordering::Equal => {}
         }
@@ -199,7 +199,8 @@ fn push_key(out: &mut Vec<u8>, key: &[u8]) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn malformed() -> StoreError {
+/// A joined page that does not hold what its count says.
+pub(crate) fn malformed_joined() -> StoreError {
     StoreError::Internal("a listing's joined keys are malformed".into())
 }
 

@@ -12,7 +12,7 @@ use tokio_postgres::Row;
 
 use super::errors::db_error;
 use super::row::revision_at;
-use crate::store::page::KeysJson;
+use crate::store::page::{malformed_joined, KeysJson};
 use crate::store::{KeyPage, Revision, StoreError};
 
 /// The keys of a page as the database sent them: the array's bytes.
@@ -72,12 +72,14 @@ pub(super) fn joined_key_page(rows: &[Row], page: usize) -> Result<Option<KeyPag
 /// The page in `raw`: the count of keys and a quote, then the keys joined
 /// by `","`.
 fn joined_keys(raw: &[u8], revision: Revision, page: usize) -> Result<Option<KeyPage>, StoreError> {
-    let malformed = || StoreError::Internal("a listing's joined keys are malformed".into());
-    let at = raw.iter().position(|&b| b == b'"').ok_or_else(malformed)?;
+    let at = raw
+        .iter()
+        .position(|&b| b == b'"')
+        .ok_or_else(malformed_joined)?;
     let count: usize = std::str::from_utf8(&raw[..at])
         .ok()
         .and_then(|count| count.parse().ok())
-        .ok_or_else(malformed)?;
+        .ok_or_else(malformed_joined)?;
     let keys = &raw[at + 1..];
     let mut json = KeysJson::new(page, keys.len() + 2);
     match json.push_joined(keys, count)? {
