@@ -9,6 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::metrics::{sample, scrape};
 use common::pg;
 use common::process::{run_hulykvs, spawn_server, spawn_sqlite_server, ServerProcess};
 use common::server::{keys_in, start, start_with, Kind, TestServer};
@@ -202,15 +203,8 @@ async fn eventually(limit: Duration, what: &str, mut done: impl AsyncFnMut() -> 
 }
 
 async fn expired_removed(server: &ServerProcess) -> f64 {
-    let text = reqwest::get(server.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("hulykvs_expired_total "))
-        .map_or(0.0, |v| v.trim().parse().unwrap())
+    let metrics = scrape(&server.url("/metrics")).await;
+    sample(&metrics, "hulykvs_expired_total").unwrap_or(0.0)
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::metrics::{sample, scrape};
 use common::pg;
 use common::process::{spawn_server, spawn_sqlite_server, ServerProcess};
 use common::sse::Events;
@@ -65,20 +66,8 @@ async fn expired_values_appear_as_expire_events(server: ServerProcess) {
         (expired.event.as_str(), expired.key(), expired.revision()),
         ("expire", "short", 2)
     );
-    let metrics = client()
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let value = |name: &str| {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-            .map(|v| v.trim().parse::<f64>().unwrap())
-    };
+    let metrics = scrape(&server.url("/metrics")).await;
+    let value = |series: &str| sample(&metrics, series);
     assert_eq!(value("hulykvs_watch_streams"), Some(1.0), "{metrics}");
     assert_eq!(value("hulykvs_watch_events_total"), Some(2.0));
     assert!(
@@ -87,18 +76,13 @@ async fn expired_values_appear_as_expire_events(server: ServerProcess) {
         "the reader task's queries are timed"
     );
     drop(events);
-    let ended = "hulykvs_watch_stream_ends_total{reason=\"client_gone\"} 1";
+    let ended = "hulykvs_watch_stream_ends_total{reason=\"client_gone\"}";
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let metrics = client()
-            .get(server.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if metrics.contains(ended) && metrics.contains("hulykvs_watch_streams 0") {
+        let metrics = scrape(&server.url("/metrics")).await;
+        if sample(&metrics, ended) == Some(1.0)
+            && sample(&metrics, "hulykvs_watch_streams") == Some(0.0)
+        {
             break;
         }
         assert!(std::time::Instant::now() < deadline, "{metrics}");

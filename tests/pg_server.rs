@@ -5,6 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::metrics::{sample, scrape};
 use common::pg;
 use common::proxy::{upstream_of, Mode, Proxy};
 use common::server::{start_on, Kind, DEFAULT_WS};
@@ -216,12 +217,8 @@ async fn database_outage_answers_503_and_recovers() {
 /// The `sum` and `count` of the batch-size histogram of `operation`.
 fn batch_sizes(metrics: &str, operation: &str) -> (f64, f64) {
     let value = |series: &str| {
-        let prefix =
-            format!("hulykvs_db_batch_size_{series}{{db_operation_name=\"{operation}\"}} ");
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(prefix.as_str()))
-            .map_or(0.0, |v| v.trim().parse().unwrap())
+        let series = format!("hulykvs_db_batch_size_{series}{{db_operation_name=\"{operation}\"}}");
+        sample(metrics, &series).unwrap_or(0.0)
     };
     (value("sum"), value("count"))
 }
@@ -285,14 +282,7 @@ async fn batches_back_to_back_answer_each_request_its_own() {
     for c in clients {
         c.await.unwrap();
     }
-    let metrics = client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = scrape(&server.url("/metrics")).await;
     // The load made batches of more than one request, back to back.
     for operation in ["get", "put"] {
         let (sum, count) = batch_sizes(&metrics, operation);

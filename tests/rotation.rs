@@ -7,6 +7,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::metrics::{sample, scrape};
 use common::process::{run_hulykvs, spawn_sqlite_server};
 use hulykvs::auth::{mint, Claims};
 
@@ -34,18 +35,12 @@ async fn status_with(client: &reqwest::Client, url: &str, token: &str) -> u16 {
         .as_u16()
 }
 
-/// The `/metrics` text at `url`.
-async fn metrics_of(client: &reqwest::Client, url: &str) -> String {
-    client.get(url).send().await.unwrap().text().await.unwrap()
-}
-
 /// `hulykvs_tokens_accepted_total{secret="…"}` in a `/metrics` text.
 fn accepted(metrics: &str, secret: &str) -> Option<f64> {
-    let series = format!("hulykvs_tokens_accepted_total{{secret=\"{secret}\"}} ");
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(&series))
-        .and_then(|v| v.trim().parse().ok())
+    sample(
+        metrics,
+        &format!("hulykvs_tokens_accepted_total{{secret=\"{secret}\"}}"),
+    )
 }
 
 #[tokio::test]
@@ -65,7 +60,7 @@ async fn both_secrets_are_accepted_and_counted_then_the_old_is_refused() {
             assert_eq!(status_with(&client, &url, &old).await, 404);
         }
         assert_eq!(status_with(&client, &url, &other).await, 401);
-        let metrics = metrics_of(&client, &server.url("/metrics")).await;
+        let metrics = scrape(&server.url("/metrics")).await;
         assert_eq!(accepted(&metrics, "current"), Some(3.0), "{metrics}");
         assert_eq!(accepted(&metrics, "previous"), Some(2.0), "{metrics}");
         assert!(!metrics.contains(OLD) && !metrics.contains(NEW));
@@ -78,7 +73,7 @@ async fn both_secrets_are_accepted_and_counted_then_the_old_is_refused() {
     let url = server.url(&format!("/api2/{WS}/ns/key"));
     assert_eq!(status_with(&client, &url, &new).await, 404);
     assert_eq!(status_with(&client, &url, &old).await, 401);
-    let metrics = metrics_of(&client, &server.url("/metrics")).await;
+    let metrics = scrape(&server.url("/metrics")).await;
     assert_eq!(accepted(&metrics, "current"), Some(1.0), "{metrics}");
     assert_eq!(accepted(&metrics, "previous"), None, "{metrics}");
 }

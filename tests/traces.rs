@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::metrics::{sample, scrape};
 use common::process::{spawn_sqlite_server, ServerProcess};
 use http_body_util::{BodyExt, Full};
 use hulykvs::auth::{mint, Claims};
@@ -200,12 +201,8 @@ async fn a_collector_that_never_answers_slows_no_request_and_drops_are_counted()
         );
     }
     // Two spans a request, a queue of 16 stuck behind the first export.
-    let metrics = client.get(server.url("/metrics")).send().await.unwrap();
-    let text = metrics.text().await.unwrap();
-    let dropped = text
-        .lines()
-        .find_map(|l| l.strip_prefix("hulykvs_trace_spans_dropped_total "))
-        .and_then(|v| v.trim().parse::<f64>().ok());
+    let metrics = scrape(&server.url("/metrics")).await;
+    let dropped = sample(&metrics, "hulykvs_trace_spans_dropped_total");
     assert!(dropped.is_some_and(|n| n >= 300.0), "dropped: {dropped:?}");
 }
 

@@ -4,6 +4,7 @@
 
 pub mod certs;
 pub mod load;
+pub mod metrics;
 pub mod pg;
 pub mod process;
 pub mod prometheus;
