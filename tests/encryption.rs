@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::metrics::scrape;
 use common::process::{run_hulykvs, spawn_server_in, ServerProcess};
 use common::server::{fresh_db, start_on, Kind, TestServer, SECRET};
 use reqwest::{Method, StatusCode};
@@ -487,14 +488,7 @@ fn keys_stay_out_of_logs_errors_and_metrics() {
         assert!(put.send().await.unwrap().status().is_success());
         let got = client.get(&url).bearer_auth(&token).send().await.unwrap();
         assert_eq!(got.text().await.unwrap(), "plaintext-value-xyz");
-        client
-            .get(server.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        scrape(&server.url("/metrics")).await
     });
     server.terminate();
     server.wait_for_exit(Duration::from_secs(10));

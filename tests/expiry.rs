@@ -204,7 +204,7 @@ async fn eventually(limit: Duration, what: &str, mut done: impl AsyncFnMut() -> 
 
 async fn expired_removed(server: &ServerProcess) -> f64 {
     let metrics = scrape(&server.url("/metrics")).await;
-    sample(&metrics, "hulykvs_expired_total").unwrap_or(0.0)
+    sample(&metrics, "hulykvs_expired_total", &[]).unwrap_or(0.0)
 }
 
 #[tokio::test]

@@ -67,7 +67,7 @@ async fn expired_values_appear_as_expire_events(server: ServerProcess) {
         ("expire", "short", 2)
     );
     let metrics = scrape(&server.url("/metrics")).await;
-    let value = |series: &str| sample(&metrics, series);
+    let value = |name: &str| sample(&metrics, name, &[]);
     assert_eq!(value("hulykvs_watch_streams"), Some(1.0), "{metrics}");
     assert_eq!(value("hulykvs_watch_events_total"), Some(2.0));
     assert!(
@@ -76,12 +76,12 @@ async fn expired_values_appear_as_expire_events(server: ServerProcess) {
         "the reader task's queries are timed"
     );
     drop(events);
-    let ended = "hulykvs_watch_stream_ends_total{reason=\"client_gone\"}";
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
         let metrics = scrape(&server.url("/metrics")).await;
-        if sample(&metrics, ended) == Some(1.0)
-            && sample(&metrics, "hulykvs_watch_streams") == Some(0.0)
+        let ended = &[("reason", "client_gone")];
+        if sample(&metrics, "hulykvs_watch_stream_ends_total", ended) == Some(1.0)
+            && sample(&metrics, "hulykvs_watch_streams", &[]) == Some(0.0)
         {
             break;
         }

@@ -4,11 +4,11 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::metrics::{samples, value};
 use common::process::{hulykvs, spawn_sqlite_server, ServerProcess};
 use common::prometheus::{tool, Prometheus};
 use hulykvs::auth::{mint, Claims};
@@ -29,45 +29,6 @@ fn token() -> String {
 /// `hulykvs serve` on a new SQLite file, with `envs` on top.
 fn sqlite_server(dir: &tempfile::TempDir, envs: &[(&str, &str)]) -> ServerProcess {
     spawn_sqlite_server(dir.path(), SECRET, envs)
-}
-
-/// One series of the exposition: its name and labels.
-type Series = (String, BTreeMap<String, String>);
-
-/// Parses the sample lines of a Prometheus text exposition.
-fn samples(text: &str) -> Vec<(Series, f64)> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|line| {
-            let (series, value) = line.rsplit_once(' ').expect("a sample line");
-            let (name, labels) = match series.split_once('{') {
-                Some((name, rest)) => (name, rest.trim_end_matches('}')),
-                None => (series, ""),
-            };
-            let labels = labels
-                .split("\",")
-                .filter(|l| !l.is_empty())
-                .map(|pair| {
-                    let (k, v) = pair.split_once("=\"").expect("label=\"value\"");
-                    (k.to_owned(), v.trim_end_matches('"').to_owned())
-                })
-                .collect();
-            ((name.to_owned(), labels), value.parse().expect("a number"))
-        })
-        .collect()
-}
-
-/// The value of the series `name` whose labels include `want`.
-fn value(samples: &[(Series, f64)], name: &str, want: &[(&str, &str)]) -> Option<f64> {
-    samples
-        .iter()
-        .find(|((n, labels), _)| {
-            n == name
-                && want
-                    .iter()
-                    .all(|(k, v)| labels.get(*k).map(String::as_str) == Some(*v))
-        })
-        .map(|(_, v)| *v)
 }
 
 #[tokio::test]

@@ -217,8 +217,8 @@ async fn database_outage_answers_503_and_recovers() {
 /// The `sum` and `count` of the batch-size histogram of `operation`.
 fn batch_sizes(metrics: &str, operation: &str) -> (f64, f64) {
     let value = |series: &str| {
-        let series = format!("hulykvs_db_batch_size_{series}{{db_operation_name=\"{operation}\"}}");
-        sample(metrics, &series).unwrap_or(0.0)
+        let name = format!("hulykvs_db_batch_size_{series}");
+        sample(metrics, &name, &[("db_operation_name", operation)]).unwrap_or(0.0)
     };
     (value("sum"), value("count"))
 }

@@ -202,7 +202,7 @@ async fn a_collector_that_never_answers_slows_no_request_and_drops_are_counted()
     }
     // Two spans a request, a queue of 16 stuck behind the first export.
     let metrics = scrape(&server.url("/metrics")).await;
-    let dropped = sample(&metrics, "hulykvs_trace_spans_dropped_total");
+    let dropped = sample(&metrics, "hulykvs_trace_spans_dropped_total", &[]);
     assert!(dropped.is_some_and(|n| n >= 300.0), "dropped: {dropped:?}");
 }
 
