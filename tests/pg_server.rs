@@ -292,3 +292,124 @@ async fn batches_back_to_back_answer_each_request_its_own() {
         );
     }
 }
+
+/// Key `k` of 900 bytes, which sorts before `k0000`.
+fn long_key(k: usize) -> String {
+    format!("a{k:04}{}", "p".repeat(895))
+}
+
+/// Identical listings waiting for a connection share one statement, and
+/// each still sees every write acknowledged before it was sent: the shared
+/// statement goes out only after every listing it answers arrived.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_listings_share_a_statement_and_see_every_acknowledged_write() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    const KEYS: usize = 60;
+    const FILL: usize = 800;
+    let db = pg::fresh_database().await;
+    // Two connections: the listings queue for them, and a write commits
+    // while a listing runs.
+    let server = common::process::spawn_server(&[
+        ("HULY_DB_CONNECTION", db.url.as_str()),
+        ("HULY_TOKEN_SECRET", common::server::SECRET),
+        ("HULY_DB_POOL_SIZE", "2"),
+    ]);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .unwrap();
+    let token = common::server::system_token();
+    let base = server.url(&format!("/api2/{DEFAULT_WS}/shared"));
+    // Long keys before the written ones make each listing's statement long
+    // enough for writes to commit while it runs.
+    let mut fill = Vec::new();
+    for part in 0..FILL / 100 {
+        let (client, token, base) = (client.clone(), token.clone(), base.clone());
+        fill.push(tokio::spawn(async move {
+            for k in part * 100..(part + 1) * 100 {
+                let put = client
+                    .put(format!("{base}/{}", long_key(k)))
+                    .bearer_auth(&token)
+                    .body("v")
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(put.status(), 204, "PUT a{k:04}…");
+            }
+        }));
+    }
+    for part in fill {
+        part.await.unwrap();
+    }
+    let filled: Vec<String> = (0..FILL).map(long_key).collect();
+    let acknowledged = Arc::new(AtomicUsize::new(0));
+    let writer = {
+        let (client, token, base, acknowledged) = (
+            client.clone(),
+            token.clone(),
+            base.clone(),
+            Arc::clone(&acknowledged),
+        );
+        tokio::spawn(async move {
+            for k in 0..KEYS {
+                let put = client
+                    .put(format!("{base}/k{k:04}"))
+                    .bearer_auth(&token)
+                    .body("v")
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(put.status(), 204, "PUT k{k:04}");
+                acknowledged.store(k + 1, Ordering::SeqCst);
+            }
+        })
+    };
+    let mut listers = Vec::new();
+    for l in 0..24 {
+        let (client, token, base, acknowledged, filled) = (
+            client.clone(),
+            token.clone(),
+            base.clone(),
+            Arc::clone(&acknowledged),
+            filled.clone(),
+        );
+        listers.push(tokio::spawn(async move {
+            let mut last = 0;
+            while last < KEYS {
+                let before = acknowledged.load(Ordering::SeqCst);
+                let resp = client
+                    .get(format!("{base}?limit=1000"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), 200, "lister {l}");
+                let mut keys = common::server::keys_in(&resp.json().await.unwrap());
+                let written = keys.split_off(FILL.min(keys.len()));
+                assert_eq!(keys, filled, "lister {l}: the keys filled first");
+                let keys = written;
+                let want: Vec<String> = (0..keys.len()).map(|k| format!("k{k:04}")).collect();
+                assert_eq!(keys, want, "lister {l}: the keys written, in order");
+                assert!(
+                    keys.len() >= before,
+                    "lister {l}: {} keys listed, {before} acknowledged before the listing was sent",
+                    keys.len()
+                );
+                assert!(keys.len() >= last, "lister {l}: a later listing lost keys");
+                last = keys.len();
+            }
+        }));
+    }
+    writer.await.unwrap();
+    for lister in listers {
+        lister.await.unwrap();
+    }
+    let metrics = scrape(&server.url("/metrics")).await;
+    let (sum, count) = batch_sizes(&metrics, "list");
+    assert!(
+        count > 0.0 && sum > 2.0 * count,
+        "listings shared statements: {sum} listings in {count} shared statements"
+    );
+}

@@ -7,13 +7,15 @@
 //! answers [`StoreError::Unavailable`].
 //!
 //! Every statement is prepared once per pooled connection and reused
-//! ([`pool`]); under load, GETs and plain PUTs share statements ([`batch`]).
+//! ([`pool`]); under load, GETs and plain PUTs share statements ([`batch`]),
+//! and identical listings share one ([`single_flight`]).
 //! Connections use TLS as libpq would with the URL's parameters ([`url`],
 //! [`tls`]). Values never appear in logs or error texts.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use metrics::histogram;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
@@ -28,6 +30,7 @@ mod pool;
 mod replace;
 mod reseal;
 mod row;
+mod single_flight;
 mod snapshot;
 mod sql;
 mod tls;
@@ -44,6 +47,7 @@ use self::pool::Pooled;
 use self::replace::ReplaceStatements;
 use self::reseal::ResealStatements;
 use self::row::{change_page, entry_from_row, entry_from_row_at, revision_at, revision_written};
+use self::single_flight::SingleFlight;
 use self::snapshot::SnapshotStatements;
 use self::sql::{Bounds, Flavor, Statements};
 use self::tls::DbTls;
@@ -59,7 +63,7 @@ use super::{
     Listed, NewValue, PrefixDeleted, PutCondition, PutOutcome, Store, StoreError, Wake,
 };
 use crate::config::DbOptions;
-use crate::telemetry::registry::PoolState;
+use crate::telemetry::registry::{PoolState, DB_BATCH_SIZE};
 
 /// A key-value store in a PostgreSQL or CockroachDB database.
 ///
@@ -84,8 +88,32 @@ pub struct PgStore {
     statements: Migrated<Prepared>,
     /// GET/PUT coalescing, set up with the statements on PostgreSQL.
     batcher: OnceLock<Arc<Batcher>>,
+    /// Identical listings waiting for a connection, sharing one statement.
+    pages: SingleFlight<PageKey, KeyPage, StoreError>,
     /// LISTEN/NOTIFY between instances (PostgreSQL only), once watched.
     notifier: OnceLock<Notifier>,
+}
+
+/// What makes two listings' pages the same page.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct PageKey {
+    workspace: Uuid,
+    namespace: String,
+    prefix: String,
+    after: Option<String>,
+    limit: usize,
+}
+
+impl PageKey {
+    fn of(query: &ListQuery<'_>) -> PageKey {
+        PageKey {
+            workspace: query.workspace,
+            namespace: query.namespace.to_owned(),
+            prefix: query.prefix.to_owned(),
+            after: query.after.map(str::to_owned),
+            limit: query.limit,
+        }
+    }
 }
 
 /// Every statement of the store, built once the flavor is known: the
@@ -163,6 +191,7 @@ impl PgStore {
             flavor: OnceLock::new(),
             statements: Migrated::default(),
             batcher: OnceLock::new(),
+            pages: SingleFlight::default(),
             notifier: OnceLock::new(),
         })
     }
@@ -193,9 +222,11 @@ impl PgStore {
 
     /// Runs the one of `statements` (`sql::Statements::list` or a page's)
     /// that lists `query`: from its cursor's next key or its prefix, below
-    /// the prefix's upper bound.
+    /// the prefix's upper bound; on `client` where given, else on a
+    /// connection of the pool.
     async fn query_list(
         &self,
+        client: Option<deadpool_postgres::Client>,
         query: &ListQuery<'_>,
         statements: &[String; 3],
     ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
@@ -211,9 +242,38 @@ impl PgStore {
             params.push(upper);
         }
         params.push(&limit);
-        self.pooled
-            .query(&statements[bounds as usize], &params, None)
-            .await
+        let sql = &statements[bounds as usize];
+        match client {
+            Some(client) => self.pooled.query_on(client, sql, &params).await,
+            None => self.pooled.query(sql, &params, None).await,
+        }
+    }
+
+    /// The page `query` asks for, its first statement on `client`.
+    async fn read_page(
+        &self,
+        client: deadpool_postgres::Client,
+        query: &ListQuery<'_>,
+        sql: &Statements,
+    ) -> Result<KeyPage, StoreError> {
+        // One key more than the page says whether more follow.
+        let probe = ListQuery {
+            limit: query.limit.saturating_add(1),
+            ..*query
+        };
+        let mut client = Some(client);
+        if let Some(joined) = &sql.list_joined {
+            let rows = self.query_list(client.take(), &probe, joined).await?;
+            if let Some(page) = page::joined_key_page(&rows, query.limit)? {
+                return Ok(page);
+            }
+            tracing::debug!(
+                namespace = query.namespace,
+                "a listed key holds a quote, which joined keys cannot tell apart: the page is listed as an array"
+            );
+        }
+        let rows = self.query_list(client, &probe, &sql.list_page).await?;
+        page::key_page(&rows, query.limit)
     }
 
     /// Runs one logged write (see `sql::logged`) on a pooled connection;
@@ -382,7 +442,7 @@ impl Store for PgStore {
             return Ok(Vec::new());
         }
         let rows = self
-            .query_list(&query, &self.statements.get()?.core.list)
+            .query_list(None, &query, &self.statements.get()?.core.list)
             .await?;
         rows.iter()
             .map(|row| row.try_get(0).map_err(|e| db_error(&e)))
@@ -390,25 +450,17 @@ impl Store for PgStore {
     }
 
     /// One statement: the revision and the page's keys in one snapshot.
+    /// Identical listings waiting for a connection share it ([`single_flight`]).
     async fn list_page(&self, query: ListQuery<'_>) -> Result<KeyPage, StoreError> {
-        // One key more than the page says whether more follow.
-        let probe = ListQuery {
-            limit: query.limit.saturating_add(1),
-            ..query
-        };
         let sql = &self.statements.get()?.core;
-        if let Some(joined) = &sql.list_joined {
-            let rows = self.query_list(&probe, joined).await?;
-            if let Some(page) = page::joined_key_page(&rows, query.limit)? {
-                return Ok(page);
-            }
-            tracing::debug!(
-                namespace = query.namespace,
-                "a listed key holds a quote, which joined keys cannot tell apart: the page is listed as an array"
-            );
-        }
-        let rows = self.query_list(&probe, &sql.list_page).await?;
-        page::key_page(&rows, query.limit)
+        self.pages
+            .run(
+                &PageKey::of(&query),
+                || self.pooled.checkout(None),
+                |client| self.read_page(client, &query, sql),
+                |size| histogram!(DB_BATCH_SIZE, "db_operation_name" => "list").record(size as f64),
+            )
+            .await
     }
 
     async fn list_values(

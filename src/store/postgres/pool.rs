@@ -143,6 +143,17 @@ impl Pooled {
         wait: Option<Duration>,
     ) -> Result<Vec<Row>, StoreError> {
         let client = self.checkout(wait).await?;
+        self.query_on(client, sql, params).await
+    }
+
+    /// Runs a prepared (and cached) query on `client`, a connection checked
+    /// out of this pool, and hands it back.
+    pub(super) async fn query_on(
+        &self,
+        client: deadpool_postgres::Client,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, StoreError> {
         let conn: &deadpool_postgres::ClientWrapper = &client;
         let outcome = self
             .bounded(|| {
