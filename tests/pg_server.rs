@@ -1,5 +1,6 @@
 //! The server on PostgreSQL only: adopting the previous service's database,
-//! a database that goes away and comes back, and requests batched under load.
+//! a database that goes away and comes back, requests batched under load,
+//! and identical listings sharing a statement.
 
 mod common;
 
