@@ -138,13 +138,13 @@ impl<K: Hash + Eq + Clone, T: Clone, E: Clone> SingleFlight<K, T, E> {
 /// The open group of a leader that has no connection yet. Dropped before
 /// it is closed (the leader's request went away), it removes the group, and
 /// its members, their senders dropped, start again.
-struct Leading<'a, K: Hash + Eq + Clone, T, E> {
+struct Leading<'a, K: Hash + Eq, T, E> {
     flight: &'a SingleFlight<K, T, E>,
     key: Option<&'a K>,
     id: u64,
 }
 
-impl<K: Hash + Eq + Clone, T, E> Leading<'_, K, T, E> {
+impl<K: Hash + Eq, T, E> Leading<'_, K, T, E> {
     /// Closes the group to newcomers and takes its members.
     fn close(&mut self) -> Vec<oneshot::Sender<Result<T, E>>> {
         self.remove().map(|group| group.members).unwrap_or_default()
@@ -160,7 +160,7 @@ impl<K: Hash + Eq + Clone, T, E> Leading<'_, K, T, E> {
     }
 }
 
-impl<K: Hash + Eq + Clone, T, E> Drop for Leading<'_, K, T, E> {
+impl<K: Hash + Eq, T, E> Drop for Leading<'_, K, T, E> {
     fn drop(&mut self) {
         drop(self.remove());
     }
