@@ -1,6 +1,7 @@
 //! The server on PostgreSQL only: adopting the previous service's database,
-//! a database that goes away and comes back, requests batched under load,
-//! and identical listings sharing a statement.
+//! a database that goes away and comes back, requests batched under load
+//! (and queued behind a batch that cannot finish), and identical listings
+//! sharing a statement.
 
 mod common;
 
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::metrics::{sample, scrape};
 use common::pg;
 use common::proxy::{upstream_of, Mode, Proxy};
-use common::server::{start_on, Kind, DEFAULT_WS};
+use common::server::{start_on, start_with, Kind, DEFAULT_WS};
 use reqwest::Method;
 
 /// A database as the previous service (v0.3.2) leaves it: schema `hulykvs`,
@@ -292,6 +293,107 @@ async fn batches_back_to_back_answer_each_request_its_own() {
             "{operation}: batches of {sum} requests in {count} statements"
         );
     }
+}
+
+/// Writes queued behind a batch that cannot finish answer `503` once they
+/// have waited the pool timeout, as a request waiting for a pooled
+/// connection would, and none of them is written later. Here the batch is a
+/// plain PUT waiting on a row lock (its lane's one slot), the statement
+/// timeout is 30 s, and the queued writes, of the same namespace and so the
+/// same lane, must give up after the pool timeout of 1 s, not the statement's
+/// 30.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_queued_behind_a_stuck_batch_answer_503_after_the_pool_timeout() {
+    let s = start_with(
+        Kind::Postgres,
+        &[
+            "--db-pool-size",
+            "2",
+            "--db-pool-timeout",
+            "1s",
+            "--db-statement-timeout",
+            "30s",
+        ],
+    )
+    .await;
+    let key = |k: &str| format!("/api2/{DEFAULT_WS}/queued/{k}");
+    let put = |k: &str, body: &str| s.req(Method::PUT, &key(k)).body(body.to_owned()).send();
+    assert_eq!(put("locked", "original").await.unwrap().status(), 204);
+    let (locker, conn) = tokio_postgres::connect(&s.db_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    locker.batch_execute("BEGIN").await.unwrap();
+    let locked = locker
+        .query(
+            "SELECT key FROM hulykvs.kvs WHERE namespace = 'queued' AND key = 'locked' FOR UPDATE",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(locked.len(), 1);
+
+    let blocked = tokio::spawn(put("locked", "blocked"));
+    let waiting_on_lock = || async {
+        let row = locker
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .unwrap();
+        row.get::<_, i64>(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while waiting_on_lock().await == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the first write never reached the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let started = Instant::now();
+    let queued: Vec<_> = (0..3)
+        .map(|i| tokio::spawn(put(&format!("q{i}"), "queued")))
+        .collect();
+    for write in queued {
+        let resp = write.await.unwrap().unwrap();
+        assert_eq!(
+            resp.status(),
+            503,
+            "a queued write after {:?}",
+            started.elapsed()
+        );
+        assert_eq!(resp.headers()["retry-after"], "1");
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body["code"], "unavailable");
+    }
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(6),
+        "the queued writes gave up after {took:?}"
+    );
+    assert!(
+        !blocked.is_finished(),
+        "the first write still waits on the lock"
+    );
+
+    locker.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(blocked.await.unwrap().unwrap().status(), 204);
+    let got = s.req(Method::GET, &key("locked")).send().await.unwrap();
+    assert_eq!(got.text().await.unwrap(), "blocked");
+    for i in 0..3 {
+        let got = s
+            .req(Method::GET, &key(&format!("q{i}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(got.status(), 404, "q{i} was answered 503 and never written");
+    }
+    // The lane serves again.
+    assert_eq!(put("after", "x").await.unwrap().status(), 204);
 }
 
 /// Key `k` of 900 bytes, which sorts before `k0000`.

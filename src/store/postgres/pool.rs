@@ -10,6 +10,7 @@ use std::time::Duration;
 use deadpool_postgres::{
     Manager, ManagerConfig, Pool, PoolError, QueueMode, RecyclingMethod, Runtime, TimeoutType,
 };
+use metrics::Histogram;
 use tokio::time::error::Elapsed;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
@@ -22,7 +23,7 @@ use super::liveness::PROBE_AFTER;
 use super::tls::DbTls;
 use crate::config::DbOptions;
 use crate::store::StoreError;
-use crate::telemetry::registry::{PoolState, DB_POOL_WAIT};
+use crate::telemetry::registry::{Handles, PoolState, DB_POOL_WAIT};
 
 /// The connection pool and the limits that bound its use. Shared (in an
 /// `Arc`) with the tasks that run batches, so a batch never depends on the
@@ -121,7 +122,10 @@ impl Pooled {
                 self.pool.timeout_get(&timeouts).await
             }
         };
-        metrics::histogram!(DB_POOL_WAIT).record(started.elapsed().as_secs_f64());
+        static POOL_WAIT: Handles<Histogram, 1> = Handles::new();
+        POOL_WAIT
+            .get(0, || metrics::histogram!(DB_POOL_WAIT))
+            .record(started.elapsed().as_secs_f64());
         got.map_err(|e| match e {
             PoolError::Timeout(TimeoutType::Wait) => self.no_connection(),
             PoolError::Timeout(_) => connect_timed_out(self.connect_timeout),

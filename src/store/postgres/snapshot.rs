@@ -129,7 +129,7 @@ impl PgStore {
         if rows.is_empty() {
             return Ok(0);
         }
-        let mut arrays = UpsertRows::default();
+        let mut arrays = UpsertRows::with_capacity(rows.len());
         for r in rows {
             arrays.push(r.item.workspace, &r.item.namespace, &r.item.key, &r.value);
         }

@@ -447,6 +447,22 @@ pub(super) struct UpsertRows<'a> {
 }
 
 impl<'a> UpsertRows<'a> {
+    /// Room for `rows` rows: nine arrays grown a push at a time were about 3%
+    /// of a batched PUT's instructions (issue #29).
+    pub(super) fn with_capacity(rows: usize) -> Self {
+        UpsertRows {
+            workspaces: Vec::with_capacity(rows),
+            namespaces: Vec::with_capacity(rows),
+            keys: Vec::with_capacity(rows),
+            md5s: Vec::with_capacity(rows),
+            values: Vec::with_capacity(rows),
+            types: Vec::with_capacity(rows),
+            ttls: Vec::with_capacity(rows),
+            ats: Vec::with_capacity(rows),
+            key_ids: Vec::with_capacity(rows),
+        }
+    }
+
     pub(super) fn push(
         &mut self,
         workspace: Uuid,
