@@ -328,7 +328,7 @@ async fn watch_queue<J: Job>(batcher: Arc<Batcher>, at: usize) {
             job.answer(Err(batcher.pooled.no_connection()));
         }
         match next {
-            Some(at) => tokio::time::sleep_until(at.into()).await,
+            Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
             None => return,
         }
     }
