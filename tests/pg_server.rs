@@ -319,40 +319,15 @@ async fn writes_queued_behind_a_stuck_batch_answer_503_after_the_pool_timeout() 
     let key = |k: &str| format!("/api2/{DEFAULT_WS}/queued/{k}");
     let put = |k: &str, body: &str| s.req(Method::PUT, &key(k)).body(body.to_owned()).send();
     assert_eq!(put("locked", "original").await.unwrap().status(), 204);
-    let (locker, conn) = tokio_postgres::connect(&s.db_url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    locker.batch_execute("BEGIN").await.unwrap();
-    let locked = locker
-        .query(
-            "SELECT key FROM hulykvs.kvs WHERE namespace = 'queued' AND key = 'locked' FOR UPDATE",
-            &[],
-        )
-        .await
-        .unwrap();
-    assert_eq!(locked.len(), 1);
+    let locker = pg::side_connection(&s.db_url).await;
+    pg::lock_row(&locker, "queued", "locked").await;
 
     let blocked = tokio::spawn(put("locked", "blocked"));
-    // Asked outside a transaction: inside one, PostgreSQL reads the sessions
-    // of `pg_stat_activity` once, and a session opened later would not show.
-    let (watcher, conn) = tokio_postgres::connect(&s.db_url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let waiting_on_lock = || async {
-        let row = watcher
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity \
-                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
-                &[],
-            )
-            .await
-            .unwrap();
-        row.get::<_, i64>(0)
-    };
+    // Asked outside a transaction, where the PUT's session shows even if the
+    // pool opened it after the first look (see `pg::lock_waiters`).
+    let watcher = pg::side_connection(&s.db_url).await;
     let deadline = Instant::now() + Duration::from_secs(10);
-    while waiting_on_lock().await == 0 {
+    while pg::lock_waiters(&watcher).await == 0 {
         assert!(
             Instant::now() < deadline,
             "the first write never reached the lock"

@@ -12,6 +12,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::pg;
 use common::process::spawn_server;
 use common::raw;
 use common::server::{start_with, system_token, Kind, TestServer};
@@ -504,15 +505,6 @@ async fn a_thousand_idle_connections_cost_little_and_are_closed_while_others_are
 
 // --- The PostgreSQL pool: a row lock holds the connections, the rest wait, then 503.
 
-/// A plain connection to the test's database, beside the server's pool.
-async fn side_connection(s: &TestServer) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(&s.db_url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    client
-}
-
 /// Starts `n` concurrent PUTs of `path`; each reports (body, status, time taken).
 /// They are conditional (`If-Match: *`), so each takes a pooled connection of
 /// its own: plain PUTs of one namespace would share one batched statement.
@@ -543,19 +535,6 @@ fn fire_puts(
     rx
 }
 
-/// Locks the row of `key` in `ns` until the transaction on `client` ends.
-async fn lock_row(client: &tokio_postgres::Client, ns: &str, key: &str) {
-    client.batch_execute("BEGIN").await.unwrap();
-    let rows = client
-        .query(
-            "SELECT key FROM hulykvs.kvs WHERE namespace = $1 AND key = $2 FOR UPDATE",
-            &[&ns, &key],
-        )
-        .await
-        .unwrap();
-    assert_eq!(rows.len(), 1, "the row to lock exists");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_exhausted_pool_answers_503_in_time_and_recovers() {
     let s = start_with(
@@ -580,8 +559,8 @@ async fn an_exhausted_pool_answers_503_in_time_and_recovers() {
             .status(),
         204
     );
-    let locker = side_connection(&s).await;
-    lock_row(&locker, "ns", "locked").await;
+    let locker = pg::side_connection(&s.db_url).await;
+    pg::lock_row(&locker, "ns", "locked").await;
 
     let mut results = fire_puts(&s, &path, 6);
     // Two PUTs hold the pool's two connections, blocked on the lock; four wait
@@ -663,8 +642,8 @@ async fn the_statement_timeout_bounds_writes_blocked_on_a_lock() {
             .status(),
         204
     );
-    let locker = side_connection(&s).await;
-    lock_row(&locker, "ns", "locked").await;
+    let locker = pg::side_connection(&s.db_url).await;
+    pg::lock_row(&locker, "ns", "locked").await;
 
     let started = Instant::now();
     let mut results = fire_puts(&s, &path, 6);
@@ -682,15 +661,7 @@ async fn the_statement_timeout_bounds_writes_blocked_on_a_lock() {
     // write once the lock goes: nothing waits on the lock any more.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let waiting: i64 = locker
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity \
-                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
+        let waiting = pg::lock_waiters(&locker).await;
         if waiting == 0 {
             break;
         }

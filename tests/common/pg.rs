@@ -39,11 +39,7 @@ pub struct TestDb {
 impl TestDb {
     /// A plain connection to the test database, for preparing or inspecting it.
     pub async fn connect(&self) -> tokio_postgres::Client {
-        let (client, connection) = tokio_postgres::connect(&self.url, NoTls)
-            .await
-            .unwrap_or_else(|e| panic!("connecting to test database {}: {e}", self.name));
-        tokio::spawn(connection);
-        client
+        side_connection(&self.url).await
     }
 
     /// Drops the database now rather than at the end of the scope.
@@ -60,6 +56,43 @@ impl Drop for TestDb {
         // future is not allowed: use a runtime of its own on a thread.
         let _ = std::thread::spawn(move || block_on(drop_database(&admin_url, &name))).join();
     }
+}
+
+/// A plain connection to the database at `url`, beside whatever else uses
+/// it (a server's pool): for preparing, inspecting, or holding locks.
+pub async fn side_connection(url: &str) -> tokio_postgres::Client {
+    connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to test database {url}: {e}"))
+}
+
+/// Locks the row of `key` in namespace `ns` (schema `hulykvs`) until the
+/// transaction this begins on `client` ends.
+pub async fn lock_row(client: &tokio_postgres::Client, ns: &str, key: &str) {
+    client.batch_execute("BEGIN").await.unwrap();
+    let rows = client
+        .query(
+            "SELECT key FROM hulykvs.kvs WHERE namespace = $1 AND key = $2 FOR UPDATE",
+            &[&ns, &key],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "the row to lock exists");
+}
+
+/// How many sessions of `client`'s database wait on a lock. Inside a
+/// transaction PostgreSQL reads the list of sessions once, so a session
+/// opened later shows only to a `client` outside one.
+pub async fn lock_waiters(client: &tokio_postgres::Client) -> i64 {
+    client
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
 }
 
 /// The plan PostgreSQL prints for `explain` (an `EXPLAIN …` statement), one

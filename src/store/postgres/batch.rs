@@ -318,7 +318,8 @@ async fn watch_queue<J: Job>(batcher: Arc<Batcher>, at: usize) {
                 .take_while(|job| now.saturating_duration_since(job.queued()) >= timeout)
                 .count();
             let expired: Vec<J> = state.queue.drain(..waited).collect();
-            let next = state.queue.first().map(|job| after(job.queued(), timeout));
+            // No overflow: the pool timeout is at most 365 days (`config`).
+            let next = state.queue.first().map(|job| job.queued() + timeout);
             if next.is_none() {
                 state.watched = false;
             }
@@ -332,12 +333,6 @@ async fn watch_queue<J: Job>(batcher: Arc<Batcher>, at: usize) {
             None => return,
         }
     }
-}
-
-/// `at` plus `plus`, or far in the future where that does not fit.
-fn after(at: Instant, plus: Duration) -> Instant {
-    at.checked_add(plus)
-        .unwrap_or_else(|| at + Duration::from_secs(86_400 * 365))
 }
 
 /// Holds a slot of lane `J` while jobs are queued, serving them in batches.
@@ -515,18 +510,18 @@ impl Job for QueuedWrite {
                 b.key.as_bytes(),
             ))
         });
-        let mut round = 0;
-        let round_of: Vec<usize> = (0..live.len())
-            .map(|i| {
-                round = match i > 0 && live[i - 1].item == live[i].item {
-                    true => round + 1,
-                    false => 0,
-                };
-                round
-            })
-            .collect();
         let mut rounds: Vec<Vec<Self>> = Vec::new();
-        for (write, round) in live.into_iter().zip(round_of) {
+        let mut round = 0;
+        for write in live {
+            // The write before this one is the last of its round.
+            let again = rounds
+                .get(round)
+                .and_then(|writes| writes.last())
+                .is_some_and(|before| before.item == write.item);
+            round = match again {
+                true => round + 1,
+                false => 0,
+            };
             if rounds.len() <= round {
                 rounds.push(Vec::new());
             }
