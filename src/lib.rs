@@ -74,6 +74,7 @@
 //!     - `store::postgres::liveness`: what is known of each host: its connections, and whether it went silent.
 //!     - `store::postgres::pool`: the connection pool, how a statement runs on it, what a failover drops.
 //!     - `store::postgres::batch`: GET and PUT coalescing under load.
+//!     - `store::postgres::batched`: the batches' statements, over arrays, each planned once a connection.
 //!     - `store::postgres::single_flight`: identical listings waiting for a connection, one statement for all.
 //!     - `store::postgres::row`: a stored row read back into an entry.
 //!     - `store::postgres::page`: a listing's keys read in place from the one text (PostgreSQL) or binary array the database sends.

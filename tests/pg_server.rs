@@ -1,7 +1,7 @@
 //! The server on PostgreSQL only: adopting the previous service's database,
 //! a database that goes away and comes back, requests batched under load
-//! (and queued behind a batch that cannot finish), and identical listings
-//! sharing a statement.
+//! (and queued behind a batch that cannot finish), batches planned once a
+//! connection, and identical listings sharing a statement.
 
 mod common;
 
@@ -376,6 +376,78 @@ async fn writes_queued_behind_a_stuck_batch_answer_503_after_the_pool_timeout() 
     }
     // The lane serves again.
     assert_eq!(put("after", "x").await.unwrap().status(), 204);
+}
+
+/// How many times PostgreSQL planned the statement `sql`, prepared on
+/// `client`, for its values (custom plans) and once for all (the generic
+/// plan): `pg_prepared_statements` counts both from PostgreSQL 14.
+async fn plans(client: &tokio_postgres::Client, sql: &str) -> (i64, i64) {
+    let row = client
+        .query_one(
+            "SELECT custom_plans, generic_plans FROM pg_prepared_statements WHERE statement = $1",
+            &[&sql],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("pg_prepared_statements (PostgreSQL 14 or later): {e}"));
+    (row.get(0), row.get(1))
+}
+
+/// A batch's plan never depends on what it binds, so every connection
+/// should plan it once: after PostgreSQL's five custom plans, the generic
+/// plan, even when every batch is small. With the arrays' lengths in sight
+/// of the planner, a batch of two keys looked cheaper planned for its
+/// values than the generic plan's guess of ten rows, and a connection
+/// planned every batch afresh (twice the database's CPU a GET, issue #29).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_are_planned_once_a_connection_however_small() {
+    let s = start_with(Kind::Postgres, &[]).await;
+    let [read, upsert] = hulykvs::store::postgres::batch_statements("hulykvs");
+    let client = pg::side_connection(&s.db_url).await;
+    let ws: uuid::Uuid = DEFAULT_WS.parse().unwrap();
+    let workspaces = vec![ws; 2];
+    let namespaces = vec!["plans"; 2];
+    let (read_sql, upsert_sql) = (
+        client.prepare(&read).await.unwrap(),
+        client.prepare(&upsert).await.unwrap(),
+    );
+    let md5s = vec![vec![0u8; 16]; 2];
+    let values = vec![b"v".to_vec(); 2];
+    let types = vec!["text/plain"; 2];
+    let none: Vec<Option<i64>> = vec![None; 2];
+    let key_ids: Vec<Option<&str>> = vec![None; 2];
+    for round in 0..12 {
+        let keys = vec![format!("a{round}"), format!("b{round}")];
+        let written = client
+            .query(
+                &upsert_sql,
+                &[
+                    &workspaces,
+                    &namespaces,
+                    &keys,
+                    &md5s,
+                    &values,
+                    &types,
+                    &none,
+                    &none,
+                    &key_ids,
+                ],
+            )
+            .await
+            .unwrap();
+        assert_eq!(written.len(), 2, "round {round}");
+        let read = client
+            .query(&read_sql, &[&workspaces, &namespaces, &keys])
+            .await
+            .unwrap();
+        assert_eq!(read.len(), 2, "round {round}");
+    }
+    for (name, sql) in [("read", &read), ("upsert", &upsert)] {
+        assert_eq!(
+            plans(&client, sql).await,
+            (5, 7),
+            "the batched {name}'s (custom, generic) plans in 12 batches of 2"
+        );
+    }
 }
 
 /// Key `k` of 900 bytes, which sorts before `k0000`.

@@ -23,9 +23,10 @@ use tokio::sync::oneshot;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
+use super::batched::READ_MANY_POSITION;
 use super::pool::Pooled;
 use super::row::{entry_from_row, revision_at};
-use super::sql::{UpsertRows, READ_MANY_POSITION};
+use super::sql::UpsertRows;
 use crate::store::changes::Revision;
 use crate::store::{Entry, Item, ItemRef, NewValue, StoreError};
 use crate::telemetry::registry::{Handles, DB_BATCH_SIZE};
@@ -40,9 +41,9 @@ const BATCH_MAX_BYTES: usize = 8 << 20;
 /// migrations are applied, so a queued request always has its statement.
 pub(super) struct Batcher {
     pooled: Arc<Pooled>,
-    /// Reads many keys in one query: see `Statements::read_many`.
+    /// Reads many keys in one query: see `BatchStatements::read`.
     read_many: String,
-    /// Upserts many rows in one statement: see `Statements::upsert_many`.
+    /// Upserts many rows in one statement: see `BatchStatements::upsert`.
     upsert_many: String,
     reads: Lane<QueuedRead>,
     /// One slot each; a namespace always writes through the same lane.

@@ -20,6 +20,7 @@ use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 mod batch;
+mod batched;
 mod connect;
 mod errors;
 mod liveness;
@@ -40,6 +41,7 @@ pub mod url;
 pub use sql::{COCKROACH_MIGRATIONS, POSTGRES_MIGRATIONS};
 
 use self::batch::Batcher;
+use self::batched::BatchStatements;
 use self::connect::Hosts;
 use self::errors::db_error;
 use self::notify::Notifier;
@@ -129,6 +131,8 @@ struct Prepared {
     reseal: ResealStatements,
     /// Dump and restore: snapshot pages, batched writes.
     snapshot: SnapshotStatements,
+    /// GET and PUT batches (PostgreSQL only).
+    batch: Option<BatchStatements>,
 }
 
 impl Prepared {
@@ -139,8 +143,18 @@ impl Prepared {
             replace: ReplaceStatements::new(flavor, schema),
             reseal: ResealStatements::new(flavor, schema),
             snapshot: SnapshotStatements::new(flavor, schema),
+            batch: (flavor == Flavor::Postgres).then(|| BatchStatements::new(schema)),
         }
     }
+}
+
+/// The statements of GET and PUT batches on PostgreSQL, for the schema
+/// named `schema`: the batched read, then the batched upsert. For tests that
+/// check how the database plans them; the server builds its own.
+#[doc(hidden)]
+pub fn batch_statements(schema: &str) -> [String; 2] {
+    let batch = BatchStatements::new(&format!("\"{}\"", schema.to_ascii_lowercase()));
+    [batch.read, batch.upsert]
 }
 
 impl std::fmt::Debug for PgStore {
@@ -206,14 +220,12 @@ impl PgStore {
         };
         let _ = self.flavor.set(flavor);
         let statements = self.statements.open(|| Prepared::new(flavor, &self.schema));
-        if let (Some(read_many), Some(upsert_many)) =
-            (&statements.core.read_many, &statements.core.upsert_many)
-        {
+        if let Some(batch) = &statements.batch {
             self.batcher.get_or_init(|| {
                 Arc::new(Batcher::new(
                     Arc::clone(&self.pooled),
-                    read_many.clone(),
-                    upsert_many.clone(),
+                    batch.read.clone(),
+                    batch.upsert.clone(),
                     self.pool_size,
                 ))
             });

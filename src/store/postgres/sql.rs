@@ -109,10 +109,6 @@ pub(super) struct Statements {
     pub(super) update_if_match: String,
     pub(super) delete: String,
     pub(super) delete_if_match: String,
-    /// Reads many keys in one query (PostgreSQL only): see [`read_many`].
-    pub(super) read_many: Option<String>,
-    /// Upserts many rows in one statement (PostgreSQL only): see [`upsert_many`].
-    pub(super) upsert_many: Option<String>,
     /// Deletes up to `$1` expired rows nobody holds, returning their addresses.
     pub(super) sweep: String,
     /// Deletes up to `$5` live keys of `$1`/`$2` from `$3` below `$4` (when
@@ -187,7 +183,6 @@ impl Statements {
             "UPDATE {kvs} SET md5 = $4, value = $5, content_type = $6, content_type_md5 = $4, \
              expire_at = {EXPIRES}, key_id = $9 WHERE {pk} AND {LIVE}"
         );
-        let batched = flavor == Flavor::Postgres;
         let log = |write: String, op: &str| logged(schema, key, &write, op);
         Statements {
             get: format!(
@@ -212,15 +207,13 @@ impl Statements {
                 format!("DELETE FROM {kvs} WHERE {pk} AND {LIVE} AND md5 = ANY($4) {REMOVED}"),
                 "delete",
             ),
-            upsert_many: batched.then(|| log(upsert_many(&kvs), "put")),
-            read_many: batched.then(|| read_many(&kvs, key)),
             sweep: log(sweep(flavor, &kvs), "expire"),
             delete_prefix: log(delete_prefix(flavor, &kvs, key), "delete"),
             changes: changes(schema, key),
             prune: prune(schema),
             list: Bounds::ALL.map(|bounds| list(&kvs, key, bounds)),
             list_page: Bounds::ALL.map(|bounds| page(flavor, schema, &kvs, key, bounds)),
-            list_joined: batched
+            list_joined: (flavor == Flavor::Postgres)
                 .then(|| Bounds::ALL.map(|bounds| joined_page(schema, &kvs, key, bounds))),
             values: [values(&kvs, key, false), values(&kvs, key, true)],
         }
@@ -419,14 +412,29 @@ fn values(kvs: &str, key: &str, upper: bool) -> String {
     )
 }
 
-/// Upserts many rows in one statement: `$1`..`$9` are arrays of the
-/// parameters of one upsert.
-pub(super) fn upsert_many(kvs: &str) -> String {
+/// The element types of [`upsert_many`]'s nine arrays, `$1`..`$9`: the
+/// parameters of one upsert (see [`UpsertRows`]).
+pub(super) const UPSERT_ARRAYS: [&str; 9] = [
+    "uuid", "text", "text", "bytea", "bytea", "text", "int8", "int8", "text",
+];
+
+/// `$1::T1[], $2::T2[], …`: arrays of the element types `types`.
+pub(super) fn array_params(types: &[&str]) -> String {
+    let arrays: Vec<String> = (1..=types.len())
+        .zip(types)
+        .map(|(i, ty)| format!("${i}::{ty}[]"))
+        .collect();
+    arrays.join(", ")
+}
+
+/// Upserts many rows in one statement: `rows`, a FROM item, yields the nine
+/// parameters of one upsert a row, unnested from the arrays of
+/// [`UPSERT_ARRAYS`] (plain `unnest`, or as a batch plans them).
+pub(super) fn upsert_many(kvs: &str, rows: &str) -> String {
     format!(
         "INSERT INTO {kvs} {WRITE_COLUMNS} SELECT w, n, k, m, v, t, m, CASE WHEN s IS NOT NULL \
          THEN now() + s * INTERVAL '1 second' WHEN a IS NOT NULL THEN to_timestamp(a) END, id \
-         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::bytea[], \
-         $6::text[], $7::int8[], $8::int8[], $9::text[]) AS u(w, n, k, m, v, t, s, a, id) \
+         FROM {rows} AS u(w, n, k, m, v, t, s, a, id) \
          ON CONFLICT (workspace, namespace, key) DO UPDATE SET {SET_ALL} {WRITTEN}"
     )
 }
@@ -636,25 +644,6 @@ fn prune(schema: &str) -> String {
     )
 }
 
-/// The column of [`read_many`]'s rows that holds the position of their key.
-pub(super) const READ_MANY_POSITION: usize = 6;
-
-/// Reads many keys in one query: `$1`, `$2`, `$3` are arrays of workspaces,
-/// namespaces and keys; each row carries the 1-based position of its key
-/// last (column [`READ_MANY_POSITION`]).
-fn read_many(kvs: &str, key: &str) -> String {
-    // LIMIT 1 (the primary key allows no more) keeps the lateral subquery
-    // from being flattened, so each key is one index probe whatever the
-    // planner guesses of the arrays' length.
-    format!(
-        "SELECT r.value, r.md5, r.content_type, r.expires_at, r.ttl, r.key_id, q.i \
-         FROM unnest($1::uuid[], $2::text[], $3::text[]) WITH ORDINALITY AS q(w, n, k, i) \
-         CROSS JOIN LATERAL (SELECT value, md5, {CURRENT_TYPE}, {EXPIRY_COLUMNS} \
-         FROM {kvs} WHERE workspace = q.w AND namespace = q.n AND {key} = q.k AND {LIVE} \
-         LIMIT 1) AS r(value, md5, content_type, expires_at, ttl, key_id)"
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -668,13 +657,6 @@ mod tests {
                 "{sql}"
             );
         }
-        let many = pg
-            .read_many
-            .as_deref()
-            .expect("PostgreSQL reads in batches");
-        assert!(many.contains(r#"key COLLATE "C" = q.k AND"#), "{many}");
-        assert!(many.contains("LIMIT 1) AS r"), "{many}");
-        assert!(many.contains("WITH ORDINALITY"), "{many}");
         let crdb = Statements::new(Flavor::Cockroach, "\"s\"");
         assert!(
             crdb.get.ends_with(
@@ -682,10 +664,6 @@ mod tests {
             ),
             "{}",
             crdb.get
-        );
-        assert!(
-            crdb.read_many.is_none(),
-            "CockroachDB reads one key a query"
         );
     }
 

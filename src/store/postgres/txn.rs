@@ -32,7 +32,8 @@ use uuid::Uuid;
 
 use super::errors::backoff;
 use super::sql::{
-    logged, upsert_many, Flavor, UpsertRows, CURRENT_TYPE, EXPIRY_COLUMNS, LIVE, REMOVED,
+    array_params, logged, upsert_many, Flavor, UpsertRows, CURRENT_TYPE, EXPIRY_COLUMNS, LIVE,
+    REMOVED, UPSERT_ARRAYS,
 };
 use super::PgStore;
 use crate::store::changes::Revision;
@@ -111,6 +112,9 @@ impl TxnStatements {
         );
         let deletes = format!("DELETE FROM {kvs} AS d {} {REMOVED}", at("d"));
         let log = |write: &str, op: &str| logged(schema, key, write, op);
+        // Both engines run it, so its arrays are unnested plainly (see
+        // `batched` for why a batch lane's are not).
+        let unnest = format!("unnest({})", array_params(&UPSERT_ARRAYS));
         TxnStatements {
             lock,
             read,
@@ -118,7 +122,7 @@ impl TxnStatements {
             clear,
             // Rows are locked already, so their order no longer matters here:
             // the batched upsert does.
-            puts: log(&upsert_many(&kvs), "put"),
+            puts: log(&upsert_many(&kvs, &unnest), "put"),
             deletes: log(&deletes, "delete"),
         }
     }
