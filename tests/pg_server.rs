@@ -441,13 +441,41 @@ async fn batches_are_planned_once_a_connection_however_small() {
             .unwrap();
         assert_eq!(read.len(), 2, "round {round}");
     }
-    for (name, sql) in [("read", &read), ("upsert", &upsert)] {
-        assert_eq!(
-            plans(&client, sql).await,
-            (5, 7),
-            "the batched {name}'s (custom, generic) plans in 12 batches of 2"
-        );
+    let version: i32 = client
+        .query_one("SELECT current_setting('server_version_num')::INT4", &[])
+        .await
+        .unwrap()
+        .get(0);
+    // PostgreSQL 13 does not count plans; the estimate below is checked on every version.
+    if version >= 140000 {
+        for (name, sql) in [("read", &read), ("upsert", &upsert)] {
+            assert_eq!(
+                plans(&client, sql).await,
+                (5, 7),
+                "the batched {name}'s (custom, generic) plans in 12 batches of 2"
+            );
+        }
     }
+    // The plan the next batch of two keys gets guesses ten rows, as the
+    // generic plan does; a custom plan that saw the arrays guessed two.
+    let name: String = client
+        .query_one(
+            "SELECT name FROM pg_prepared_statements WHERE statement = $1",
+            &[&read],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let plan = pg::plan(
+        &client,
+        &format!("EXPLAIN EXECUTE {name}('{{{ws},{ws}}}', '{{plans,plans}}', '{{a0,b0}}')"),
+    )
+    .await;
+    let unnest = plan
+        .lines()
+        .find(|line| line.contains("Function Scan"))
+        .unwrap_or_else(|| panic!("no unnest in the plan:\n{plan}"));
+    assert!(unnest.contains(" rows=10 "), "{plan}");
 }
 
 /// Key `k` of 900 bytes, which sorts before `k0000`.

@@ -57,12 +57,14 @@ fn read_many(kvs: &str, key: &str) -> String {
 /// plans, made for the values bound, then the generic plan only while that
 /// costs less than the custom plans did on average. Unnested straight from
 /// `$1`…, a custom plan knew the arrays' lengths where the generic plan
-/// guesses ten rows, so a connection whose first batches were small planned
-/// every batch afresh for good: 0.12 ms at bind instead of 0.025, twice the
+/// guesses ten rows, so a connection whose batches were mostly small planned
+/// every batch afresh: 0.12 ms at bind instead of 0.025, twice the
 /// database's CPU per GET at 16 clients, on some connections and not others
 /// (issue #29). Here every plan guesses ten rows, the generic plan costs
 /// what the custom plans did less their planning, and every connection
-/// settles on it from the sixth batch.
+/// settles on it from the sixth batch. (PostgreSQL keeps the custom plans'
+/// average across invalidations: after fresh statistics raise the plans'
+/// costs, a few custom plans come back until that average catches up.)
 fn unnest_planned_once(types: &[&str]) -> String {
     let columns: Vec<String> = (1..=types.len()).map(|i| format!("p{i}")).collect();
     let unnested: Vec<String> = columns.iter().map(|c| format!("p.{c}")).collect();
