@@ -548,11 +548,7 @@ async fn list(
 async fn listing_is_in_byte_order_with_literal_prefixes() {
     let (db, store) = migrated_store(4).await;
     let client = db.connect().await;
-    let version: i32 = client
-        .query_one("SELECT current_setting('server_version_num')::INT4", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let version = pg::server_version(&client).await;
     if version >= 150000 {
         // The test database sorts linguistically, so byte order is the store's doing.
         let natural: Vec<String> = client

@@ -441,11 +441,7 @@ async fn batches_are_planned_once_a_connection_however_small() {
             .unwrap();
         assert_eq!(read.len(), 2, "round {round}");
     }
-    let version: i32 = client
-        .query_one("SELECT current_setting('server_version_num')::INT4", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let version = pg::server_version(&client).await;
     // PostgreSQL 13 does not count plans; the estimate below is checked on every version.
     if version >= 140000 {
         for (name, sql) in [("read", &read), ("upsert", &upsert)] {

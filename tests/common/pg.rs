@@ -95,6 +95,15 @@ pub async fn lock_waiters(client: &tokio_postgres::Client) -> i64 {
         .get(0)
 }
 
+/// The server's version as a number, `server_version_num` (150004 is 15.4).
+pub async fn server_version(client: &tokio_postgres::Client) -> i32 {
+    client
+        .query_one("SELECT current_setting('server_version_num')::INT4", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
 /// The plan PostgreSQL prints for `explain` (an `EXPLAIN …` statement), one
 /// line of text per line of the plan.
 pub async fn plan(client: &tokio_postgres::Client, explain: &str) -> String {

@@ -23,7 +23,7 @@ use tokio::sync::oneshot;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
-use super::batched::READ_MANY_POSITION;
+use super::batched::{BatchStatements, READ_MANY_POSITION};
 use super::pool::Pooled;
 use super::row::{entry_from_row, revision_at};
 use super::sql::UpsertRows;
@@ -41,10 +41,8 @@ const BATCH_MAX_BYTES: usize = 8 << 20;
 /// migrations are applied, so a queued request always has its statement.
 pub(super) struct Batcher {
     pooled: Arc<Pooled>,
-    /// Reads many keys in one query: see `BatchStatements::read`.
-    read_many: String,
-    /// Upserts many rows in one statement: see `BatchStatements::upsert`.
-    upsert_many: String,
+    /// The batched read and upsert.
+    statements: BatchStatements,
     reads: Lane<QueuedRead>,
     /// One slot each; a namespace always writes through the same lane.
     writes: Vec<Lane<QueuedWrite>>,
@@ -57,14 +55,12 @@ impl Batcher {
     /// Lanes for a pool of `pool_size` connections.
     pub(super) fn new(
         pooled: Arc<Pooled>,
-        read_many: String,
-        upsert_many: String,
+        statements: BatchStatements,
         pool_size: usize,
     ) -> Batcher {
         Batcher {
             pooled,
-            read_many,
-            upsert_many,
+            statements,
             // One read slot per 8 connections (one for the default pool):
             // on two cores shared with PostgreSQL, 1 slot against 2 served
             // 9-34% more GETs at 16 and 64 clients in each of 8 interleaved
@@ -445,7 +441,10 @@ impl Job for QueuedRead {
         let params: [&(dyn ToSql + Sync); 3] = [&workspaces, &namespaces, &keys];
         let pooled = &batcher.pooled;
         let wait = batch_wait(pooled, &live);
-        let rows = match pooled.query(&batcher.read_many, &params, Some(wait)).await {
+        let rows = match pooled
+            .query(&batcher.statements.read, &params, Some(wait))
+            .await
+        {
             Ok(rows) => rows,
             Err(e) => {
                 return live
@@ -556,7 +555,7 @@ async fn upsert(
     let pooled = &batcher.pooled;
     let wait = batch_wait(pooled, &writes);
     let outcome = pooled
-        .query(&batcher.upsert_many, &params, Some(wait))
+        .query(&batcher.statements.upsert, &params, Some(wait))
         .await
         .and_then(|written| revisions_by_row(&rows, &written));
     drop(rows);

@@ -131,8 +131,6 @@ struct Prepared {
     reseal: ResealStatements,
     /// Dump and restore: snapshot pages, batched writes.
     snapshot: SnapshotStatements,
-    /// GET and PUT batches (PostgreSQL only).
-    batch: Option<BatchStatements>,
 }
 
 impl Prepared {
@@ -143,7 +141,6 @@ impl Prepared {
             replace: ReplaceStatements::new(flavor, schema),
             reseal: ResealStatements::new(flavor, schema),
             snapshot: SnapshotStatements::new(flavor, schema),
-            batch: (flavor == Flavor::Postgres).then(|| BatchStatements::new(schema)),
         }
     }
 }
@@ -153,8 +150,20 @@ impl Prepared {
 /// check how the database plans them; the server builds its own.
 #[doc(hidden)]
 pub fn batch_statements(schema: &str) -> [String; 2] {
-    let batch = BatchStatements::new(&format!("\"{}\"", schema.to_ascii_lowercase()));
+    let batch = BatchStatements::new(&quoted(&folded(schema)));
     [batch.read, batch.upsert]
+}
+
+/// The configured schema as PostgreSQL and CockroachDB name it: the previous
+/// service named it unquoted, so they folded it to lower case (`Hulykvs` is
+/// `hulykvs`).
+fn folded(schema: &str) -> String {
+    schema.to_ascii_lowercase()
+}
+
+/// `schema` (folded) quoted for SQL.
+fn quoted(schema: &str) -> String {
+    format!("\"{schema}\"")
 }
 
 impl std::fmt::Debug for PgStore {
@@ -190,13 +199,11 @@ impl PgStore {
             opts.statement_timeout,
         ));
         let pooled = Arc::new(Pooled::new(&config, Arc::clone(&hosts), tls.clone(), opts)?);
-        // The previous service named the schema unquoted, so PostgreSQL and
-        // CockroachDB folded it to lower case: `Hulykvs` is `hulykvs`.
-        let schema_name = opts.schema.to_ascii_lowercase();
+        let schema_name = folded(&opts.schema);
         Ok(PgStore {
             pooled,
             hosts,
-            schema: format!("\"{schema_name}\""),
+            schema: quoted(&schema_name),
             schema_name,
             tls,
             connect_timeout: opts.connect_timeout,
@@ -219,13 +226,12 @@ impl PgStore {
             false => flavor,
         };
         let _ = self.flavor.set(flavor);
-        let statements = self.statements.open(|| Prepared::new(flavor, &self.schema));
-        if let Some(batch) = &statements.batch {
+        self.statements.open(|| Prepared::new(flavor, &self.schema));
+        if flavor == Flavor::Postgres {
             self.batcher.get_or_init(|| {
                 Arc::new(Batcher::new(
                     Arc::clone(&self.pooled),
-                    batch.read.clone(),
-                    batch.upsert.clone(),
+                    BatchStatements::new(&self.schema),
                     self.pool_size,
                 ))
             });
